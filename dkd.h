@@ -1,0 +1,480 @@
+/* dkd.h — the single header of dkd: Decoupled Knowledge Distillation on CIFAR-100
+ * in plain C (reference) and hand-written CUDA.
+ *
+ * Dimension legend, used in every shape comment of the project:
+ *   N (or B) batch      C channels        H, W  height, width
+ *   OC out-channels     K kernel size     S stride   P padding   G groups
+ *   NC classes (100)    HW = H*W          OH, OW output height/width
+ * Tensors are NCHW float32, contiguous, row-major.
+ *
+ * Layout of the program (see README.md):
+ *   kernels/NAME.c   CPU reference of one op (forward + backward)   suffix _cpu
+ *   kernels/NAME.cu  the same op as CUDA kernels, same signature     suffix _cuda
+ *   net.c            the network: parameters, arenas, forward/backward walk
+ *   models/NAME.c       the 15 mdistiller architectures + the registry
+ *   pickle.c, pth.c  PyTorch checkpoints (zip + legacy) in and out
+ *   cifar.c          CIFAR-100 files, augmentation, batches
+ *   train.c          the training loop, evaluation, logs, checkpoints
+ *   plot.c           PNG curves
+ *   main.c           the command line
+ *
+ * Everything C-callable is wrapped in extern "C" so the .cu files (compiled as
+ * C++ by nvcc, or by g++ against tests/cuda_emu.h) share these declarations.
+ */
+#ifndef DKD_H
+#define DKD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------- */
+/* Errors and small utilities (util.c)                                        */
+/* ------------------------------------------------------------------------- */
+
+/* Last error message; functions that can fail return -1 (or NULL) and fill it. */
+extern char dkd_errbuf[1024];
+/* printf-style: store an error message, return -1. */
+int dkd_fail(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Print "dkd: error: ..." to stderr and exit(1). */
+void dkd_die(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2), noreturn))
+#endif
+    ;
+void *xmalloc(size_t n);                 /* malloc or die with a message */
+void *xcalloc(size_t n, size_t sz);      /* calloc or die with a message */
+void *xrealloc(void *p, size_t n);       /* realloc or die */
+double now_seconds(void);                /* monotonic wall clock */
+/* Read a whole file into memory; returns NULL and sets dkd_errbuf on failure. */
+unsigned char *read_file(const char *path, size_t *len);
+/* Write a file atomically: path.tmp then fsync + rename. 0 or -1. */
+int write_file_atomic(const char *path, const void *data, size_t len);
+int dkd_num_threads(void);               /* OpenMP threads in use (1 without OpenMP) */
+void dkd_set_threads(int n);             /* set OpenMP threads (no-op without OpenMP) */
+
+/* ------------------------------------------------------------------------- */
+/* The counter-based RNG: a pure function of (seed, stream, a, b), so that the */
+/* CPU and CUDA paths, and a resumed run, draw exactly the same numbers.      */
+/* ------------------------------------------------------------------------- */
+#if defined(__CUDACC__) || defined(DKD_CUDA_EMU)
+#define DKD_HD __host__ __device__
+#else
+#define DKD_HD
+#endif
+
+/* SplitMix64 finaliser: a good 64-bit mixing function. */
+static inline DKD_HD uint64_t dkd_mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+/* 32 random bits for (seed, stream, a, b). Streams name the purpose. */
+static inline DKD_HD uint32_t dkd_rand32(uint64_t seed, uint32_t stream, uint32_t a, uint32_t b) {
+    uint64_t h = dkd_mix64(seed ^ dkd_mix64(((uint64_t)stream << 32) | a));
+    return (uint32_t)(dkd_mix64(h ^ ((uint64_t)b * 0xd6e8feb86659fd93ULL)) >> 32);
+}
+enum { RNG_SHUFFLE = 1, RNG_AUGMENT = 2, RNG_INIT = 3 };
+
+/* ------------------------------------------------------------------------- */
+/* Ops: CPU references (kernels/NAME.c). The CUDA versions (kernels/NAME.cu) have   */
+/* the same signatures with suffix _cuda and take device pointers.            */
+/*                                                                           */
+/* Conventions for every backward:                                           */
+/*  - input gradients (dx, da, db of add, ...) are ACCUMULATED: dx += ...     */
+/*    (the net zeroes the activation-gradient arena before the backward walk, */
+/*    so residual branches add up naturally); dx may be NULL: skip it.        */
+/*  - parameter gradients (dw, db, dgamma, dbeta) are OVERWRITTEN.            */
+/*  - reductions run in a fixed order, independent of the number of threads.  */
+/* ------------------------------------------------------------------------- */
+
+/* conv2d: x [N,C,H,W], w [OC,C/G,K,K], b [OC] or NULL -> y [N,OC,OH,OW],
+ * OH = (H+2P-K)/S+1. Cross-correlation, zero padding, groups G (C%G==0, OC%G==0).
+ * ws: workspace of conv2d_workspace_floats(...) floats (im2col columns etc). */
+size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G);
+void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
+                        int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+/* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
+void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+
+/* Plain row-major SGEMM used by conv and linear on the CPU:
+ * C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, op = transpose when tX != 0.
+ * lda/ldb/ldc are row strides of the stored matrices. Deterministic. */
+void sgemm_cpu(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
+
+/* batchnorm2d, x,y [N,C,HW]; gamma, beta [C]; running mean/var [C].
+ * train: batch mean, biased variance for normalising; running stats updated
+ * n_updates times (1, or 2 for the WRN quirk) with momentum, unbiased variance.
+ * save_mean, save_invstd [C] are kept for the backward. */
+void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
+                                 float *run_mean, float *run_var, const float *x,
+                                 const float *gamma, const float *beta,
+                                 int N, int C, int HW, float momentum, float eps, int n_updates);
+void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
+                                const float *run_mean, const float *run_var,
+                                int N, int C, int HW, float eps);
+/* dx (+=), dgamma, dbeta (=) */
+void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *save_mean, const float *save_invstd, const float *gamma,
+                            int N, int C, int HW);
+
+/* relu over n elements; backward masks with y > 0 (relu'(0) = 0 as in PyTorch). */
+void relu_forward_cpu(float *y, const float *x, size_t n);
+void relu_backward_cpu(float *dx, const float *dy, const float *y, size_t n);
+
+/* max pool K×K stride S, no padding: x [N,C,H,W] -> y [N,C,OH,OW]; ties go to
+ * the first element in row-major window order. Backward recomputes the argmax. */
+void maxpool_forward_cpu(float *y, const float *x, int N, int C, int H, int W, int K, int S);
+void maxpool_backward_cpu(float *dx, const float *dy, const float *x, int N, int C, int H, int W, int K, int S);
+
+/* average pool K×K stride S padding P, count_include_pad=True (always divides by K*K).
+ * Global average pooling is K=H=W, S=K, P=0. */
+void avgpool_forward_cpu(float *y, const float *x, int N, int C, int H, int W, int K, int S, int P);
+void avgpool_backward_cpu(float *dx, const float *dy, int N, int C, int H, int W, int K, int S, int P);
+
+/* linear: x [N,IN], w [OUT,IN], b [OUT] -> y [N,OUT] = x w^T + b */
+void linear_forward_cpu(float *y, const float *x, const float *w, const float *b, int N, int IN, int OUT);
+void linear_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                         int N, int IN, int OUT);
+
+/* elementwise add y = a + b (n elements); backward: da += dy, db += dy */
+void add_forward_cpu(float *y, const float *a, const float *b, size_t n);
+void add_backward_cpu(float *da, float *db, const float *dy, size_t n);
+
+/* concat along channels: a [N,Ca,HW], b [N,Cb,HW] -> y [N,Ca+Cb,HW] */
+void concat_forward_cpu(float *y, const float *a, const float *b, int N, int Ca, int Cb, int HW);
+void concat_backward_cpu(float *da, float *db, const float *dy, int N, int Ca, int Cb, int HW);
+
+/* channel slice: y [N,Cs,HW] = x[:, c0:c0+Cs] of x [N,C,HW] */
+void split_forward_cpu(float *y, const float *x, int N, int C, int HW, int c0, int Cs);
+void split_backward_cpu(float *dx, const float *dy, int N, int C, int HW, int c0, int Cs);
+
+/* channel shuffle with G groups: out channel i*G+j = in channel j*(C/G)+i */
+void shuffle_forward_cpu(float *y, const float *x, int N, int C, int HW, int G);
+void shuffle_backward_cpu(float *dx, const float *dy, int N, int C, int HW, int G);
+
+/* Losses over logits z [B,NC] (student), v [B,NC] (teacher), labels y [B].
+ * Each writes the gradient of the TOTAL loss w.r.t. z into dz [B,NC] (=, may be
+ * NULL for CE in evaluation) and per-row terms into rows [B,3] (see each).
+ * The batch loss is assembled on the host by loss_total() in a fixed order. */
+typedef struct {
+    float ce_weight;   /* λ: 1.0 for DKD and vanilla, 0.1 for KD */
+    float kd_weight;   /* KD only: 0.9 */
+    float alpha, beta; /* DKD: α (1.0), β (per pair) */
+    float T;           /* temperature (4.0) */
+    float warm;        /* DKD warm-up factor min(epoch/20, 1) */
+} LossParams;
+/* rows[b] = {CE_b, 0, 0} */
+void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p);
+/* rows[b] = {CE_b, KL(q||p)_b, 0} with tempered softmaxes (SPEC §3.8) */
+void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
+/* rows[b] = {CE_b, TCKD_b = KL(bT||bS), NCKD_b = KL(q^||p^)}, stable per-row form (SPEC §3.6) */
+void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
+
+enum { LOSS_CE = 0, LOSS_KD = 1, LOSS_DKD = 2 };
+typedef struct {
+    double ce;     /* mean CE (unweighted) */
+    double tckd;   /* DKD: T²/B Σ TCKD_b ; KD: T²/B Σ KL_b */
+    double nckd;   /* DKD: T²/B Σ NCKD_b */
+    double kd;     /* the distillation part as back-propagated (warm·(α·tckd+β·nckd), or kd_weight·tckd) */
+    double total;  /* ce_weight·ce + kd */
+} LossValue;
+/* Sum the per-row terms (host memory, [B,3]) in row order. */
+LossValue loss_total(int kind, const float *rows, int B, LossParams p);
+
+/* SGD with momentum (dampening 0, no Nesterov) and weight decay, PyTorch order:
+ *   d = g + wd*p ; buf = momentum*buf + d ; p = p - lr*buf
+ * buf starts at 0, which makes the first step buf = d exactly as torch does. */
+void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd);
+
+/* Augmented batch from the uint8 data set (SPEC §2.7): data [Nall,3072] uint8
+ * (R,G,B planes), idx [B] sample indices -> x [B,3,32,32] normalised floats.
+ * augment=1: zero pad 4, random crop 32 (top i then left j, each in 0..8),
+ * flip with p 0.5, all drawn from dkd_rand32(seed, RNG_AUGMENT, epoch, idx[b]).
+ * augment=0: normalise only. */
+void augment_batch_cpu(float *x, const uint8_t *data, const int *idx, int B,
+                       uint64_t seed, int epoch, int augment);
+/* The draws for one sample, shared by CPU and CUDA: crop offsets and flip. */
+static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int *ci, int *cj, int *flip) {
+    uint32_t r = dkd_rand32(seed, RNG_AUGMENT, (uint32_t)epoch, (uint32_t)sample);
+    *ci = (int)((r & 0xffff) % 9u);
+    *cj = (int)(((r >> 16) & 0x7fff) % 9u);
+    *flip = (int)(r >> 31);
+}
+/* mdistiller's normalisation constants (R, G, B) */
+#define CIFAR_MEAN_R 0.5071f
+#define CIFAR_MEAN_G 0.4867f
+#define CIFAR_MEAN_B 0.4408f
+#define CIFAR_STD_R 0.2675f
+#define CIFAR_STD_G 0.2565f
+#define CIFAR_STD_B 0.2761f
+
+/* ------------------------------------------------------------------------- */
+/* Backends: one table of function pointers per device. net.c calls only     */
+/* through it, so the same network code runs on the CPU, on a GPU, and (in    */
+/* tests) on the CUDA kernels emulated on the CPU.                            */
+/* ------------------------------------------------------------------------- */
+typedef struct Backend {
+    const char *name;                         /* "cpu" or "cuda" */
+    /* memory */
+    void *(*alloc)(size_t bytes);             /* device memory (contents undefined) */
+    void (*release)(void *p);
+    void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
+    void (*download)(void *dst, const void *src, size_t bytes); /* device -> host */
+    void (*copy)(void *dst, const void *src, size_t bytes);     /* device -> device */
+    void (*zero)(void *p, size_t bytes);
+    void (*sync)(void);
+    /* ops (same signatures as the _cpu functions above) */
+    size_t (*conv2d_workspace_floats)(int, int, int, int, int, int, int, int, int);
+    void (*conv2d_forward)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int, int, int, float *);
+    void (*conv2d_backward)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int, int, int, int, int, int, float *);
+    void (*batchnorm_forward_train)(float *, float *, float *, float *, float *, const float *, const float *, const float *, int, int, int, float, float, int);
+    void (*batchnorm_forward_eval)(float *, const float *, const float *, const float *, const float *, const float *, int, int, int, float);
+    void (*batchnorm_backward)(float *, float *, float *, const float *, const float *, const float *, const float *, const float *, int, int, int);
+    void (*relu_forward)(float *, const float *, size_t);
+    void (*relu_backward)(float *, const float *, const float *, size_t);
+    void (*maxpool_forward)(float *, const float *, int, int, int, int, int, int);
+    void (*maxpool_backward)(float *, const float *, const float *, int, int, int, int, int, int);
+    void (*avgpool_forward)(float *, const float *, int, int, int, int, int, int, int);
+    void (*avgpool_backward)(float *, const float *, int, int, int, int, int, int, int);
+    void (*linear_forward)(float *, const float *, const float *, const float *, int, int, int);
+    void (*linear_backward)(float *, float *, float *, const float *, const float *, const float *, int, int, int);
+    void (*add_forward)(float *, const float *, const float *, size_t);
+    void (*add_backward)(float *, float *, const float *, size_t);
+    void (*concat_forward)(float *, const float *, const float *, int, int, int, int);
+    void (*concat_backward)(float *, float *, const float *, int, int, int, int);
+    void (*split_forward)(float *, const float *, int, int, int, int, int);
+    void (*split_backward)(float *, const float *, int, int, int, int, int);
+    void (*shuffle_forward)(float *, const float *, int, int, int, int);
+    void (*shuffle_backward)(float *, const float *, int, int, int, int);
+    void (*ce_loss)(float *, float *, const float *, const int *, int, int, LossParams);
+    void (*kd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
+    void (*dkd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
+    void (*sgd_step)(float *, const float *, float *, size_t, float, float, float);
+    void (*augment_batch)(float *, const uint8_t *, const int *, int, uint64_t, int, int);
+} Backend;
+
+extern const Backend backend_cpu;      /* backend_cpu.c */
+/* Defined in kernels/backend_cuda.cu when the binary is built with nvcc
+ * (DKD_HAVE_CUDA), and in the emulation tests. */
+extern const Backend backend_cuda;
+/* Number of usable CUDA devices (0 without nvcc or without a GPU). */
+int dkd_cuda_device_count(void);
+/* "cpu", "cuda" or "auto" -> a backend; prints the fallback notice for auto. */
+const Backend *backend_select(const char *device);
+
+/* ------------------------------------------------------------------------- */
+/* The network (net.c)                                                        */
+/* ------------------------------------------------------------------------- */
+typedef enum {
+    OP_INPUT, OP_CONV, OP_BN, OP_RELU, OP_MAXPOOL, OP_AVGPOOL, OP_LINEAR,
+    OP_ADD, OP_CONCAT, OP_SPLIT, OP_SHUFFLE
+} OpKind;
+
+/* Entries of the state_dict, in mdistiller's order. */
+typedef enum {
+    PK_PARAM,     /* trainable float32, lives in Net.params (grads, momentum alike) */
+    PK_RUNMEAN,   /* BN running_mean, float32 in Net.stats */
+    PK_RUNVAR,    /* BN running_var, float32 in Net.stats */
+    PK_NBT        /* BN num_batches_tracked, int64 0-d, in Net.nbt */
+} ParamKind;
+
+typedef struct {
+    char name[96];      /* state_dict key, e.g. "layer1.0.conv1.weight" */
+    int kind;           /* ParamKind */
+    int ndim;
+    int shape[4];
+    size_t numel;
+    size_t off;         /* float offset into params (PK_PARAM) or stats; index into nbt for PK_NBT */
+    int init;           /* how to initialise (INIT_* below) */
+    int fan;            /* fan used by init */
+} ParamInfo;
+
+enum { /* parameter initialisers (SPEC §4.4) */
+    INIT_ZERO, INIT_ONE,
+    INIT_KAIMING_OUT,   /* N(0, 2/fan) with fan = OC*K*K */
+    INIT_UNIFORM_FAN,   /* U(-1/sqrt(fan), 1/sqrt(fan)), fan = fan_in (PyTorch default) */
+    INIT_NORMAL_001     /* N(0, 0.01^2) */
+};
+/* init "families": which initialisers the builders pick for conv/linear */
+enum { FAMILY_RESNET, FAMILY_WRN, FAMILY_VGG, FAMILY_MBV2, FAMILY_SHUFFLE };
+
+typedef struct {
+    int op;             /* OpKind */
+    int in[2];          /* input node indices (-1 if unused) */
+    int C, H, W;        /* output shape per image */
+    int K, S, P, G;     /* conv / pool geometry; G = groups (shuffle: groups) */
+    int OC;             /* conv out channels / linear out features (== C) */
+    int c0;             /* split: first channel */
+    int w, b;           /* ParamInfo index of weight/bias (BN: gamma/beta), -1 if none */
+    int rm, rv, nbt;    /* BN: ParamInfo index of running mean/var/num_batches_tracked */
+    int bn_updates;     /* BN: running-stat updates per train forward (1, WRN quirk: 2) */
+    size_t act;         /* float offset of the output in the activation arena */
+    size_t save;        /* BN: float offset of mean/invstd (2*C) in the save arena */
+} Node;
+
+typedef struct Net {
+    char model[32];         /* mdistiller name, e.g. "resnet20" */
+    int family;             /* FAMILY_* */
+    Node *nodes; int n_nodes, cap_nodes;
+    ParamInfo *pinfo; int n_pinfo, cap_pinfo;
+    size_t n_params;        /* trainable floats */
+    size_t n_stats;         /* BN running floats */
+    int n_nbt;              /* number of BN layers */
+    int output;             /* index of the logits node */
+    /* host copies: the canonical weights between steps on the CPU backend */
+    float *h_params;        /* [n_params] */
+    float *h_stats;         /* [n_stats] */
+    int64_t *nbt;           /* [n_nbt] host only */
+    /* backend memory (== host copies on the CPU backend) */
+    const Backend *be;
+    float *params, *grads, *mom, *stats;
+    /* arenas, sized once by net_setup for batch <= Bmax */
+    int Bmax, trainable;
+    size_t act_floats, save_floats, ws_floats;
+    float *act, *dact, *save, *ws;
+    float *x;               /* input buffer [Bmax,3,32,32] (backend memory) */
+} Net;
+
+/* Building a network (used by models/NAME.c). Each returns the new node's index.
+ * Parameters are registered in call order = mdistiller's state_dict order. */
+Net *net_new(const char *model, int family);
+int nb_input(Net *n, int C, int H, int W);
+int nb_conv(Net *n, int in, const char *name, int OC, int K, int S, int P, int G, int bias);
+int nb_bn(Net *n, int in, const char *name);
+int nb_relu(Net *n, int in);
+int nb_maxpool(Net *n, int in, int K, int S);
+int nb_avgpool(Net *n, int in, int K, int S, int P);
+int nb_linear(Net *n, int in, const char *name, int OUT);   /* flattens C*H*W */
+int nb_add(Net *n, int a, int b);
+int nb_concat(Net *n, int a, int b);
+int nb_split(Net *n, int in, int c0, int Cs);
+int nb_shuffle(Net *n, int in, int G);
+/* Helper for builders: printf-formatted names. */
+const char *nbname(const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* Finish building: allocate host weights (set by net_init_params). */
+void net_finalize(Net *n);
+void net_free(Net *n);
+/* Fresh weights per SPEC §4.4 (deterministic in seed); BN γ=1 β=0, running 0/1, nbt 0. */
+void net_init_params(Net *n, uint64_t seed);
+/* Allocate arenas on backend be for batches up to Bmax. trainable=1: keep every
+ * activation for the backward and allocate gradients + momentum; trainable=0:
+ * inference only, activations reuse memory (teachers, eval). Uploads weights. */
+int net_setup(Net *n, const Backend *be, int Bmax, int trainable);
+/* Forward a batch of B images already in n->x (backend memory). train=1:
+ * BN uses batch statistics and updates running stats (+nbt). Returns the logits
+ * [B,NC] in backend memory. */
+float *net_forward(Net *n, int B, int train);
+/* Backward from dlogits [B,NC] (backend memory) after a train forward: fills n->grads. */
+void net_backward(Net *n, const float *dlogits, int B);
+/* One SGD step over the whole flat parameter buffer. */
+void net_sgd(Net *n, float lr, float momentum, float wd);
+/* Copy weights/stats between backend and host copies (no-ops on the CPU backend). */
+void net_to_host(Net *n);
+void net_to_device(Net *n);
+int net_num_classes(const Net *n);
+size_t net_macs(const Net *n);            /* conv + linear MACs per image (SPEC §4.3) */
+const ParamInfo *net_find(const Net *n, const char *name);
+/* Host pointer to a state_dict entry's data (float* for params/stats, int64_t* for nbt). */
+void *net_host_ptr(const Net *n, const ParamInfo *pi);
+
+/* ------------------------------------------------------------------------- */
+/* Model registry (models/registry.c)                                         */
+/* ------------------------------------------------------------------------- */
+typedef struct {
+    const char *name;        /* mdistiller dict name, e.g. "resnet56" */
+    const char *aliases;     /* space-separated short names, e.g. "res56" */
+    Net *(*build)(const char *name);
+    int is_teacher;          /* one of the six teacher architectures */
+} ModelInfo;
+extern const ModelInfo model_table[];
+extern const int n_models;
+/* Look up by name or alias (case-sensitive as mdistiller, aliases too). NULL if unknown. */
+const ModelInfo *model_find(const char *name);
+/* Build by name or alias; NULL + dkd_errbuf listing the known names if unknown. */
+Net *model_build(const char *name);
+
+typedef struct {
+    const char *teacher, *student;   /* mdistiller names */
+    const char *tag;                 /* mdistiller EXPERIMENT.TAG, e.g. "dkd,res56,res20" */
+    float alpha, beta, T;
+    int warmup;
+    float lr;
+} PairInfo;
+extern const PairInfo pair_table[];
+extern const int n_pairs;
+/* Find the pair for (teacher, student) names or aliases; NULL if not one of the 11. */
+const PairInfo *pair_find(const char *teacher, const char *student);
+
+/* ------------------------------------------------------------------------- */
+/* PyTorch checkpoints (pickle.c, pth.c)                                      */
+/* ------------------------------------------------------------------------- */
+enum { DT_F32, DT_F64, DT_I64, DT_I32, DT_F16, DT_U8, DT_BOOL, DT_I8, DT_I16 };
+
+typedef struct {
+    char *name;           /* key in the dict, e.g. "layer1.0.conv1.weight" or "case3.student" */
+    int dtype;            /* DT_* as stored */
+    int ndim;
+    int64_t shape[8];
+    size_t numel;
+    void *data;           /* contiguous copy, numel elements of dtype */
+} PthTensor;
+
+typedef struct {
+    PthTensor *t; int n;
+    /* scalars found at the top level (e.g. "epoch", "best_acc") */
+    char **skeys; double *svals; int ns;
+} PthDict;
+
+/* Read a .pth (zip or legacy format). The tensors of top["model"] if it exists
+ * and is a dict, else the tensor values of the top-level dict. 0 or -1 (dkd_errbuf). */
+int pth_read(const char *path, PthDict *out);
+void pth_dict_free(PthDict *d);
+const PthTensor *pth_get(const PthDict *d, const char *name);
+/* Read a 0-d/1-element tensor as double (any numeric dtype); nan if absent. */
+double pth_scalar(const PthDict *d, const char *name);
+
+/* Writing: a top-level dict of items, in the zip format torch.load opens. */
+typedef struct {
+    const char *name; int dtype; int ndim; const int64_t *shape; const void *data;
+} PthTensorRef;
+typedef enum { PI_INT, PI_FLOAT, PI_STATE_DICT } PthItemKind;
+typedef struct {
+    const char *key; int kind;
+    int64_t ival; double fval;                 /* PI_INT / PI_FLOAT */
+    const PthTensorRef *tensors; int n_tensors; /* PI_STATE_DICT: an OrderedDict */
+} PthItem;
+/* Write atomically (temp + rename). 0 or -1. */
+int pth_write(const char *path, const PthItem *items, int n_items);
+
+/* Net <-> state_dict */
+/* Load weights into n (host copies; call net_to_device after) with strict checks:
+ * every key present with the right shape, no unexpected keys (a missing
+ * num_batches_tracked is tolerated as 0). Prefixes "module.", "module.student."
+ * are stripped. 0 or -1 with a message naming the first mismatch. */
+int net_load_dict(Net *n, const PthDict *d);
+int net_load_file(Net *n, const char *path);
+/* Build the state_dict view of n's host copies (array of n->n_pinfo refs). */
+PthTensorRef *net_state_refs(const Net *n, int64_t *shape_store /* [n_pinfo*4] */);
+/* Save {"model": state_dict} (mdistiller student_* format). */
+int net_save_file(const Net *n, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DKD_H */

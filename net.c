@@ -1,0 +1,490 @@
+/* net.c — the network: a list of nodes in topological order, one flat buffer
+ * for all parameters (and one each for their gradients and momentum), one for
+ * the BatchNorm running statistics, and arenas for activations.
+ *
+ * How a model is described (models/NAME.c): a builder calls nb_conv, nb_bn, ...
+ * in forward order. Each call appends a Node (op + inputs + output shape) and
+ * registers the op's state_dict entries (ParamInfo) in mdistiller's order.
+ *
+ * How it runs:
+ *   forward  = walk the nodes in order, each reading its inputs' outputs;
+ *   backward = walk them in reverse; every op ADDS into its inputs' gradient
+ *              slots (zeroed first), so a tensor used twice (a residual
+ *              branch) gets the sum of both gradients automatically;
+ *   SGD      = one call over the flat parameter buffer.
+ * Every op goes through n->be (a Backend table): the same walk drives the C
+ * reference ops, the CUDA kernels, or the CUDA kernels under the CPU emulator.
+ *
+ * Memory: everything is sized once in net_setup for a maximum batch Bmax.
+ * A trainable net keeps every node's output (the "tape") for the backward.
+ * An inference-only net (a teacher, or evaluation) gives each output a slot
+ * that is recycled as soon as the last consumer has run, which keeps e.g.
+ * ResNet-56 at batch 64 at a fraction of the tape's size.
+ */
+#include "dkd.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- building */
+
+Net *net_new(const char *model, int family) {
+    Net *n = (Net *)xcalloc(1, sizeof(Net));
+    snprintf(n->model, sizeof n->model, "%s", model);
+    n->family = family;
+    n->output = -1;
+    return n;
+}
+
+const char *nbname(const char *fmt, ...) {
+    static char buf[4][96];
+    static int k = 0;
+    k = (k + 1) & 3;
+    va_list ap; va_start(ap, fmt);
+    vsnprintf(buf[k], sizeof buf[k], fmt, ap);
+    va_end(ap);
+    return buf[k];
+}
+
+static int add_node(Net *n, Node nd) {
+    if (n->n_nodes == n->cap_nodes) {
+        n->cap_nodes = n->cap_nodes ? 2 * n->cap_nodes : 64;
+        n->nodes = (Node *)xrealloc(n->nodes, (size_t)n->cap_nodes * sizeof(Node));
+    }
+    n->nodes[n->n_nodes] = nd;
+    return n->n_nodes++;
+}
+
+static Node node_of(int op, int in0, int in1) {
+    Node nd;
+    memset(&nd, 0, sizeof nd);
+    nd.op = op; nd.in[0] = in0; nd.in[1] = in1;
+    nd.w = nd.b = nd.rm = nd.rv = nd.nbt = -1;
+    nd.bn_updates = 1;
+    return nd;
+}
+
+/* Register one state_dict entry; returns its ParamInfo index. */
+static int add_param(Net *n, const char *name, int kind, int ndim, const int *shape, int init, int fan) {
+    if (n->n_pinfo == n->cap_pinfo) {
+        n->cap_pinfo = n->cap_pinfo ? 2 * n->cap_pinfo : 128;
+        n->pinfo = (ParamInfo *)xrealloc(n->pinfo, (size_t)n->cap_pinfo * sizeof(ParamInfo));
+    }
+    ParamInfo *p = &n->pinfo[n->n_pinfo];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->kind = kind; p->ndim = ndim; p->init = init; p->fan = fan;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) { p->shape[i] = shape[i]; p->numel *= (size_t)shape[i]; }
+    if (kind == PK_PARAM) { p->off = n->n_params; n->n_params += p->numel; }
+    else if (kind == PK_NBT) { p->off = (size_t)n->n_nbt++; }
+    else { p->off = n->n_stats; n->n_stats += p->numel; }
+    return n->n_pinfo++;
+}
+
+static const Node *in_node(const Net *n, int in) {
+    if (in < 0 || in >= n->n_nodes) dkd_die("model builder: bad input node %d", in);
+    return &n->nodes[in];
+}
+
+int nb_input(Net *n, int C, int H, int W) {
+    if (n->n_nodes != 0) dkd_die("model builder: the input must be the first node");
+    Node nd = node_of(OP_INPUT, -1, -1);
+    nd.C = C; nd.H = H; nd.W = W;
+    return add_node(n, nd);
+}
+
+int nb_conv(Net *n, int in, const char *name, int OC, int K, int S, int P, int G, int bias) {
+    const Node *x = in_node(n, in);
+    if (x->C % G || OC % G) dkd_die("model builder: %s: channels %d->%d not divisible by groups %d", name, x->C, OC, G);
+    Node nd = node_of(OP_CONV, in, -1);
+    nd.K = K; nd.S = S; nd.P = P; nd.G = G; nd.OC = OC;
+    nd.C = OC; nd.H = (x->H + 2 * P - K) / S + 1; nd.W = (x->W + 2 * P - K) / S + 1;
+    int shape[4] = {OC, x->C / G, K, K};
+    int shuffle = n->family == FAMILY_SHUFFLE;
+    int init = shuffle ? INIT_UNIFORM_FAN : INIT_KAIMING_OUT;
+    int fan = shuffle ? (x->C / G) * K * K : OC * K * K;
+    nd.w = add_param(n, nbname("%s.weight", name), PK_PARAM, 4, shape, init, fan);
+    if (bias) nd.b = add_param(n, nbname("%s.bias", name), PK_PARAM, 1, &OC, shuffle ? INIT_UNIFORM_FAN : INIT_ZERO, fan);
+    return add_node(n, nd);
+}
+
+int nb_bn(Net *n, int in, const char *name) {
+    const Node *x = in_node(n, in);
+    Node nd = node_of(OP_BN, in, -1);
+    nd.C = x->C; nd.H = x->H; nd.W = x->W;
+    int C = x->C;
+    nd.w = add_param(n, nbname("%s.weight", name), PK_PARAM, 1, &C, INIT_ONE, 0);
+    nd.b = add_param(n, nbname("%s.bias", name), PK_PARAM, 1, &C, INIT_ZERO, 0);
+    nd.rm = add_param(n, nbname("%s.running_mean", name), PK_RUNMEAN, 1, &C, INIT_ZERO, 0);
+    nd.rv = add_param(n, nbname("%s.running_var", name), PK_RUNVAR, 1, &C, INIT_ONE, 0);
+    nd.nbt = add_param(n, nbname("%s.num_batches_tracked", name), PK_NBT, 0, NULL, INIT_ZERO, 0);
+    return add_node(n, nd);
+}
+
+static int same_shape_node(Net *n, int op, int in) {
+    const Node *x = in_node(n, in);
+    Node nd = node_of(op, in, -1);
+    nd.C = x->C; nd.H = x->H; nd.W = x->W;
+    return add_node(n, nd);
+}
+
+int nb_relu(Net *n, int in) { return same_shape_node(n, OP_RELU, in); }
+
+int nb_maxpool(Net *n, int in, int K, int S) {
+    const Node *x = in_node(n, in);
+    Node nd = node_of(OP_MAXPOOL, in, -1);
+    nd.K = K; nd.S = S;
+    nd.C = x->C; nd.H = (x->H - K) / S + 1; nd.W = (x->W - K) / S + 1;
+    return add_node(n, nd);
+}
+
+int nb_avgpool(Net *n, int in, int K, int S, int P) {
+    const Node *x = in_node(n, in);
+    Node nd = node_of(OP_AVGPOOL, in, -1);
+    nd.K = K; nd.S = S; nd.P = P;
+    nd.C = x->C; nd.H = (x->H + 2 * P - K) / S + 1; nd.W = (x->W + 2 * P - K) / S + 1;
+    return add_node(n, nd);
+}
+
+int nb_linear(Net *n, int in, const char *name, int OUT) {
+    const Node *x = in_node(n, in);
+    int IN = x->C * x->H * x->W;
+    Node nd = node_of(OP_LINEAR, in, -1);
+    nd.OC = OUT; nd.C = OUT; nd.H = 1; nd.W = 1;
+    int shape[2] = {OUT, IN};
+    int wi, bi;
+    switch (n->family) {
+    case FAMILY_VGG: case FAMILY_MBV2: wi = INIT_NORMAL_001; bi = INIT_ZERO; break;
+    case FAMILY_WRN: wi = INIT_UNIFORM_FAN; bi = INIT_ZERO; break;
+    default: wi = INIT_UNIFORM_FAN; bi = INIT_UNIFORM_FAN; break;
+    }
+    nd.w = add_param(n, nbname("%s.weight", name), PK_PARAM, 2, shape, wi, IN);
+    nd.b = add_param(n, nbname("%s.bias", name), PK_PARAM, 1, &OUT, bi, IN);
+    return add_node(n, nd);
+}
+
+int nb_add(Net *n, int a, int b) {
+    const Node *x = in_node(n, a), *y = in_node(n, b);
+    if (x->C != y->C || x->H != y->H || x->W != y->W)
+        dkd_die("model builder: add of %dx%dx%d and %dx%dx%d", x->C, x->H, x->W, y->C, y->H, y->W);
+    Node nd = node_of(OP_ADD, a, b);
+    nd.C = x->C; nd.H = x->H; nd.W = x->W;
+    return add_node(n, nd);
+}
+
+int nb_concat(Net *n, int a, int b) {
+    const Node *x = in_node(n, a), *y = in_node(n, b);
+    if (x->H != y->H || x->W != y->W) dkd_die("model builder: concat of %dx%d and %dx%d maps", x->H, x->W, y->H, y->W);
+    Node nd = node_of(OP_CONCAT, a, b);
+    nd.C = x->C + y->C; nd.H = x->H; nd.W = x->W;
+    return add_node(n, nd);
+}
+
+int nb_split(Net *n, int in, int c0, int Cs) {
+    const Node *x = in_node(n, in);
+    if (c0 < 0 || Cs <= 0 || c0 + Cs > x->C) dkd_die("model builder: split [%d,%d) of %d channels", c0, c0 + Cs, x->C);
+    Node nd = node_of(OP_SPLIT, in, -1);
+    nd.c0 = c0; nd.C = Cs; nd.H = x->H; nd.W = x->W;
+    return add_node(n, nd);
+}
+
+int nb_shuffle(Net *n, int in, int G) {
+    const Node *x = in_node(n, in);
+    if (x->C % G) dkd_die("model builder: shuffle of %d channels in %d groups", x->C, G);
+    int k = same_shape_node(n, OP_SHUFFLE, in);
+    n->nodes[k].G = G;
+    return k;
+}
+
+void net_finalize(Net *n) {
+    n->output = n->n_nodes - 1;
+    n->h_params = (float *)xcalloc(n->n_params, sizeof(float));
+    n->h_stats = (float *)xcalloc(n->n_stats ? n->n_stats : 1, sizeof(float));
+    n->nbt = (int64_t *)xcalloc(n->n_nbt ? (size_t)n->n_nbt : 1, sizeof(int64_t));
+    net_init_params(n, 0);
+}
+
+/* ---------------------------------------------------------------- weights */
+
+/* Uniform in [0,1) from 24 random bits, and a standard normal by Box-Muller;
+ * both pure functions of (seed, parameter index, element index). */
+static double init_uniform(uint64_t seed, int p, uint32_t i, int k) {
+    return (dkd_rand32(seed, RNG_INIT, (uint32_t)p, 2 * i + (uint32_t)k) >> 8) * (1.0 / 16777216.0);
+}
+static double init_normal(uint64_t seed, int p, uint32_t i) {
+    double u1 = init_uniform(seed, p, i, 0), u2 = init_uniform(seed, p, i, 1);
+    return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
+void net_init_params(Net *n, uint64_t seed) {
+    for (int k = 0; k < n->n_pinfo; k++) {
+        ParamInfo *p = &n->pinfo[k];
+        if (p->kind == PK_NBT) { n->nbt[p->off] = 0; continue; }
+        float *dst = (p->kind == PK_PARAM ? n->h_params : n->h_stats) + p->off;
+        for (size_t i = 0; i < p->numel; i++) {
+            double v;
+            switch (p->init) {
+            case INIT_ONE: v = 1.0; break;
+            case INIT_KAIMING_OUT: v = sqrt(2.0 / p->fan) * init_normal(seed, k, (uint32_t)i); break;
+            case INIT_UNIFORM_FAN: v = (2.0 * init_uniform(seed, k, (uint32_t)i, 0) - 1.0) / sqrt((double)p->fan); break;
+            case INIT_NORMAL_001: v = 0.01 * init_normal(seed, k, (uint32_t)i); break;
+            default: v = 0.0; break;
+            }
+            dst[i] = (float)v;
+        }
+    }
+    if (n->be && n->be != &backend_cpu) net_to_device(n);
+}
+
+/* ---------------------------------------------------------------- arenas */
+
+static size_t node_floats(const Node *nd, int B) { return (size_t)B * nd->C * nd->H * nd->W; }
+
+static void free_arenas(Net *n) {
+    if (!n->be) return;
+    const Backend *be = n->be;
+    if (be != &backend_cpu) {
+        if (n->params) be->release(n->params);
+        if (n->stats) be->release(n->stats);
+    }
+    if (n->grads) be->release(n->grads);
+    if (n->mom) be->release(n->mom);
+    if (n->act) be->release(n->act);
+    if (n->dact) be->release(n->dact);
+    if (n->save) be->release(n->save);
+    if (n->ws) be->release(n->ws);
+    n->params = n->grads = n->mom = n->stats = n->act = n->dact = n->save = n->ws = n->x = NULL;
+}
+
+void net_free(Net *n) {
+    if (!n) return;
+    free_arenas(n);
+    free(n->nodes); free(n->pinfo);
+    free(n->h_params); free(n->h_stats); free(n->nbt);
+    free(n);
+}
+
+/* Inference plan: give each node a slot, recycled after its last consumer. */
+static size_t plan_reuse(Net *n, int Bmax) {
+    int N = n->n_nodes;
+    int *last = (int *)xmalloc((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) last[i] = i;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 2; k++)
+            if (n->nodes[i].in[k] >= 0) last[n->nodes[i].in[k]] = i;
+    last[n->output] = N;   /* the logits stay readable after the forward */
+    size_t *cap = (size_t *)xmalloc((size_t)N * sizeof(size_t));
+    int *busy = (int *)xmalloc((size_t)N * sizeof(int));
+    int *slot_of = (int *)xmalloc((size_t)N * sizeof(int));
+    int nslots = 0;
+    for (int i = 0; i < N; i++) {
+        size_t need = node_floats(&n->nodes[i], Bmax);
+        int best = -1;
+        for (int s = 0; s < nslots; s++)
+            if (!busy[s] && cap[s] >= need && (best < 0 || cap[s] < cap[best])) best = s;
+        if (best < 0) {   /* grow the largest free slot, or open a new one */
+            for (int s = 0; s < nslots; s++)
+                if (!busy[s] && (best < 0 || cap[s] > cap[best])) best = s;
+            if (best < 0) { best = nslots++; cap[best] = 0; }
+            cap[best] = need;
+        }
+        busy[best] = 1; slot_of[i] = best;
+        for (int k = 0; k < 2; k++) {   /* free inputs whose last use was this node */
+            int in = n->nodes[i].in[k];
+            if (in >= 0 && last[in] == i && !(k == 1 && n->nodes[i].in[0] == in)) busy[slot_of[in]] = 0;
+        }
+    }
+    size_t *soff = (size_t *)xmalloc((size_t)(nslots + 1) * sizeof(size_t));
+    size_t total = 0;
+    for (int s = 0; s < nslots; s++) { soff[s] = total; total += (cap[s] + 15) & ~(size_t)15; }
+    for (int i = 0; i < N; i++) n->nodes[i].act = soff[slot_of[i]];
+    free(last); free(cap); free(busy); free(slot_of); free(soff);
+    return total;
+}
+
+int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
+    if (Bmax <= 0) return dkd_fail("net_setup: batch must be positive");
+    free_arenas(n);
+    n->be = be; n->Bmax = Bmax; n->trainable = trainable;
+    size_t act = 0, save = 0, ws = 0;
+    if (trainable) {
+        for (int i = 0; i < n->n_nodes; i++) { n->nodes[i].act = act; act += (node_floats(&n->nodes[i], Bmax) + 15) & ~(size_t)15; }
+    } else {
+        act = plan_reuse(n, Bmax);
+    }
+    for (int i = 0; i < n->n_nodes; i++) {
+        Node *nd = &n->nodes[i];
+        if (nd->op == OP_BN) { nd->save = save; save += 2 * (size_t)nd->C; }
+        if (nd->op == OP_CONV) {
+            const Node *x = &n->nodes[nd->in[0]];
+            size_t w = be->conv2d_workspace_floats(Bmax, x->C, x->H, x->W, nd->OC, nd->K, nd->S, nd->P, nd->G);
+            if (w > ws) ws = w;
+        }
+    }
+    n->act_floats = act; n->save_floats = save; n->ws_floats = ws;
+    n->act = (float *)be->alloc(act * sizeof(float));
+    n->save = (float *)be->alloc((save ? save : 1) * sizeof(float));
+    n->ws = (float *)be->alloc((ws ? ws : 1) * sizeof(float));
+    if (trainable) {
+        n->dact = (float *)be->alloc(act * sizeof(float));
+        n->grads = (float *)be->alloc(n->n_params * sizeof(float));
+        n->mom = (float *)be->alloc(n->n_params * sizeof(float));
+        be->zero(n->mom, n->n_params * sizeof(float));
+        be->zero(n->grads, n->n_params * sizeof(float));
+    }
+    if (be == &backend_cpu) {
+        n->params = n->h_params; n->stats = n->h_stats;
+    } else {
+        n->params = (float *)be->alloc(n->n_params * sizeof(float));
+        n->stats = (float *)be->alloc((n->n_stats ? n->n_stats : 1) * sizeof(float));
+        net_to_device(n);
+    }
+    n->x = n->act + n->nodes[0].act;
+    return 0;
+}
+
+void net_to_device(Net *n) {
+    if (!n->be || n->be == &backend_cpu || !n->params) return;
+    n->be->upload(n->params, n->h_params, n->n_params * sizeof(float));
+    if (n->n_stats) n->be->upload(n->stats, n->h_stats, n->n_stats * sizeof(float));
+}
+
+void net_to_host(Net *n) {
+    if (!n->be || n->be == &backend_cpu || !n->params) return;
+    n->be->download(n->h_params, n->params, n->n_params * sizeof(float));
+    if (n->n_stats) n->be->download(n->h_stats, n->stats, n->n_stats * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- running */
+
+#define ACT(i) (n->act + n->nodes[(i)].act)
+#define DACT(i) (n->dact + n->nodes[(i)].act)
+#define PARAM(k) (n->params + n->pinfo[(k)].off)
+#define GRAD(k) (n->grads + n->pinfo[(k)].off)
+#define STAT(k) (n->stats + n->pinfo[(k)].off)
+
+static const float BN_MOMENTUM = 0.1f, BN_EPS = 1e-5f;
+
+float *net_forward(Net *n, int B, int train) {
+    if (B > n->Bmax) dkd_die("net_forward: batch %d exceeds the arena's %d", B, n->Bmax);
+    const Backend *be = n->be;
+    for (int i = 1; i < n->n_nodes; i++) {
+        const Node *nd = &n->nodes[i];
+        const Node *a = &n->nodes[nd->in[0]];
+        const float *x = ACT(nd->in[0]);
+        float *y = ACT(i);
+        int HW = nd->H * nd->W;
+        switch (nd->op) {
+        case OP_CONV:
+            be->conv2d_forward(y, x, PARAM(nd->w), nd->b >= 0 ? PARAM(nd->b) : NULL,
+                               B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+            break;
+        case OP_BN:
+            if (train) {
+                be->batchnorm_forward_train(y, n->save + nd->save, n->save + nd->save + nd->C,
+                                            STAT(nd->rm), STAT(nd->rv), x, PARAM(nd->w), PARAM(nd->b),
+                                            B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
+                n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
+            } else {
+                be->batchnorm_forward_eval(y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv),
+                                           B, nd->C, HW, BN_EPS);
+            }
+            break;
+        case OP_RELU: be->relu_forward(y, x, node_floats(nd, B)); break;
+        case OP_MAXPOOL: be->maxpool_forward(y, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
+        case OP_AVGPOOL: be->avgpool_forward(y, x, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
+        case OP_LINEAR:
+            be->linear_forward(y, x, PARAM(nd->w), PARAM(nd->b), B, a->C * a->H * a->W, nd->OC);
+            break;
+        case OP_ADD: be->add_forward(y, x, ACT(nd->in[1]), node_floats(nd, B)); break;
+        case OP_CONCAT:
+            be->concat_forward(y, x, ACT(nd->in[1]), B, a->C, n->nodes[nd->in[1]].C, HW);
+            break;
+        case OP_SPLIT: be->split_forward(y, x, B, a->C, HW, nd->c0, nd->C); break;
+        case OP_SHUFFLE: be->shuffle_forward(y, x, B, nd->C, HW, nd->G); break;
+        default: dkd_die("net_forward: unknown op %d", nd->op);
+        }
+    }
+    return ACT(n->output);
+}
+
+void net_backward(Net *n, const float *dlogits, int B) {
+    if (!n->trainable) dkd_die("net_backward: network was set up for inference only");
+    const Backend *be = n->be;
+    be->zero(n->dact, n->act_floats * sizeof(float));
+    be->copy(DACT(n->output), dlogits, node_floats(&n->nodes[n->output], B) * sizeof(float));
+    for (int i = n->n_nodes - 1; i >= 1; i--) {
+        const Node *nd = &n->nodes[i];
+        const Node *a = &n->nodes[nd->in[0]];
+        const float *x = ACT(nd->in[0]);
+        const float *dy = DACT(i);
+        float *dx = nd->in[0] > 0 ? DACT(nd->in[0]) : NULL;   /* no gradient w.r.t. the image */
+        int HW = nd->H * nd->W;
+        switch (nd->op) {
+        case OP_CONV:
+            be->conv2d_backward(dx, GRAD(nd->w), nd->b >= 0 ? GRAD(nd->b) : NULL, dy, x, PARAM(nd->w),
+                                B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+            break;
+        case OP_BN:
+            be->batchnorm_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, n->save + nd->save,
+                                   n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
+            break;
+        case OP_RELU: if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B)); break;
+        case OP_MAXPOOL: if (dx) be->maxpool_backward(dx, dy, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
+        case OP_AVGPOOL: if (dx) be->avgpool_backward(dx, dy, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
+        case OP_LINEAR:
+            be->linear_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, PARAM(nd->w), B, a->C * a->H * a->W, nd->OC);
+            break;
+        case OP_ADD: {
+            float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
+            be->add_backward(dx, db, dy, node_floats(nd, B));
+            break;
+        }
+        case OP_CONCAT: {
+            float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
+            be->concat_backward(dx, db, dy, B, a->C, n->nodes[nd->in[1]].C, HW);
+            break;
+        }
+        case OP_SPLIT: if (dx) be->split_backward(dx, dy, B, a->C, HW, nd->c0, nd->C); break;
+        case OP_SHUFFLE: if (dx) be->shuffle_backward(dx, dy, B, nd->C, HW, nd->G); break;
+        default: dkd_die("net_backward: unknown op %d", nd->op);
+        }
+    }
+}
+
+void net_sgd(Net *n, float lr, float momentum, float wd) {
+    if (!n->trainable) dkd_die("net_sgd: network was set up for inference only");
+    n->be->sgd_step(n->params, n->grads, n->mom, n->n_params, lr, momentum, wd);
+}
+
+/* ---------------------------------------------------------------- queries */
+
+int net_num_classes(const Net *n) { return n->nodes[n->output].C; }
+
+size_t net_macs(const Net *n) {
+    size_t macs = 0;
+    for (int i = 1; i < n->n_nodes; i++) {
+        const Node *nd = &n->nodes[i], *a = &n->nodes[nd->in[0]];
+        if (nd->op == OP_CONV) macs += (size_t)nd->OC * (a->C / nd->G) * nd->K * nd->K * nd->H * nd->W;
+        if (nd->op == OP_LINEAR) macs += (size_t)nd->OC * a->C * a->H * a->W;
+    }
+    return macs;
+}
+
+const ParamInfo *net_find(const Net *n, const char *name) {
+    for (int k = 0; k < n->n_pinfo; k++)
+        if (!strcmp(n->pinfo[k].name, name)) return &n->pinfo[k];
+    return NULL;
+}
+
+void *net_host_ptr(const Net *n, const ParamInfo *pi) {
+    switch (pi->kind) {
+    case PK_PARAM: return n->h_params + pi->off;
+    case PK_NBT: return n->nbt + pi->off;
+    default: return n->h_stats + pi->off;
+    }
+}

@@ -1,0 +1,275 @@
+/* tests/test_golden.c — the C reference against real PyTorch (mdistiller's code).
+ *
+ * For every <model>_case.pth in the fixtures folder ($DKD_FIXTURES, else
+ * ../shared/fixtures, else tests/fixtures): load <model>.pth, then check
+ *   eval logits, train logits, CE loss, every stored parameter gradient,
+ *   every stored parameter after one SGD step, every BN running mean/var,
+ *   num_batches_tracked, and that the legacy-format copy loads identically.
+ * dkd_case.pth: every case's CE, TCKD, NCKD, DKD, loss_kd, total and the
+ * gradient w.r.t. the student logits.
+ *
+ * THE TOLERANCE MODEL (one place; from fixtures/README.md "Accuracy"):
+ *   logits, running stats: max|d| <= TOL_ACT * max|ref|
+ *   losses:                |d| <= TOL_LOSS * |ref|      (TCKD: TOL_TCKD, a small difference of logs)
+ *   gradients, per tensor: ||d||2 <= TOL_GRAD_T * ||ref||2 + TOL_GRAD_FLOOR * ||all ref grads||2
+ *     (the 10% per-tensor gate covers a ReLU whose input lies within float
+ *      rounding of 0 and flips its mask; the absolute floor covers gradients
+ *      that are mathematically zero and stored as float32 noise)
+ *   gradients, global:     ||d||2 / ||ref||2 <= TOL_GRAD_GLOBAL over all tensors;
+ *     the tight figure is printed too (expected <= 1e-4 when no mask flips).
+ *   updated params:        ||d||2 <= lr * (per-tensor gradient gate) + TOL_ACT*||ref||2;
+ *     and our own SGD update must equal torch's formula on our own gradients bit
+ *     for bit.
+ *   DKD loss gradient:     max|d| <= TOL_DKD_GRAD * max|ref|
+ */
+#include "dkd.h"
+#include "test.h"
+
+#include <math.h>
+
+static const double TOL_ACT = 1e-4;
+static const double TOL_LOSS = 1e-5;
+static const double TOL_TCKD = 1e-4;
+static const double TOL_GRAD_T = 0.1;
+static const double TOL_GRAD_FLOOR = 1e-4;
+static const double TOL_GRAD_GLOBAL = 5e-2;
+static const double TOL_DKD_GRAD = 1e-5;
+
+static double l2(const float *a, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) s += (double)a[i] * a[i]; return sqrt(s); }
+static double l2d(const float *a, const float *b, size_t n) { double s = 0; for (size_t i = 0; i < n; i++) { double d = (double)a[i] - b[i]; s += d * d; } return sqrt(s); }
+static double maxabs(const float *a, size_t n) { double m = 0; for (size_t i = 0; i < n; i++) if (fabs(a[i]) > m) m = fabs(a[i]); return m; }
+static double maxabsd(const float *a, const float *b, size_t n) { double m = 0; for (size_t i = 0; i < n; i++) { double d = fabs((double)a[i] - b[i]); if (!(d <= m)) m = d; } return m; }
+
+static const float *fget(const PthDict *d, const char *name, size_t numel) {
+    const PthTensor *t = pth_get(d, name);
+    if (!t || t->dtype != DT_F32 || (numel && t->numel != numel)) return NULL;
+    return (const float *)t->data;
+}
+
+/* max|got-ref| <= TOL_ACT * max|ref| */
+static void check_act(const char *what, const char *model, const float *got, const float *ref, size_t n) {
+    double m = maxabs(ref, n), d = maxabsd(got, ref, n);
+    check(d <= TOL_ACT * m, "%s %s: max|d| = %.3g, %.3g of max|ref| (gate %.0e)", model, what, d, m > 0 ? d / m : d, TOL_ACT);
+}
+
+static void golden_model(const char *dir, const char *model) {
+    char path[1024], cpath[1024], lpath[1024];
+    snprintf(path, sizeof path, "%s/%s.pth", dir, model);
+    snprintf(cpath, sizeof cpath, "%s/%s_case.pth", dir, model);
+    snprintf(lpath, sizeof lpath, "%s/%s_legacy.pth", dir, model);
+    printf("--- %s\n", model);
+    Net *n = model_build(model);
+    if (!n) { check(0, "%s: model_build: %s", model, dkd_errbuf); return; }
+    if (net_load_file(n, path) != 0) { check(0, "%s: load %s: %s", model, path, dkd_errbuf); net_free(n); return; }
+    check(1, "%s: %s loads strictly", model, path);
+
+    FILE *lf = fopen(lpath, "rb");
+    if (lf) {
+        fclose(lf);
+        Net *l = model_build(model);
+        int ok = net_load_file(l, lpath) == 0;
+        if (!ok) check(0, "%s: legacy load: %s", model, dkd_errbuf);
+        else {
+            ok = !memcmp(l->h_params, n->h_params, n->n_params * sizeof(float)) &&
+                 !memcmp(l->h_stats, n->h_stats, n->n_stats * sizeof(float)) &&
+                 !memcmp(l->nbt, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
+            check(ok, "%s: legacy-format copy loads to bit-identical weights", model);
+        }
+        net_free(l);
+    }
+
+    PthDict c;
+    if (pth_read(cpath, &c) != 0) { check(0, "%s: read case: %s", model, dkd_errbuf); net_free(n); return; }
+    const PthTensor *tin = pth_get(&c, "input"), *ttg = pth_get(&c, "target");
+    if (!tin || !ttg || tin->ndim != 4) { check(0, "%s: case file lacks input/target", model); goto done; }
+    int B = (int)tin->shape[0];
+    int NC = net_num_classes(n);
+    int *labels = (int *)xmalloc((size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) labels[b] = (int)((const int64_t *)ttg->data)[b];
+
+    /* keep pristine copies: the train forward changes running stats */
+    int64_t *nbt0 = (int64_t *)xmalloc((size_t)n->n_nbt * sizeof(int64_t));
+    memcpy(nbt0, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
+    float *p0 = (float *)xmalloc(n->n_params * sizeof(float));
+    memcpy(p0, n->h_params, n->n_params * sizeof(float));
+
+    net_setup(n, &backend_cpu, B, 1);
+    memcpy(n->x, tin->data, (size_t)B * 3 * 32 * 32 * sizeof(float));
+    const float *ref;
+    float *out = net_forward(n, B, 0);
+    if ((ref = fget(&c, "logits_eval", (size_t)B * NC))) check_act("eval logits", model, out, ref, (size_t)B * NC);
+    else check(0, "%s: no logits_eval", model);
+
+    memcpy(n->x, tin->data, (size_t)B * 3 * 32 * 32 * sizeof(float));
+    out = net_forward(n, B, 1);
+    if ((ref = fget(&c, "logits_train", (size_t)B * NC))) check_act("train logits", model, out, ref, (size_t)B * NC);
+    else check(0, "%s: no logits_train", model);
+
+    float *dz = (float *)xmalloc((size_t)B * NC * sizeof(float));
+    float *rows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
+    LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
+    ce_loss_cpu(dz, rows, out, labels, B, NC, lp);
+    LossValue lv = loss_total(LOSS_CE, rows, B, lp);
+    double ref_ce = pth_scalar(&c, "loss_ce");
+    check(fabs(lv.total - ref_ce) <= TOL_LOSS * fabs(ref_ce), "%s CE loss: %.9g vs %.9g (rel %.2g)", model, lv.total, ref_ce,
+          fabs(lv.total - ref_ce) / fabs(ref_ce));
+
+    /* running statistics after one train forward */
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *pi = &n->pinfo[k];
+        if (pi->kind == PK_NBT) {
+            /* +1 per forward, +2 for the three WRN BNs applied twice (SPEC §4.12) */
+            int upd = 1;
+            for (int i = 0; i < n->n_nodes; i++) if (n->nodes[i].nbt == k) upd = n->nodes[i].bn_updates;
+            if (n->nbt[pi->off] != nbt0[pi->off] + upd)
+                check(0, "%s %s: %lld, expected %lld", model, pi->name, (long long)n->nbt[pi->off], (long long)(nbt0[pi->off] + upd));
+            continue;
+        }
+        if (pi->kind == PK_PARAM) continue;
+        char key[160];
+        size_t L = strlen(pi->name);
+        const char *suffix = pi->kind == PK_RUNMEAN ? ".running_mean" : ".running_var";
+        snprintf(key, sizeof key, "%s%.*s", pi->kind == PK_RUNMEAN ? "running_mean." : "running_var.",
+                 (int)(L - strlen(suffix)), pi->name);
+        if (!(ref = fget(&c, key, pi->numel))) { check(0, "%s: case lacks %s", model, key); continue; }
+        double m = maxabs(ref, pi->numel), d = maxabsd(n->h_stats + pi->off, ref, pi->numel);
+        if (!(d <= TOL_ACT * (m > 0 ? m : 1))) check(0, "%s %s: max|d| %.3g of max|ref| %.3g", model, key, d, m);
+    }
+    check(1, "%s: all %d BN running mean/var within %.0e of max|ref| and num_batches_tracked advanced", model, n->n_nbt, TOL_ACT);
+
+    /* backward */
+    net_backward(n, dz, B);
+    double all_ref = 0, all_d = 0;
+    int ngrad = 0;
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *pi = &n->pinfo[k];
+        char key[160]; snprintf(key, sizeof key, "grad.%s", pi->name);
+        if (pi->kind != PK_PARAM || !(ref = fget(&c, key, pi->numel))) continue;
+        double r = l2(ref, pi->numel); all_ref += r * r;
+    }
+    all_ref = sqrt(all_ref);
+    double worst = 0; char worst_name[96] = "";
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *pi = &n->pinfo[k];
+        char key[160]; snprintf(key, sizeof key, "grad.%s", pi->name);
+        if (pi->kind != PK_PARAM || !(ref = fget(&c, key, pi->numel))) continue;
+        ngrad++;
+        double r = l2(ref, pi->numel), d = l2d(n->grads + pi->off, ref, pi->numel);
+        all_d += d * d;
+        double gate = TOL_GRAD_T * r + TOL_GRAD_FLOOR * all_ref;
+        if (!(d <= gate)) check(0, "%s %s: ||d|| %.3g > gate %.3g (||ref|| %.3g)", model, key, d, gate, r);
+        if (r > TOL_GRAD_FLOOR * all_ref && d / r > worst) { worst = d / r; snprintf(worst_name, sizeof worst_name, "%s", pi->name); }
+    }
+    all_d = sqrt(all_d);
+    check(ngrad > 0 && all_d <= TOL_GRAD_GLOBAL * all_ref,
+          "%s: %d parameter gradients: global rel L2 %.3g (gate %.0e; tight figure, expect <= 1e-4), worst tensor %s %.3g",
+          model, ngrad, all_d / all_ref, TOL_GRAD_GLOBAL, worst_name, worst);
+
+    /* one SGD step (torch.optim.SGD, lr 0.05, momentum 0.9, wd 5e-4, first step) */
+    float lr = (float)pth_scalar(&c, "sgd.lr"), mom = (float)pth_scalar(&c, "sgd.momentum"), wd = (float)pth_scalar(&c, "sgd.weight_decay");
+    if (!(lr > 0)) { lr = 0.05f; mom = 0.9f; wd = 5e-4f; }
+    float *g = (float *)xmalloc(n->n_params * sizeof(float));
+    memcpy(g, n->grads, n->n_params * sizeof(float));
+    net_sgd(n, lr, mom, wd);
+    size_t exact_bad = 0;
+    for (size_t i = 0; i < n->n_params; i++) {
+        float d = fmaf(wd, p0[i], g[i]);
+        float want = fmaf(-lr, d, p0[i]);
+        if (memcmp(&want, &n->h_params[i], sizeof(float))) exact_bad++;
+    }
+    check(exact_bad == 0, "%s: SGD step equals torch's float32 formula on our gradients bit for bit (%zu differ)", model, exact_bad);
+    int nupd = 0, upd_bad = 0;
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *pi = &n->pinfo[k];
+        char key[160], gkey[160];
+        snprintf(key, sizeof key, "updated.%s", pi->name);
+        snprintf(gkey, sizeof gkey, "grad.%s", pi->name);
+        const float *gref;
+        if (pi->kind != PK_PARAM || !(ref = fget(&c, key, pi->numel))) continue;
+        nupd++;
+        gref = fget(&c, gkey, pi->numel);
+        double gr = gref ? l2(gref, pi->numel) : 0;
+        double d = l2d(n->h_params + pi->off, ref, pi->numel);
+        double gate = lr * (TOL_GRAD_T * gr + TOL_GRAD_FLOOR * all_ref) + TOL_ACT * l2(ref, pi->numel);
+        if (!(d <= gate)) { upd_bad++; check(0, "%s %s: ||d|| %.3g > gate %.3g", model, key, d, gate); }
+    }
+    if (nupd) check(upd_bad == 0, "%s: %d updated parameters match torch.optim.SGD within lr x gradient tolerance", model, nupd);
+    else printf("  (tier without updated.* tensors)\n");
+
+    free(g); free(dz); free(rows); free(labels); free(nbt0); free(p0);
+done:
+    pth_dict_free(&c);
+    net_free(n);
+}
+
+static void golden_dkd(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/dkd_case.pth", dir);
+    PthDict c;
+    if (pth_read(path, &c) != 0) { skip("dkd_case.pth not readable here (%s)", dkd_errbuf); return; }
+    int ncases = (int)pth_scalar(&c, "num_cases");
+    check(ncases > 0, "dkd_case.pth: %d cases", ncases);
+    for (int i = 0; i < ncases; i++) {
+        char k[64];
+#define KEY(s) (snprintf(k, sizeof k, "case%d.%s", i, s), k)
+        const PthTensor *ts = pth_get(&c, KEY("student"));
+        const PthTensor *tt = pth_get(&c, KEY("teacher"));
+        const PthTensor *ty = pth_get(&c, KEY("target"));
+        if (!ts || !tt || !ty || ts->ndim != 2) { check(0, "dkd case %d: missing tensors", i); continue; }
+        int B = (int)ts->shape[0], NC = (int)ts->shape[1];
+        int *y = (int *)xmalloc((size_t)B * sizeof(int));
+        for (int b = 0; b < B; b++) y[b] = (int)((const int64_t *)ty->data)[b];
+        LossParams p;
+        p.ce_weight = 1.0f; p.kd_weight = 0.0f;
+        p.alpha = (float)pth_scalar(&c, KEY("alpha"));
+        p.beta = (float)pth_scalar(&c, KEY("beta"));
+        p.T = (float)pth_scalar(&c, KEY("T"));
+        p.warm = (float)pth_scalar(&c, KEY("warm"));
+        float *dz = (float *)xmalloc((size_t)B * NC * sizeof(float));
+        float *rows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
+        dkd_loss_cpu(dz, rows, (const float *)ts->data, (const float *)tt->data, y, B, NC, p);
+        LossValue v = loss_total(LOSS_DKD, rows, B, p);
+        double dkd = p.alpha * v.tckd + p.beta * v.nckd;
+        struct { const char *name; double got; double tol; } q[] = {
+            {"loss_ce", v.ce, TOL_LOSS}, {"tckd", v.tckd, TOL_TCKD}, {"nckd", v.nckd, TOL_LOSS},
+            {"dkd", dkd, TOL_LOSS}, {"loss_kd", v.kd, TOL_LOSS}, {"loss_total", v.total, TOL_LOSS},
+        };
+        int ok = 1;
+        char msg[512] = ""; size_t ml = 0;
+        for (size_t j = 0; j < sizeof q / sizeof q[0]; j++) {
+            double ref = pth_scalar(&c, KEY(q[j].name));
+            double rel = fabs(q[j].got - ref) / (fabs(ref) > 1e-12 ? fabs(ref) : 1e-12);
+            if (!(fabs(q[j].got - ref) <= q[j].tol * fabs(ref) + 1e-7)) ok = 0;
+            ml += (size_t)snprintf(msg + ml, sizeof msg - ml, " %s %.3g", q[j].name, rel);
+        }
+        check(ok, "dkd case %d (B=%d beta=%g T=%g warm=%g): relative errors:%s", i, B, p.beta, p.T, p.warm, msg);
+        const float *gref = fget(&c, KEY("grad_student"), (size_t)B * NC);
+        if (gref) {
+            double m = maxabs(gref, (size_t)B * NC), d = maxabsd(dz, gref, (size_t)B * NC);
+            check(d <= TOL_DKD_GRAD * m, "dkd case %d: gradient max|d| %.3g = %.3g of max|ref|", i, d, d / m);
+        } else check(0, "dkd case %d: no grad_student", i);
+        free(y); free(dz); free(rows);
+#undef KEY
+    }
+    pth_dict_free(&c);
+}
+
+int main(void) {
+    const char *dir = fixtures_dir();
+    printf("fixtures: %s\n", dir);
+    static const char *models[] = {"resnet20", "resnet32", "resnet8x4", "wrn_16_2", "wrn_40_1", "vgg8",
+                                   "MobileNetV2", "ShuffleV1", "ShuffleV2"};
+    int found = 0;
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s_case.pth", dir, models[i]);
+        FILE *f = fopen(p, "rb");
+        if (!f) { printf("  (no %s: not checked from this fixtures folder)\n", p); continue; }
+        fclose(f);
+        found++;
+        golden_model(dir, models[i]);
+    }
+    check(found > 0, "golden model cases found in %s: %d", dir, found);
+    golden_dkd(dir);
+    return test_summary();
+}
