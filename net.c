@@ -40,9 +40,9 @@ Net *net_new(const char *model, int family) {
 }
 
 const char *nbname(const char *fmt, ...) {
-    static char buf[4][96];
+    static char buf[8][96];
     static int k = 0;
-    k = (k + 1) & 3;
+    k = (k + 1) & 7;
     va_list ap; va_start(ap, fmt);
     vsnprintf(buf[k], sizeof buf[k], fmt, ap);
     va_end(ap);
@@ -97,7 +97,10 @@ int nb_input(Net *n, int C, int H, int W) {
     return add_node(n, nd);
 }
 
-int nb_conv(Net *n, int in, const char *name, int OC, int K, int S, int P, int G, int bias) {
+int nb_conv(Net *n, int in, const char *name_in, int OC, int K, int S, int P, int G, int bias) {
+    char name_[96];   /* name may itself come from nbname(): keep a copy */
+    snprintf(name_, sizeof name_, "%s", name_in);
+    const char *name = name_;
     const Node *x = in_node(n, in);
     if (x->C % G || OC % G) dkd_die("model builder: %s: channels %d->%d not divisible by groups %d", name, x->C, OC, G);
     Node nd = node_of(OP_CONV, in, -1);
@@ -112,7 +115,10 @@ int nb_conv(Net *n, int in, const char *name, int OC, int K, int S, int P, int G
     return add_node(n, nd);
 }
 
-int nb_bn(Net *n, int in, const char *name) {
+int nb_bn(Net *n, int in, const char *name_in) {
+    char name_[96];   /* name may itself come from nbname(): keep a copy */
+    snprintf(name_, sizeof name_, "%s", name_in);
+    const char *name = name_;
     const Node *x = in_node(n, in);
     Node nd = node_of(OP_BN, in, -1);
     nd.C = x->C; nd.H = x->H; nd.W = x->W;
@@ -150,7 +156,10 @@ int nb_avgpool(Net *n, int in, int K, int S, int P) {
     return add_node(n, nd);
 }
 
-int nb_linear(Net *n, int in, const char *name, int OUT) {
+int nb_linear(Net *n, int in, const char *name_in, int OUT) {
+    char name_[96];   /* name may itself come from nbname(): keep a copy */
+    snprintf(name_, sizeof name_, "%s", name_in);
+    const char *name = name_;
     const Node *x = in_node(n, in);
     int IN = x->C * x->H * x->W;
     Node nd = node_of(OP_LINEAR, in, -1);

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int test_passed, test_failed, test_skipped;
+static inline int test_passed, test_failed, test_skipped;
 
 /* One named check. */
-static void check(int ok, const char *fmt, ...) {
+static inline void check(int ok, const char *fmt, ...) {
     va_list ap; va_start(ap, fmt);
     printf(ok ? "  ok   " : "  FAIL ");
     vprintf(fmt, ap); printf("\n");
@@ -28,7 +28,7 @@ static void check(int ok, const char *fmt, ...) {
 }
 
 /* A check that cannot run here: always say why. */
-static void skip(const char *fmt, ...) {
+static inline void skip(const char *fmt, ...) {
     va_list ap; va_start(ap, fmt);
     printf("  SKIP "); vprintf(fmt, ap); printf("\n");
     va_end(ap);
@@ -37,7 +37,7 @@ static void skip(const char *fmt, ...) {
 }
 
 /* Compare n floats: returns 1 if all within atol + rtol*|ref|, prints max errors. */
-static int check_close(const char *name, const float *got, const float *ref, size_t n, double atol, double rtol) {
+static inline int check_close(const char *name, const float *got, const float *ref, size_t n, double atol, double rtol) {
     double max_abs = 0, max_rel = 0; size_t worst = 0; int ok = 1; size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         double g = got[i], r = ref[i], d = fabs(g - r);
@@ -53,29 +53,29 @@ static int check_close(const char *name, const float *got, const float *ref, siz
 }
 
 /* Bit-identical comparison (schedules, resume). */
-static int check_same(const char *name, const void *a, const void *b, size_t bytes) {
+static inline int check_same(const char *name, const void *a, const void *b, size_t bytes) {
     int ok = memcmp(a, b, bytes) == 0;
     check(ok, "%s: %zu bytes %s", name, bytes, ok ? "bit-identical" : "DIFFER");
     return ok;
 }
 
-static int test_summary(void) {
+static inline int test_summary(void) {
     printf("RESULT %d %d %d\n", test_passed, test_failed, test_skipped);
     return test_failed ? 1 : 0;
 }
 
 /* Deterministic test data: uniform in [-1, 1). */
-static float test_rand(unsigned long long *s) {
+static inline float test_rand(unsigned long long *s) {
     *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
     return (float)((double)(*s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
-static void test_fill(float *x, size_t n, unsigned long long seed, float scale) {
+static inline void test_fill(float *x, size_t n, unsigned long long seed, float scale) {
     unsigned long long s = seed * 2654435761ULL + 1;
     for (size_t i = 0; i < n; i++) x[i] = scale * test_rand(&s);
 }
 
 /* Where the golden fixtures are: $DKD_FIXTURES, ../shared/fixtures, tests/fixtures. */
-static const char *fixtures_dir(void) {
+static inline const char *fixtures_dir(void) {
     const char *e = getenv("DKD_FIXTURES");
     if (e && *e) return e;
     FILE *f = fopen("../shared/fixtures/README.md", "r");
