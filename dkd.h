@@ -474,6 +474,180 @@ PthTensorRef *net_state_refs(const Net *n, int64_t *shape_store /* [n_pinfo*4] *
 /* Save {"model": state_dict} (mdistiller student_* format). */
 int net_save_file(const Net *n, const char *path);
 
+/* ------------------------------------------------------------------------- */
+/* pickle VM API (pickle.c): a small, safe unpickler shared by pth.c and      */
+/* cifar.c. It only BUILDS DATA: no Python code is ever run. Accepted: the    */
+/* opcodes of SPEC §6.4 + §7.2 and a whitelist of globals (OrderedDict, torch */
+/* tensor rebuild + storage types, numpy _reconstruct/ndarray/dtype/scalar,   */
+/* _codecs.encode). Anything else is refused with an error naming the opcode  */
+/* or global and its byte offset. Every read is bounds-checked.               */
+/* ------------------------------------------------------------------------- */
+typedef enum {
+    PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_BYTES,
+    PV_TUPLE, PV_LIST, PV_DICT,
+    PV_GLOBAL,    /* a whitelisted class/function reference, s = "module.name" */
+    PV_STORAGE,   /* a torch storage named by BINPERSID: dtype, s = key, numel, location */
+    PV_TENSOR,    /* torch._utils._rebuild_tensor_v2(...): storage + offset/shape/stride */
+    PV_NDARRAY,   /* numpy array: _reconstruct(...) then BUILD(state) */
+    PV_DTYPE,     /* numpy dtype(...) (+ BUILD): s = descr like "u1", "f4" */
+    PV_OPAQUE     /* a known harmless object we do not interpret (e.g. argparse.Namespace) */
+} PyKind;
+
+/* One unpickled value. Plain public struct: read the fields for the kind
+ * (or use the py_* accessors below, which check the kind for you). */
+typedef struct PyVal PyVal;
+struct PyVal {
+    int kind;                 /* PyKind */
+    int64_t i;                /* PV_INT (low 64 bits when big), PV_BOOL (0/1) */
+    int big;                  /* PV_INT: a LONG1 that does not fit int64; b/len hold its LE bytes */
+    double f;                 /* PV_FLOAT */
+    const char *s;            /* PV_STR: UTF-8, NUL-terminated (len bytes); PV_GLOBAL/PV_OPAQUE:
+                                 "module.name"; PV_STORAGE: storage key; PV_DTYPE: descr ("u1") */
+    const uint8_t *b;         /* PV_BYTES: the bytes (len), NOT NUL-terminated; they may point
+                                 INTO the input buffer: keep it alive until pickle_free */
+    size_t len;
+    PyVal **items; size_t n;  /* PV_TUPLE, PV_LIST: n items. PV_DICT: n pairs in insertion
+                                 order, key items[2k], value items[2k+1] (keys are not
+                                 deduplicated; py_dict_get returns the last match, as Python) */
+    int dtype;                /* PV_STORAGE, PV_TENSOR, PV_DTYPE, PV_NDARRAY: DT_* (-1 unknown) */
+    int itemsize;             /* bytes per element of dtype */
+    int64_t numel;            /* PV_STORAGE: elements; PV_NDARRAY: product of shape */
+    const char *location;     /* PV_STORAGE: "cpu", "cuda:0", ... */
+    const uint8_t *data;      /* PV_STORAGE: raw bytes, bound by the on_storage hook (NULL until);
+                                 PV_NDARRAY: raw element bytes (may point into the input buffer) */
+    size_t nbytes;            /* bytes at data */
+    PyVal *storage;           /* PV_TENSOR: its PV_STORAGE */
+    int64_t offset;           /* PV_TENSOR: storage offset in elements */
+    int ndim;                 /* PV_TENSOR, PV_NDARRAY (0..8) */
+    int64_t shape[8];
+    int64_t stride[8];        /* PV_TENSOR: in elements */
+    int byteorder;            /* PV_DTYPE, PV_NDARRAY: '<', '>', '|' or '=' */
+    int fortran;              /* PV_NDARRAY: Fortran (column-major) order */
+    size_t cap_;              /* private: capacity of items (lists, dicts) */
+    void *arena_;             /* private (set on the root: what pickle_free releases) */
+};
+
+/* Storage dtype pickle.c can name beyond the DT_* enum above (no C type);
+ * pth_read converts it to DT_F32. */
+enum { DT_BF16 = 16 };
+
+/* Options of one load. hooks may be NULL: everything whitelisted, no callback. */
+enum { PICKLE_ALLOW_TORCH = 1, PICKLE_ALLOW_NUMPY = 2 };
+typedef struct {
+    unsigned allow;           /* PICKLE_ALLOW_* bits; 0 = both */
+    /* Called for every storage BINPERSID creates (pth.c binds data/nbytes here).
+     * Return 0, or -1 after dkd_fail() to abort the load. May be NULL. */
+    int (*on_storage)(void *ctx, PyVal *storage);
+    void *ctx;
+} PickleHooks;
+
+/* Unpickle ONE pickle (PROTO ... STOP) from buf[0..len). Returns the root value
+ * or NULL with dkd_errbuf ("pickle: offset N: ..."). *used (may be NULL) gets
+ * the bytes consumed up to and including STOP, for concatenated pickles. */
+PyVal *pickle_load(const uint8_t *buf, size_t len, const PickleHooks *hooks, size_t *used);
+/* Release everything of one load (pass the root that pickle_load returned). */
+void pickle_free(PyVal *root);
+/* "int", "dict", "tensor", ... for messages. */
+const char *py_kind_name(int kind);
+/* Dict lookup by a str OR bytes key equal to key (NUL-terminated). NULL if v is
+ * not a dict or the key is absent. */
+const PyVal *py_dict_get(const PyVal *v, const char *key);
+/* Items of a tuple/list, pairs of a dict; 0 for anything else. */
+size_t py_len(const PyVal *v);
+/* Item i of a tuple or list; NULL if out of range or not a sequence. */
+const PyVal *py_item(const PyVal *v, size_t i);
+/* int or bool -> *out, 0; else -1. */
+int py_int(const PyVal *v, int64_t *out);
+/* float, int or bool -> *out, 0; else -1. */
+int py_float(const PyVal *v, double *out);
+/* Bytes of a str or bytes value (*len may be NULL); NULL for other kinds. */
+const uint8_t *py_bytes(const PyVal *v, size_t *len);
+/* A numpy array of uint8 (descr "u1"/"b1"... itemsize 1), C order: its ndim,
+ * shape (up to 8) and raw bytes (numel bytes). 0, or -1 with dkd_errbuf. */
+int py_ndarray_u8(const PyVal *v, int *ndim, int64_t shape[8], const uint8_t **data);
+
+/* ------------------------------------------------------------------------- */
+/* CIFAR-100 data (cifar.c). Augmentation: augment_batch_cpu above.           */
+/* ------------------------------------------------------------------------- */
+enum {
+    CIFAR_TRAIN_N = 50000, CIFAR_TEST_N = 10000,   /* images per split */
+    CIFAR_IMG_BYTES = 3072,                        /* 3 planes (R, G, B) of 32x32 */
+    CIFAR_RECORD_BYTES = 3074,                     /* binary record: coarse, fine, pixels */
+    CIFAR_NC = 100                                 /* fine classes */
+};
+typedef struct {
+    int n;               /* images; a caller may lower it to use only the first n */
+    uint8_t *images;     /* [n,3072] uint8, R, G, B planes, each 32x32 row-major */
+    int *labels;         /* [n] fine labels 0..99 */
+} CifarSplit;
+/* The data directory: flag_dir if given (--data), else $DKD_DATA, else "data". */
+const char *cifar_find_dir(const char *flag_dir);
+/* Load the train (train=1) or test split found under dir, first match of
+ *   dir/cifar-100-binary/{train,test}.bin, dir/{train,test}.bin   (binary, SPEC §7.1)
+ *   dir/cifar-100-python/{train,test},   dir/{train,test}         (python pickle, §7.2)
+ * checking the size (whole 3074-byte records), the count (50000 / 10000) and
+ * every label (< 100). 0, or -1 with a message naming the file and
+ * scripts/get_cifar100.sh. The environment DKD_CIFAR_ANY_SIZE=1 accepts any
+ * number of images (small generated data sets for tests). */
+int cifar_load(const char *dir, int train, CifarSplit *out);
+/* The same with the expected count given: expect_n > 0 exactly that many,
+ * -1 any number, 0 the official count (as cifar_load). */
+int cifar_load_n(const char *dir, int train, int expect_n, CifarSplit *out);
+void cifar_free(CifarSplit *s);
+/* perm [n] <- the training order of one epoch: Fisher-Yates driven by
+ * dkd_rand32(seed, RNG_SHUFFLE, epoch, i), a pure function of (seed, epoch). */
+void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
+
+/* ------------------------------------------------------------------------- */
+/* Plots (plot.c): PNG charts with stb_image_write + stb_easy_font            */
+/* ------------------------------------------------------------------------- */
+/* log.csv, the per-epoch machine-readable log of a run (train.c writes it,
+ * plot.c reads it). First line exactly this header, then one line per finished
+ * epoch, C-locale numbers, e.g. "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f":
+ *   epoch          1-based epoch number
+ *   lr             learning rate used in that epoch
+ *   train_acc      top-1 (%) on the augmented training batches, train mode
+ *   train_loss     mean training loss (CE + distillation part as optimised)
+ *   test_acc, test_acc_top5   top-1 / top-5 (%) on the test set, eval mode
+ *   test_loss      mean cross-entropy on the test set
+ *   img_per_s      training throughput of the epoch (images/s)
+ *   seconds        wall-clock seconds of the epoch's training
+ * Readers find columns by name: extra columns are ignored, lr/top5/img_per_s/
+ * seconds may be absent (NAN). */
+#define DKD_LOG_CSV_HEADER "epoch,lr,train_acc,train_loss,test_acc,test_acc_top5,test_loss,img_per_s,seconds"
+typedef struct {
+    int epoch;
+    double lr, train_acc, train_loss, test_acc, test_acc_top5, test_loss, img_per_s, seconds;
+} EpochLog;
+/* Read a log.csv: *rows (malloc'd, caller frees) and the row count (>= 1), or -1
+ * (missing file, no/incomplete header, a garbled line, no epochs) with dkd_errbuf. */
+int log_csv_read(const char *path, EpochLog **rows);
+/* run_dir/log.csv -> run_dir/curves.png: loss and top-1 accuracy panels. 0 or -1. */
+int plot_run_curves(const char *run_dir);
+/* One chart of n runs (each a run folder or a log.csv path) -> out_png. One
+ * run: train/test in two colours; several: a colour per run (legend = folder
+ * name), test solid, train dashed. title NULL: the folder name / "N runs". */
+int plot_curves(const char *out_png, const char *const *runs, int n, const char *title);
+/* Grouped bar chart: values [n_groups][n_series] (NAN = no bar), one colour per
+ * series, the value printed on each bar. Group labels may hold '\n'. 0 or -1. */
+int plot_bars(const char *out_png, const char *title, const char *ylabel, int n_groups, const char *const *group_labels,
+              int n_series, const char *const *series_names, const double *values);
+/* `dkd plot RUN_DIR... [-o OUT.png] [--title T]` (argv[0] = "plot"). Exit code. */
+int cmd_plot(int argc, char **argv);
+
+/* ------------------------------------------------------------------------- */
+/* Commands and checks (train.c, bench.c)                                     */
+/* ------------------------------------------------------------------------- */
+int cmd_train(int argc, char **argv);   /* dkd train ... (argv[0] = "train") */
+int cmd_eval(int argc, char **argv);    /* dkd eval ... */
+int cmd_bench(int argc, char **argv);   /* dkd bench ... */
+/* One DKD training step teacher -> student at batch B on backends ref and dut
+ * (same weights, same batch): logits, loss, gradients and updated parameters
+ * compared; prints one "ok"/"FAIL" line, returns 1 when they agree. */
+int compare_backends_step(const Backend *ref, const Backend *dut, const char *teacher, const char *student, int B);
+
+/* ==== further API sections (pickle VM, CIFAR data, plots, training) go ABOVE this line, inside extern "C" ==== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,11 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* defines: cmd_train, cmd_eval (train.c), cmd_bench (bench.c), cmd_plot (plot.c) */
-int cmd_train(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_plot(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
