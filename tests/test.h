@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline int test_passed, test_failed, test_skipped;
+static int test_passed, test_failed, test_skipped;
 
 /* One named check. */
 static inline void check(int ok, const char *fmt, ...) {

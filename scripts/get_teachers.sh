@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# scripts/get_teachers.sh — download mdistiller's pretrained CIFAR-100 teachers.
+#
+#   scripts/get_teachers.sh            -> download_ckpts/cifar_teachers/<name>_vanilla/ckpt_epoch_240.pth
+#   scripts/get_teachers.sh --help
+#
+# The archive is the one mdistiller's README points to (its GitHub release v0.1,
+# cifar_teachers.tar, the CRD teachers): resnet56, resnet110, resnet32x4,
+# ResNet50, wrn_40_2 and vgg13. It is unpacked into download_ckpts/ (run from the
+# repository root, where dkd looks for it), so
+#   ./dkd train res56 res20
+# finds download_ckpts/cifar_teachers/resnet56_vanilla/ckpt_epoch_240.pth by itself.
+# No network? Download the .tar by other means, put it in download_ckpts/ and run
+# this script again: it unpacks an archive it finds there. (Or train a teacher
+# yourself: ./dkd train resnet56.)
+set -euo pipefail
+
+URL="https://github.com/megvii-research/mdistiller/releases/download/v0.1/cifar_teachers.tar"
+DEST="download_ckpts"
+TEACHERS="resnet56 resnet110 resnet32x4 ResNet50 wrn_40_2 vgg13"
+
+die() { echo "get_teachers: error: $*" >&2; exit 1; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  "") ;;
+  *) die "unknown argument '$1' (see --help)" ;;
+esac
+command -v tar >/dev/null 2>&1 || die "tar is not installed"
+
+ckpt() { echo "$DEST/cifar_teachers/$1_vanilla/ckpt_epoch_240.pth"; }
+missing() {
+  local m=""
+  for t in $TEACHERS; do [ -s "$(ckpt "$t")" ] || m="$m $t"; done
+  echo "$m"
+}
+if [ -z "$(missing)" ]; then echo "get_teachers: all six teachers are already in $DEST/cifar_teachers/"; exit 0; fi
+
+mkdir -p "$DEST" || die "cannot create $DEST/"
+file="$DEST/cifar_teachers.tar"
+if [ -f "$file" ]; then
+  echo "get_teachers: using the archive already in $file"
+else
+  echo "get_teachers: downloading $URL"
+  if command -v curl >/dev/null 2>&1; then
+    curl -fL --retry 3 --connect-timeout 30 -o "$file.part" "$URL" ||
+      { rm -f "$file.part"; die "download failed (offline, behind a proxy, or GitHub unreachable?).
+  Download $URL by other means, put it in $DEST/ and run this script again."; }
+  elif command -v wget >/dev/null 2>&1; then
+    wget --tries=3 --timeout=30 -O "$file.part" "$URL" ||
+      { rm -f "$file.part"; die "download failed (offline, behind a proxy, or GitHub unreachable?).
+  Download $URL by other means, put it in $DEST/ and run this script again."; }
+  else
+    die "neither curl nor wget is installed. Install one (e.g. apt-get install curl), or download
+  $URL by other means, put it in $DEST/ and run this script again."
+  fi
+  mv "$file.part" "$file"
+fi
+
+# A tar archive has "ustar" at byte 257; an HTML error page or a partial file does not.
+magic=$(dd if="$file" bs=1 skip=257 count=5 2>/dev/null || true)
+if [ "$magic" != "ustar" ]; then
+  mv "$file" "$file.bad"
+  die "$file is not a tar archive (a failed or partial download; moved to $file.bad). Run this script again."
+fi
+echo "get_teachers: unpacking $file into $DEST/"
+tar -xf "$file" -C "$DEST" || die "cannot unpack $file (truncated download, or disk full?); delete it and run this script again"
+
+left="$(missing)"
+if [ -n "$left" ]; then
+  die "after unpacking, these teachers are still missing:$left
+  (expected files like $(ckpt resnet56)). The archive's layout may have changed: look inside with
+  tar -tf $file"
+fi
+rm -f "$file"
+echo "get_teachers: done:"
+for t in $TEACHERS; do echo "  $(ckpt "$t")"; done
