@@ -87,6 +87,18 @@ static const char *short_name(const char *name) {
     return buf[k];
 }
 
+/* Keep m images spread evenly over the split (every (n/m)-th): the test set
+ * here may be sorted by class, so "the first m" would cover only a few classes. */
+static void take_spread(CifarSplit *sp, int m) {
+    if (m <= 0 || m >= sp->n) return;
+    for (int i = 0; i < m; i++) {
+        int j = (int)((long long)i * sp->n / m);
+        memmove(sp->images + (size_t)i * 3072, sp->images + (size_t)j * 3072, 3072);
+        sp->labels[i] = sp->labels[j];
+    }
+    sp->n = m;
+}
+
 /* ------------------------------------------------------------- evaluation */
 
 typedef struct { double top1, top5, loss, img_s; } EvalResult;
@@ -152,7 +164,7 @@ static int save_state(const char *dir, const Net *s, const TrainOpts *o, int epo
         all[k] = refs[i]; all[k].name = names[k]; all[k].data = hmom + pi->off; k++;
     }
     PthItem items[] = {
-        {"tensors", PI_STATE_DICT, 0, 0, all, k},
+        {"model", PI_STATE_DICT, 0, 0, all, k},   /* "model" is what pth_read returns */
         {"epoch", PI_INT, epoch, 0, NULL, 0},
         {"best_acc", PI_FLOAT, 0, best, NULL, 0},
         {"best_epoch", PI_INT, best_epoch, 0, NULL, 0},
@@ -312,7 +324,7 @@ static void train_usage(void) {
         "  --threads N            CPU threads (all cores)\n"
         "  --device cpu|cuda|auto (auto: the GPU when present, else the CPU)\n"
         "  --subset N             train on the first N training images only (quick runs)\n"
-        "  --test-subset N        evaluate on the first N test images only\n"
+        "  --test-subset N        evaluate on N test images spread evenly over the test set\n"
         "  --save-every N         epochs between epoch_N/student_N checkpoints (40)\n"
         "  --resume               continue the run in --out (or the default folder) from its dkd_state\n"
         "                         (same settings; --epochs and --lr may change)\n"
@@ -408,7 +420,7 @@ int cmd_train(int argc, char **argv) {
     if (cifar_load(ddir, 1, &tr) != 0) dkd_die("%s", dkd_errbuf);
     if (cifar_load(ddir, 0, &te) != 0) dkd_die("%s", dkd_errbuf);
     if (o.subset && o.subset < tr.n) tr.n = o.subset;
-    if (o.test_subset && o.test_subset < te.n) te.n = o.test_subset;
+    take_spread(&te, o.test_subset);
 
     /* networks */
     Net *s = model_build(si->name);
@@ -652,7 +664,7 @@ int cmd_eval(int argc, char **argv) {
     if (!ddir) dkd_die("%s", dkd_errbuf);
     CifarSplit te;
     if (cifar_load(ddir, 0, &te) != 0) dkd_die("%s", dkd_errbuf);
-    if (test_subset && test_subset < te.n) te.n = test_subset;
+    take_spread(&te, test_subset);
     net_setup(n, be, B, 0);
     uint8_t *d_test = te.images;
     if (be != &backend_cpu) { d_test = (uint8_t *)be->alloc((size_t)te.n * 3072); be->upload(d_test, te.images, (size_t)te.n * 3072); }
