@@ -1,0 +1,184 @@
+/* kernels/batchnorm.cu — 2-D batch normalisation on the GPU (reference:
+ * kernels/batchnorm.c; PyTorch semantics, SPEC §2.8).
+ *
+ * What it computes, per channel c over its n = N*HW values (x, y [N,C,HW]):
+ *   train     mean = sum x / n,  var = sum (x-mean)^2 / n   (biased: used to normalise)
+ *             invstd = 1/sqrt(var + eps)
+ *             y = (x - mean) * invstd * gamma[c] + beta[c]
+ *             save_mean[c] = mean, save_invstd[c] = invstd     (for the backward)
+ *             running stats, n_updates times (1; 2 for the WRN quirk):
+ *               run_mean = (1-momentum) run_mean + momentum mean
+ *               run_var  = (1-momentum) run_var  + momentum var*n/(n-1)   (UNbiased)
+ *   eval      y = (x - run_mean) / sqrt(run_var + eps) * gamma + beta
+ *   backward  xhat = (x - mean) * invstd
+ *             dbeta[c]  = sum dy                    (=)
+ *             dgamma[c] = sum dy*xhat               (=)
+ *             dx += gamma*invstd * (dy - dbeta/n - xhat*dgamma/n)
+ *
+ * How work maps to blocks and threads:
+ *   train and backward: ONE BLOCK PER CHANNEL. A channel's values are N runs
+ *   of HW contiguous floats (x[n, c, :]); thread t of the block takes the
+ *   flat positions e = t, t+T, t+2T... of the channel (e -> n = e/HW,
+ *   hw = e%HW), so a warp reads 32 neighbouring floats of a run: coalesced.
+ *   Each thread keeps DOUBLE partial sums (float partials over 65536 values
+ *   lose digits); the block combines them with a fixed-shape tree: a
+ *   butterfly of warp shuffles inside each warp, the warp totals through
+ *   shared memory, and the same butterfly in warp 0. Same block size, same
+ *   tree, same rounding: the result never depends on thread timing, and no
+ *   atomics are needed because one block owns the channel.
+ *   The forward makes three passes over the channel (sum -> mean, then
+ *   sum (x-mean)^2 -> var: the two-pass variance, no cancellation; then y),
+ *   the backward two (the two sums, then dx). The second and third passes
+ *   mostly hit the L2 cache.
+ *   Block size: the knob batchnorm_cuda_threads (a multiple of 32 up to 1024,
+ *   default 256; tests run several). With C channels there are only C blocks,
+ *   which under-fills a large GPU for narrow layers: the price of the
+ *   simplest deterministic reduction.
+ *   eval: one thread per element, 256 per block (no reduction).
+ */
+#include "kernels/cuda_common.h"   // defines: LAUNCH, SHARED, ceil_div_sz
+#include "kernels/cuda_ops.h"      // defines: the _cuda declarations
+
+/* Tuning knob: threads per block of the per-channel kernels (multiple of 32, <= 1024). */
+extern "C" { int batchnorm_cuda_threads = 256; }
+
+enum { BN_EVAL_THREADS = 256 };
+
+/* Sum of v over the block, returned to EVERY thread. Fixed shape: butterfly
+ * (xor) shuffles in each warp — every lane ends with the same bits, since
+ * a+b == b+a exactly —, warp totals in shared memory, butterfly in warp 0.
+ * blockDim.x must be a multiple of 32. Two barriers: the second also makes
+ * `sh` safe to reuse by the next call. */
+__device__ static double block_sum(double v) {
+    SHARED(double, bn_partials, 33);
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (lane == 0) bn_partials[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < nwarps ? bn_partials[lane] : 0.0;
+        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+        if (lane == 0) bn_partials[32] = v;
+    }
+    __syncthreads();
+    return bn_partials[32];
+}
+
+/* Flat position e of channel c -> index into x [N,C,HW]. */
+__device__ static inline size_t chan_index(int e, int c, int C, int HW) {
+    return ((size_t)(e / HW) * C + c) * HW + e % HW;
+}
+
+__global__ void batchnorm_forward_train_kernel(float *__restrict__ y, float *__restrict__ save_mean,
+                                               float *__restrict__ save_invstd, float *__restrict__ run_mean,
+                                               float *__restrict__ run_var, const float *__restrict__ x,
+                                               const float *__restrict__ gamma, const float *__restrict__ beta,
+                                               int N, int C, int HW, float momentum, float eps, int n_updates) {
+    int c = blockIdx.x, n = N * HW;
+    /* pass 1: mean */
+    double s = 0.0;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) s += x[chan_index(e, c, C, HW)];
+    double mean = block_sum(s) / n;
+    /* pass 2: biased variance around the mean (two-pass: no cancellation) */
+    double ss = 0.0;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        double d = x[chan_index(e, c, C, HW)] - mean;
+        ss += d * d;
+    }
+    double var = block_sum(ss) / n;
+    float meanf = (float)mean;
+    float invstd = (float)(1.0 / sqrt(var + (double)eps));
+    /* pass 3: normalise, scale, shift */
+    float g = gamma[c], b = beta[c];
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        size_t i = chan_index(e, c, C, HW);
+        y[i] = (x[i] - meanf) * invstd * g + b;
+    }
+    if (threadIdx.x == 0) {
+        save_mean[c] = meanf;
+        save_invstd[c] = invstd;
+        float unbiased = (float)(n > 1 ? var * n / (n - 1) : var);
+        float rm = run_mean[c], rv = run_var[c];
+        for (int u = 0; u < n_updates; u++) {
+            rm = (1.0f - momentum) * rm + momentum * meanf;
+            rv = (1.0f - momentum) * rv + momentum * unbiased;
+        }
+        run_mean[c] = rm;
+        run_var[c] = rv;
+    }
+}
+
+__global__ void batchnorm_forward_eval_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                              const float *__restrict__ gamma, const float *__restrict__ beta,
+                                              const float *__restrict__ run_mean, const float *__restrict__ run_var,
+                                              int N, int C, int HW, float eps) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C * HW) return;
+    int c = (int)((i / HW) % C);
+    float invstd = 1.0f / sqrtf(run_var[c] + eps);
+    y[i] = (x[i] - run_mean[c]) * invstd * gamma[c] + beta[c];
+}
+
+/* dx may be NULL (only the parameter gradients are wanted). */
+__global__ void batchnorm_backward_kernel(float *__restrict__ dx, float *__restrict__ dgamma, float *__restrict__ dbeta,
+                                          const float *__restrict__ dy, const float *__restrict__ x,
+                                          const float *__restrict__ save_mean, const float *__restrict__ save_invstd,
+                                          const float *__restrict__ gamma, int N, int C, int HW) {
+    int c = blockIdx.x, n = N * HW;
+    float mean = save_mean[c], invstd = save_invstd[c];
+    /* pass 1: the two sums */
+    double sdy = 0.0, sdyx = 0.0;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        size_t i = chan_index(e, c, C, HW);
+        float xhat = (x[i] - mean) * invstd;
+        sdy += dy[i];
+        sdyx += (double)dy[i] * xhat;
+    }
+    sdy = block_sum(sdy);
+    sdyx = block_sum(sdyx);
+    float db = (float)sdy, dg = (float)sdyx;
+    if (threadIdx.x == 0) {
+        if (dbeta) dbeta[c] = db;
+        if (dgamma) dgamma[c] = dg;
+    }
+    if (!dx) return;   /* the same for every thread of the block: no barrier follows */
+    /* pass 2: dx += gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) */
+    float k = gamma[c] * invstd;
+    float mdy = (float)(sdy / n), mdyx = (float)(sdyx / n);
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        size_t i = chan_index(e, c, C, HW);
+        float xhat = (x[i] - mean) * invstd;
+        dx[i] += k * (dy[i] - mdy - xhat * mdyx);
+    }
+}
+
+static int bn_threads(void) {
+    int t = batchnorm_cuda_threads;
+    return (t >= 32 && t <= 1024 && t % 32 == 0) ? t : 256;
+}
+
+extern "C" void batchnorm_forward_train_cuda(float *y, float *save_mean, float *save_invstd,
+                                             float *run_mean, float *run_var, const float *x,
+                                             const float *gamma, const float *beta,
+                                             int N, int C, int HW, float momentum, float eps, int n_updates) {
+    if (N <= 0 || C <= 0 || HW <= 0) return;
+    LAUNCH(batchnorm_forward_train_kernel, C, bn_threads(), 0, y, save_mean, save_invstd, run_mean, run_var, x,
+           gamma, beta, N, C, HW, momentum, eps, n_updates);
+}
+
+extern "C" void batchnorm_forward_eval_cuda(float *y, const float *x, const float *gamma, const float *beta,
+                                            const float *run_mean, const float *run_var,
+                                            int N, int C, int HW, float eps) {
+    size_t count = (size_t)N * C * HW;
+    if (N <= 0 || C <= 0 || HW <= 0) return;
+    LAUNCH(batchnorm_forward_eval_kernel, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x, gamma, beta,
+           run_mean, run_var, N, C, HW, eps);
+}
+
+extern "C" void batchnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                                        const float *save_mean, const float *save_invstd, const float *gamma,
+                                        int N, int C, int HW) {
+    if (N <= 0 || C <= 0 || HW <= 0) return;
+    LAUNCH(batchnorm_backward_kernel, C, bn_threads(), 0, dx, dgamma, dbeta, dy, x, save_mean, save_invstd, gamma,
+           N, C, HW);
+}

@@ -1,0 +1,198 @@
+/* kernels/loss.cu — the three losses on the GPU, each a fused per-row kernel
+ * that writes the row's loss terms and the gradient with respect to the
+ * student logits (reference: kernels/loss.c; SPEC §3).
+ *
+ * Inputs: z [B,NC] student logits, v [B,NC] teacher logits, y [B] labels
+ * (int32 on the device), LossParams p (λ = p.ce_weight, T, α, β, w = p.warm).
+ * Outputs: rows [B,3] per-row terms (the host sums them in row order with
+ * loss_total), dz [B,NC] the gradient of the TOTAL batch loss (=, may be NULL
+ * for CE in evaluation).
+ *
+ *   CE    rows = {CE_b, 0, 0}          CE_b = logsumexp(z) - z_y
+ *         dz_j = (λ/B) (P_j - [j=y]),  P = softmax(z)
+ *   KD    rows = {CE_b, KL(q||p)_b, 0} with p = softmax(z/T), q = softmax(v/T)
+ *         dz_j = (λ/B)(P_j - [j=y]) + (kd_weight T/B)(p_j - q_j)        (SPEC §3.8)
+ *   DKD   rows = {CE_b, TCKD_b, NCKD_b}, the stable per-row form of SPEC §3.6:
+ *         L_n  = logsumexp_{j≠y}(z_j/T)  (student non-target log-mass, never 1-p_t)
+ *         L    = logaddexp(s_y, L_n)   = max + log1p(exp(-|s_y - L_n|))
+ *         log p_t = s_y - L,  log p_nt = L_n - L,  p̂_j = exp(s_j - L_n)
+ *         (the same with u = v/T for the teacher: q_t, q_nt, q̂_j)
+ *         TCKD = q_t (log q_t - log p_t) + q_nt (log q_nt - log p_nt)   (0 log 0 = 0)
+ *         NCKD = sum_{j≠y} q̂_j ((u_j - L_n^T) - (s_j - L_n))
+ *         dz_y = (λ/B)(P_y - 1) + (w T α/B)(p_t - q_t)
+ *         dz_j = (λ/B) P_j + (w T/B)(β(p̂_j - q̂_j) - α(p_t - q_t) p̂_j)   (j ≠ y, SPEC §3.5)
+ *
+ * How work maps to blocks and threads: ONE WARP PER ROW. A row of NC = 100
+ * classes is 100 floats: lane l handles classes l, l+32, l+64, l+96, so a
+ * warp reads the row in four coalesced 128-byte loads. Every max and sum
+ * over the row is a warp reduction: each lane folds its classes in order,
+ * then a butterfly of __shfl_xor_sync (offsets 16, 8, 4, 2, 1) leaves the
+ * total in every lane with the same bits (a+b == b+a exactly), so all lanes
+ * then use identical row statistics. No shared memory, no __syncthreads: the
+ * warps of a block are independent, and a warp whose row is past B returns
+ * as a whole before any shuffle. The fixed butterfly makes results
+ * bit-reproducible and independent of the block size.
+ * Rows per block = loss_cuda_threads / 32 (a knob, default 128 threads = 4
+ * rows; tests run several). Values are re-read from global memory (L1) on
+ * each pass instead of being kept in registers, so any NC works.
+ */
+#include "kernels/cuda_common.h"   // defines: LAUNCH, ceil_div
+#include "kernels/cuda_ops.h"      // defines: the _cuda declarations
+#include <math.h>
+
+/* Tuning knob: threads per block (a multiple of 32, <= 1024); one warp per row. */
+extern "C" { int loss_cuda_threads = 128; }
+
+#define FULL_MASK 0xffffffffu
+
+__device__ static inline float warp_max(float v) {
+    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, off));
+    return v;
+}
+__device__ static inline float warp_sum(float v) {
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(FULL_MASK, v, off);
+    return v;
+}
+
+/* log sum_{j != skip} exp(r_j / T) over one row, in every lane (skip = -1: all j).
+ * Max-shifted: m + log sum exp(r_j/T - m), so nothing overflows. */
+__device__ static float warp_logsumexp(const float *r, int NC, float T, int skip) {
+    int lane = threadIdx.x % 32;
+    float m = -INFINITY;
+    for (int j = lane; j < NC; j += 32)
+        if (j != skip) m = fmaxf(m, r[j] / T);
+    m = warp_max(m);
+    float s = 0.0f;
+    for (int j = lane; j < NC; j += 32)
+        if (j != skip) s += expf(r[j] / T - m);
+    s = warp_sum(s);
+    return m + logf(s);
+}
+
+/* ------------------------------------------------------------------ CE */
+__global__ void ce_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
+                               const int *__restrict__ y, int B, int NC, LossParams p) {
+    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (b >= B) return;   /* the whole warp leaves together */
+    const float *zr = z + (size_t)b * NC;
+    int t = y[b];
+    float Lz = warp_logsumexp(zr, NC, 1.0f, -1);
+    if (lane == 0) {
+        rows[3 * b + 0] = Lz - zr[t];
+        rows[3 * b + 1] = 0.0f;
+        rows[3 * b + 2] = 0.0f;
+    }
+    if (!dz) return;
+    float a = p.ce_weight / (float)B;
+    for (int j = lane; j < NC; j += 32) dz[(size_t)b * NC + j] = a * (expf(zr[j] - Lz) - (j == t ? 1.0f : 0.0f));
+}
+
+/* ------------------------------------------------------------------ KD */
+__global__ void kd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
+                               const float *__restrict__ v, const int *__restrict__ y, int B, int NC, LossParams p) {
+    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (b >= B) return;
+    const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
+    int t = y[b];
+    float T = p.T;
+    float Lz = warp_logsumexp(zr, NC, 1.0f, -1);   /* CE, un-tempered */
+    float Ls = warp_logsumexp(zr, NC, T, -1);      /* student, tempered */
+    float Lu = warp_logsumexp(vr, NC, T, -1);      /* teacher, tempered */
+    /* KL(q||p) = sum_j q_j (log q_j - log p_j) */
+    float kl = 0.0f;
+    for (int j = lane; j < NC; j += 32) {
+        float lq = vr[j] / T - Lu, lp = zr[j] / T - Ls;
+        kl += expf(lq) * (lq - lp);
+    }
+    kl = warp_sum(kl);
+    if (lane == 0) {
+        rows[3 * b + 0] = Lz - zr[t];
+        rows[3 * b + 1] = kl;
+        rows[3 * b + 2] = 0.0f;
+    }
+    if (!dz) return;
+    float a = p.ce_weight / (float)B, k = p.kd_weight * T / (float)B;
+    for (int j = lane; j < NC; j += 32) {
+        float P = expf(zr[j] - Lz), ps = expf(zr[j] / T - Ls), qs = expf(vr[j] / T - Lu);
+        dz[(size_t)b * NC + j] = a * (P - (j == t ? 1.0f : 0.0f)) + k * (ps - qs);
+    }
+}
+
+/* ----------------------------------------------------------------- DKD */
+/* log(exp(a) + exp(b)) without overflow. */
+__device__ static inline float logaddexp(float a, float b) {
+    return fmaxf(a, b) + log1pf(expf(-fabsf(a - b)));
+}
+
+__global__ void dkd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
+                                const float *__restrict__ v, const int *__restrict__ y, int B, int NC, LossParams p) {
+    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (b >= B) return;
+    const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
+    int t = y[b];
+    float T = p.T;
+    /* CE on the raw logits */
+    float Lz = warp_logsumexp(zr, NC, 1.0f, -1);
+    /* student: non-target log-mass and the binary split (never forms 1 - p_t) */
+    float sy = zr[t] / T;
+    float Ln = warp_logsumexp(zr, NC, T, t);
+    float Ls = logaddexp(sy, Ln);
+    float log_pt = sy - Ls, log_pnt = Ln - Ls, pt = expf(log_pt);
+    /* teacher: the same with u = v/T */
+    float uy = vr[t] / T;
+    float Lnt = warp_logsumexp(vr, NC, T, t);
+    float Lu = logaddexp(uy, Lnt);
+    float log_qt = uy - Lu, log_qnt = Lnt - Lu, qt = expf(log_qt), qnt = expf(log_qnt);
+    /* TCKD = KL(b^T || b^S) over {target, non-target}; 0 log 0 = 0 */
+    float tckd = (qt > 0.0f ? qt * (log_qt - log_pt) : 0.0f) + (qnt > 0.0f ? qnt * (log_qnt - log_pnt) : 0.0f);
+    /* NCKD = KL(q̂ || p̂) over the non-target classes */
+    float nckd = 0.0f;
+    for (int j = lane; j < NC; j += 32) {
+        if (j == t) continue;
+        float lq = vr[j] / T - Lnt, lp = zr[j] / T - Ln;
+        nckd += expf(lq) * (lq - lp);
+    }
+    nckd = warp_sum(nckd);
+    if (lane == 0) {
+        rows[3 * b + 0] = Lz - zr[t];
+        rows[3 * b + 1] = tckd;
+        rows[3 * b + 2] = nckd;
+    }
+    if (!dz) return;
+    float a = p.ce_weight / (float)B, k = p.warm * T / (float)B;
+    float dpt = pt - qt;
+    for (int j = lane; j < NC; j += 32) {
+        float P = expf(zr[j] - Lz), g;
+        if (j == t) {
+            g = a * (P - 1.0f) + k * p.alpha * dpt;
+        } else {
+            float ph = expf(zr[j] / T - Ln), qh = expf(vr[j] / T - Lnt);
+            g = a * P + k * (p.beta * (ph - qh) - p.alpha * dpt * ph);
+        }
+        dz[(size_t)b * NC + j] = g;
+    }
+}
+
+/* --------------------------------------------------------------- launchers */
+static int loss_threads(void) {
+    int t = loss_cuda_threads;
+    return (t >= 32 && t <= 1024 && t % 32 == 0) ? t : 128;
+}
+
+extern "C" void ce_loss_cuda(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p) {
+    if (B <= 0 || NC <= 0) return;
+    int th = loss_threads();
+    LAUNCH(ce_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, y, B, NC, p);
+}
+extern "C" void kd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC,
+                             LossParams p) {
+    if (B <= 0 || NC <= 0) return;
+    int th = loss_threads();
+    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p);
+}
+extern "C" void dkd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC,
+                              LossParams p) {
+    if (B <= 0 || NC <= 0) return;
+    int th = loss_threads();
+    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p);
+}

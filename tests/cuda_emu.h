@@ -1,0 +1,882 @@
+/* tests/cuda_emu.h — a small CUDA emulator: the kernels of kernels/NAME.cu, run on the CPU.
+ *
+ * Why: most machines that build dkd have no GPU, yet every CUDA kernel must be
+ * executed and checked. g++ compiles the very same .cu files with this header
+ * force-included:
+ *
+ *     g++ -std=c++17 -O2 -I. -Itests -DDKD_CUDA_EMU -include tests/cuda_emu.h -x c++ -c kernels/X.cu
+ *
+ * and kernels/cuda_common.h turns LAUNCH(kernel, grid, block, smem, args...)
+ * into emu_launch(...), SHARED(type, name, n) into emu_shared(...).
+ *
+ * How a launch runs
+ *   - Blocks run ONE AT A TIME, on the calling thread (no OpenMP inside).
+ *   - Every thread of the block is a fiber (ucontext: its own 64 KiB stack, so
+ *     a kernel's local variables need no special care). A fiber runs until it
+ *     reaches a barrier (__syncthreads, __syncwarp, a shuffle, a ballot...) or
+ *     returns; then the next fiber runs. When every fiber is parked, the
+ *     emulator completes the barriers whose threads have all arrived (warp
+ *     operations exchange their values at that moment) and starts a new round.
+ *   - The ORDER in which the threads run between barriers, and the order of
+ *     the blocks, is chosen by the environment variable
+ *         DKD_EMU_SCHEDULE = forward | reverse | random:<seed>
+ *     (or emu_set_schedule("...") from a test). A correct kernel gives
+ *     bit-identical results under every order; a kernel with a race (a missing
+ *     __syncthreads, two blocks writing the same element, float atomics whose
+ *     order matters) gives different results, which the tests compare.
+ *
+ * What it catches (each reported with the kernel name, file:line of the
+ * launch, block and thread, then exit(1)):
+ *   - a __syncthreads() that some thread of the block never reaches (it
+ *     returned early), a warp operation not reached by every lane named in its
+ *     mask (stricter than the hardware: a full-mask shuffle in a warp with
+ *     exited or missing lanes is an error here), lanes of one warp waiting at
+ *     different warp operations, a deadlock between a warp op and a barrier;
+ *   - launch configurations over the limits: more than 1024 threads per block,
+ *     block dims over 1024 x 1024 x 64, grid over (2^31-1) x 65535 x 65535, an
+ *     empty grid or block (typically a missing ceil-div), more than 48 KiB of
+ *     shared memory per block (the opt-in for more is not modelled);
+ *   - shared memory read before it is written: every SHARED array is filled
+ *     with 0xff bytes (a float NaN, an int -1) at the start of every block;
+ *     cudaMalloc memory likewise, so "it happened to be zero" never passes;
+ *   - cudaMemcpy/cudaMemset ranges that are not inside one cudaMalloc block,
+ *     or a copy kind that does not match the pointers (returned as an error
+ *     code, as CUDA does, with the reason printed);
+ *   - a segmentation fault inside a kernel is reported with the kernel, block
+ *     and thread before the process dies (a fiber stack overflow too: every
+ *     stack has a guard page; raise DKD_EMU_STACK_KB if a kernel needs more).
+ *
+ * What it does NOT model: timing and performance (it is about a million times
+ * slower than a GPU: test small shapes), the memory model between threads
+ * that are not separated by a barrier (all memory is coherent here), host
+ * pointers passed to kernels (they work here and crash on a GPU), fused
+ * multiply-add (nvcc contracts a*b+c into one rounding; g++ with -std=c++17
+ * does not, so GPU results may differ in the last bits), several streams
+ * (everything is synchronous, streams are accepted and ignored).
+ *
+ * SHARED arrays are identified by NAME within a block: in CUDA a __shared__
+ * variable is static, so a helper function called twice sees the same array
+ * (and that is emulated); two different shared arrays used by one kernel must
+ * have different names.
+ *
+ * Other knobs: DKD_EMU_TRACE=1 prints every launch; DKD_EMU_STACK_KB=n sets the
+ * fiber stack size (default 64).
+ *
+ * The file has five parts: 1. keywords and types, 2. the runtime API (memory,
+ * errors, devices, streams, events), 3. the scheduler (fibers, barriers, warp
+ * operations, launches), 4. intrinsics (shuffles, atomics, fast math),
+ * 5. test helpers (emu_set_schedule, emu_launch_count).
+ */
+#ifndef DKD_CUDA_EMU_H
+#define DKD_CUDA_EMU_H
+#ifndef DKD_CUDA_EMU
+#define DKD_CUDA_EMU 1
+#endif
+
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <functional>
+#include <map>
+#include <vector>
+
+/* ========================================================================= */
+/* 1. Keywords and types                                                     */
+/* ========================================================================= */
+/* Function and variable qualifiers mean nothing on the CPU. */
+#define __global__
+#define __device__
+#define __host__
+#define __constant__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+/* __restrict__ is understood by g++ as it is. */
+
+struct uint3 { unsigned x, y, z; };
+struct dim3 {
+    unsigned x, y, z;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) int2 { int x, y; };
+struct alignas(16) int4 { int x, y, z, w; };
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+inline int2 make_int2(int x, int y) { return int2{x, y}; }
+inline int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+
+/* The built-in variables. The scheduler sets them before it switches to a
+ * fiber, so inside a kernel they always describe the running thread. */
+inline uint3 threadIdx, blockIdx;
+inline dim3 blockDim, gridDim;
+constexpr int warpSize = 32;
+
+/* ========================================================================= */
+/* 2. The runtime API                                                        */
+/* ========================================================================= */
+enum cudaError {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevicePointer = 17,
+    cudaErrorInvalidMemcpyDirection = 21,
+    cudaErrorNoDevice = 100,
+    cudaErrorInvalidDevice = 101,
+    cudaErrorLaunchFailure = 719
+};
+typedef enum cudaError cudaError_t;
+
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4
+};
+
+typedef struct emu_stream_s *cudaStream_t;   /* streams are accepted and ignored */
+struct emu_event_s { double t; };
+typedef struct emu_event_s *cudaEvent_t;
+
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem, sharedMemPerBlock, sharedMemPerBlockOptin;
+    int regsPerBlock, warpSize, maxThreadsPerBlock;
+    int maxThreadsDim[3], maxGridSize[3];
+    int multiProcessorCount, major, minor, l2CacheSize, memoryBusWidth;
+};
+
+namespace emu {
+
+/* Every piece of emulator state lives in this one object (a C++17 inline
+ * variable: one instance shared by every object file of the program). */
+enum { RUNNABLE, AT_SYNC, AT_WARP, EXITED };                  /* fiber states */
+enum { W_SYNCWARP, W_SHFL, W_SHFL_UP, W_SHFL_DOWN, W_SHFL_XOR, W_BALLOT, W_ANY, W_ALL };
+inline const char *const warp_op_name[] = {"__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync",
+                                           "__shfl_xor_sync", "__ballot_sync", "__any_sync", "__all_sync"};
+enum { SCHED_FORWARD, SCHED_REVERSE, SCHED_RANDOM };
+
+struct Fiber {               /* one CUDA thread */
+    ucontext_t ctx;          /* its saved registers (never moved: fibers live in a fixed array) */
+    char *stack;             /* its stack (a guard page below it) */
+    int state;               /* RUNNABLE, AT_SYNC, AT_WARP, EXITED */
+    int t;                   /* linear thread index in the block */
+    uint3 tid;               /* threadIdx */
+    int op, arg, width;      /* the warp operation it waits at */
+    unsigned mask;
+    uint64_t val, result;    /* its operand and (after the barrier) its result */
+};
+struct SharedArray { const char *name; size_t bytes, off; };
+
+enum { MAX_THREADS = 1024, SHARED_LIMIT = 48 * 1024, SHARED_ARENA = 64 * 1024 };
+
+struct State {
+    /* schedule */
+    int sched = -1;                  /* -1: not read from the environment yet */
+    uint64_t seed = 0, rng = 0;
+    char sched_name[64] = "";
+    /* fibers */
+    Fiber *fibers = nullptr;
+    int n_stacks = 0;                /* fibers with a stack so far */
+    size_t stack_bytes = 0;
+    ucontext_t sched_ctx;            /* the scheduler's own context */
+    Fiber *cur = nullptr;            /* the running fiber, NULL outside kernels */
+    std::vector<int> order;
+    /* the launch in progress */
+    int in_launch = 0;
+    const char *kname = "", *kfile = ""; int kline = 0;
+    const std::function<void()> *body = nullptr;
+    int T = 0;                       /* threads per block */
+    size_t dyn_bytes = 0;
+    /* shared memory of the current block */
+    std::vector<SharedArray> shared;
+    size_t shared_used = 0, static_bytes = 0;
+    alignas(16) char shared_mem[SHARED_ARENA];
+    /* device memory: start address -> size */
+    std::map<uintptr_t, size_t> allocs;
+    cudaError_t last_error = cudaSuccess;
+    /* statistics */
+    long long launches = 0, threads = 0, switches = 0;
+    int trace = -1;
+    char *altstack = nullptr;
+};
+inline State g;
+
+/* Report an error found by the emulator, with the place, and exit(1). */
+[[noreturn]] inline void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+inline void fail(const char *fmt, ...) {
+    fflush(stdout);
+    fprintf(stderr, "cuda_emu: ERROR");
+    if (g.in_launch) {
+        fprintf(stderr, " in kernel %s (launched at %s:%d), block (%u,%u,%u)", g.kname, g.kfile, g.kline,
+                blockIdx.x, blockIdx.y, blockIdx.z);
+        if (g.cur) fprintf(stderr, ", thread (%u,%u,%u)", g.cur->tid.x, g.cur->tid.y, g.cur->tid.z);
+    }
+    fprintf(stderr, ":\n  ");
+    va_list ap; va_start(ap, fmt); vfprintf(stderr, fmt, ap); va_end(ap);
+    fprintf(stderr, "\n");
+    fflush(stderr);
+    _exit(1);   /* not exit(): we may be on a fiber's stack */
+}
+
+inline cudaError_t set_error(cudaError_t e) { if (e != cudaSuccess) g.last_error = e; return e; }
+
+/* Is [p, p+n) inside one cudaMalloc allocation? */
+inline bool is_device(const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    auto it = g.allocs.upper_bound(a);
+    if (it == g.allocs.begin()) return false;
+    --it;
+    return a >= it->first && a + n <= it->first + it->second && a + n >= a;
+}
+inline bool touches_device(const void *p) { return is_device(p, 1); }
+
+/* A device-memory argument check: print why, return the CUDA error code. */
+inline cudaError_t bad_arg(const char *fn, const char *what, const void *p, size_t n) {
+    fprintf(stderr, "cuda_emu: %s: %s (pointer %p, %zu bytes)\n", fn, what, p, n);
+    return set_error(cudaErrorInvalidValue);
+}
+
+} // namespace emu
+
+inline const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+inline cudaError_t cudaGetLastError(void) { cudaError_t e = emu::g.last_error; emu::g.last_error = cudaSuccess; return e; }
+inline cudaError_t cudaPeekAtLastError(void) { return emu::g.last_error; }
+inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }   /* launches are synchronous */
+inline cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
+
+/* One emulated device. */
+inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+inline cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : emu::set_error(cudaErrorInvalidDevice); }
+inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+    if (d != 0) return emu::set_error(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "dkd CUDA emulator (CPU)");
+    p->totalGlobalMem = (size_t)16 << 30;
+    p->sharedMemPerBlock = emu::SHARED_LIMIT;
+    p->sharedMemPerBlockOptin = emu::SHARED_LIMIT;
+    p->regsPerBlock = 65536; p->warpSize = 32; p->maxThreadsPerBlock = 1024;
+    p->maxThreadsDim[0] = 1024; p->maxThreadsDim[1] = 1024; p->maxThreadsDim[2] = 64;
+    p->maxGridSize[0] = 2147483647; p->maxGridSize[1] = 65535; p->maxGridSize[2] = 65535;
+    p->multiProcessorCount = 1; p->major = 8; p->minor = 0;
+    p->l2CacheSize = 0; p->memoryBusWidth = 0;
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
+    *free_b = (size_t)8 << 30; *total_b = (size_t)16 << 30; return cudaSuccess;
+}
+
+/* Device memory: 256-byte aligned like cudaMalloc, filled with 0xff bytes
+ * (NaN as float) so that a kernel reading memory nobody wrote fails loudly. */
+inline cudaError_t cudaMalloc(void **p, size_t bytes) {
+    if (!p) return emu::set_error(cudaErrorInvalidValue);
+    *p = nullptr;
+    if (bytes == 0) return cudaSuccess;
+    size_t rounded = (bytes + 255) & ~(size_t)255;
+    void *m = aligned_alloc(256, rounded);
+    if (!m) return emu::set_error(cudaErrorMemoryAllocation);
+    memset(m, 0xff, rounded);
+    emu::g.allocs[(uintptr_t)m] = bytes;
+    *p = m;
+    return cudaSuccess;
+}
+template <class T> inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
+inline cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    auto it = emu::g.allocs.find((uintptr_t)p);
+    if (it == emu::g.allocs.end())
+        return emu::bad_arg("cudaFree", "not the start of a live cudaMalloc block (double free? host pointer?)", p, 0);
+    emu::g.allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+/* Pinned host memory is ordinary host memory here. */
+inline cudaError_t cudaMallocHost(void **p, size_t bytes) { *p = malloc(bytes ? bytes : 1); return *p ? cudaSuccess : emu::set_error(cudaErrorMemoryAllocation); }
+template <class T> inline cudaError_t cudaMallocHost(T **p, size_t bytes) { return cudaMallocHost((void **)p, bytes); }
+inline cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+
+inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
+    using namespace emu;
+    if (n == 0) return cudaSuccess;
+    if (!dst || !src) return bad_arg("cudaMemcpy", "NULL pointer", dst ? src : dst, n);
+    bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind == cudaMemcpyDefault) { dst_dev = touches_device(dst); src_dev = touches_device(src); }
+    else if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) return set_error(cudaErrorInvalidMemcpyDirection);
+    if (dst_dev && !is_device(dst, n)) return bad_arg("cudaMemcpy", "the destination range is not inside one cudaMalloc block", dst, n);
+    if (src_dev && !is_device(src, n)) return bad_arg("cudaMemcpy", "the source range is not inside one cudaMalloc block", src, n);
+    if (!dst_dev && touches_device(dst)) return bad_arg("cudaMemcpy", "the destination is device memory but the copy kind says host", dst, n);
+    if (!src_dev && touches_device(src)) return bad_arg("cudaMemcpy", "the source is device memory but the copy kind says host", src, n);
+    memmove(dst, src, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemset(void *p, int value, size_t n) {
+    if (n == 0) return cudaSuccess;
+    if (!emu::is_device(p, n)) return emu::bad_arg("cudaMemset", "the range is not inside one cudaMalloc block", p, n);
+    memset(p, value, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t = 0) {
+    return cudaMemcpy(dst, src, n, kind);
+}
+inline cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t = 0) { return cudaMemset(p, value, n); }
+/* __constant__ variables are ordinary globals: copying to them is a memcpy. */
+template <class T>
+inline cudaError_t cudaMemcpyToSymbol(T &symbol, const void *src, size_t n, size_t offset = 0,
+                                      cudaMemcpyKind = cudaMemcpyHostToDevice) {
+    if (offset + n > sizeof(T)) return emu::set_error(cudaErrorInvalidValue);
+    memcpy((char *)&symbol + offset, src, n);
+    return cudaSuccess;
+}
+
+/* Streams: everything is synchronous. */
+inline cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)nullptr; return cudaSuccess; }
+inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+/* Events measure host wall time (meaningless for GPU performance, but the
+ * benchmark code that uses them compiles and runs). */
+inline double emu_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
+inline cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new emu_event_s{0}; return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = 0) { e->t = emu_now(); return cudaSuccess; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)((b->t - a->t) * 1e3); return cudaSuccess; }
+
+/* ========================================================================= */
+/* 3. The scheduler                                                          */
+/* ========================================================================= */
+namespace emu {
+
+/* A small PRNG (SplitMix64) for the random schedule: reproducible per seed. */
+inline uint64_t next_random(void) {
+    uint64_t z = (g.rng += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+inline void shuffle(std::vector<int> &v) {   /* Fisher-Yates */
+    for (size_t i = v.size(); i > 1; i--) {
+        size_t j = (size_t)(next_random() % i);
+        int tmp = v[i - 1]; v[i - 1] = v[j]; v[j] = tmp;
+    }
+}
+
+/* "forward", "reverse", "random:<seed>" -> the schedule; 0, or -1 if not understood. */
+inline int parse_schedule(const char *s) {
+    if (!s || !*s || !strcmp(s, "forward")) { g.sched = SCHED_FORWARD; snprintf(g.sched_name, sizeof g.sched_name, "forward"); return 0; }
+    if (!strcmp(s, "reverse")) { g.sched = SCHED_REVERSE; snprintf(g.sched_name, sizeof g.sched_name, "reverse"); return 0; }
+    if (!strncmp(s, "random", 6) && (s[6] == 0 || s[6] == ':')) {
+        char *end = nullptr;
+        unsigned long long seed = s[6] ? strtoull(s + 7, &end, 10) : 1;
+        if (s[6] && (end == s + 7 || *end)) return -1;
+        g.sched = SCHED_RANDOM; g.seed = seed; g.rng = seed * 0x2545f4914f6cdd1dULL + 1;
+        snprintf(g.sched_name, sizeof g.sched_name, "random:%llu", seed);
+        return 0;
+    }
+    return -1;
+}
+inline void init_schedule(void) {
+    if (g.sched >= 0) return;
+    const char *e = getenv("DKD_EMU_SCHEDULE");
+    if (parse_schedule(e) != 0) fail("DKD_EMU_SCHEDULE='%s' is not forward, reverse or random:<seed>", e);
+}
+
+/* What happens when a segfault hits inside a kernel: say where, then die. */
+inline void on_fault(int sig) {
+    char buf[640];
+    int n;
+    if (g.in_launch && g.cur)
+        n = snprintf(buf, sizeof buf,
+                     "cuda_emu: %s in kernel %s (launched at %s:%d), block (%u,%u,%u), thread (%u,%u,%u):\n"
+                     "  an out-of-bounds access, or a fiber stack overflow (try DKD_EMU_STACK_KB=256)\n",
+                     sig == SIGSEGV ? "segmentation fault" : "bus error", g.kname, g.kfile, g.kline,
+                     blockIdx.x, blockIdx.y, blockIdx.z, g.cur->tid.x, g.cur->tid.y, g.cur->tid.z);
+    else
+        n = snprintf(buf, sizeof buf, "cuda_emu: %s outside a kernel\n", sig == SIGSEGV ? "segmentation fault" : "bus error");
+    if (n > 0 && write(2, buf, (size_t)n) < 0) { /* nothing more we can do */ }
+    /* SA_RESETHAND restored the default action: returning re-runs the faulting
+     * instruction, which now kills the process with the usual signal. */
+}
+inline void install_fault_handler(void) {
+    if (g.altstack) return;
+    size_t sz = 64 * 1024;
+    g.altstack = (char *)malloc(sz);
+    stack_t ss; memset(&ss, 0, sizeof ss);
+    ss.ss_sp = g.altstack; ss.ss_size = sz;
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa; memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fault;
+    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+}
+
+/* Give fibers 0..T-1 a stack (allocated once, reused by every launch). */
+inline void ensure_fibers(int T) {
+    if (!g.fibers) {
+        g.fibers = new Fiber[MAX_THREADS]();
+        const char *e = getenv("DKD_EMU_STACK_KB");
+        long kb = e ? atol(e) : 64;
+        if (kb < 16) kb = 16;
+        g.stack_bytes = (size_t)kb * 1024;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t sb = (g.stack_bytes + page - 1) / page * page;
+    while (g.n_stacks < T) {
+        /* [guard page][stack]: running off the stack faults instead of
+         * silently overwriting the neighbouring fiber. */
+        char *m = (char *)mmap(nullptr, sb + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) fail("cannot allocate fiber stacks (%d threads of %zu KiB)", T, sb / 1024);
+        mprotect(m, page, PROT_NONE);
+        Fiber &f = g.fibers[g.n_stacks++];
+        f.stack = m + page;
+        getcontext(&f.ctx);
+    }
+    g.stack_bytes = sb;
+}
+
+/* The first function of every fiber: run the kernel body for one thread. */
+inline void fiber_main(void) {
+    Fiber *f = g.cur;
+    (*g.body)();
+    f->state = EXITED;
+    swapcontext(&f->ctx, &g.sched_ctx);   /* never resumed */
+}
+
+/* Switch from the scheduler to fiber f until it parks or returns. */
+inline void run_fiber(Fiber &f) {
+    g.cur = &f;
+    threadIdx = f.tid;
+    g.switches++;
+    swapcontext(&g.sched_ctx, &f.ctx);
+    g.cur = nullptr;
+}
+
+/* Called by a fiber: park in `state` until the scheduler releases it. */
+inline Fiber *park(int state, const char *what) {
+    Fiber *f = g.cur;
+    if (!f) fail("%s called outside a kernel", what);
+    f->state = state;
+    swapcontext(&f->ctx, &g.sched_ctx);
+    return f;
+}
+
+inline void describe_thread(char *buf, size_t n, int t) {
+    const Fiber &f = g.fibers[t];
+    snprintf(buf, n, "thread (%u,%u,%u) [warp %d lane %d]", f.tid.x, f.tid.y, f.tid.z, t / 32, t % 32);
+}
+
+/* Are all lanes named in fiber t's mask parked at the same warp operation
+ * (same op, same mask)? If not and `report` is set, say why the warp can
+ * never continue, and exit. */
+inline int warp_ready(int t, int report) {
+    Fiber &f = g.fibers[t];
+    int base = t & ~31, lane = t & 31;
+    unsigned m = f.mask;
+    const char *op = warp_op_name[f.op];
+    char who[96], other[96];
+    describe_thread(who, sizeof who, t);
+    if (!((m >> lane) & 1u))
+        fail("%s calls %s with mask 0x%08x, which does not include its own lane %d", who, op, m, lane);
+    for (int j = 0; j < 32; j++) {
+        if (!((m >> j) & 1u)) continue;
+        int tj = base + j;
+        if (tj >= g.T)
+            fail("%s: %s with mask 0x%08x names lane %d, but the block has only %d threads, so warp %d has "
+                 "only %d lanes.\n  hint: use a block size that is a multiple of 32, or a mask of the lanes that exist",
+                 who, op, m, j, g.T, t / 32, g.T - base);
+        Fiber &o = g.fibers[tj];
+        describe_thread(other, sizeof other, tj);
+        if (o.state == EXITED)
+            fail("%s: %s with mask 0x%08x waits for lane %d, but %s has already returned "
+                 "(an early return or a divergent branch before a warp operation)", who, op, m, j, other);
+        if (o.state == AT_WARP && o.op == f.op && o.mask == m) {
+            if (f.op != W_SYNCWARP && f.op != W_BALLOT && f.op != W_ANY && f.op != W_ALL && o.width != f.width)
+                fail("lanes of warp %d call %s with different widths (%d and %d)", t / 32, op, f.width, o.width);
+            continue;
+        }
+        if (!report) return 0;   /* maybe later: lane j is still elsewhere */
+        if (o.state == AT_SYNC)
+            fail("%s waits at %s (mask 0x%08x) while %s waits at __syncthreads(): deadlock", who, op, m, other);
+        fail("the lanes of warp %d are at different warp operations: %s at %s (mask 0x%08x), %s at %s (mask 0x%08x): deadlock",
+             t / 32, who, op, m, other, warp_op_name[o.op], o.mask);
+    }
+    return 1;
+}
+
+/* Fiber t's warp operation is ready: compute every lane's result (from the
+ * operands as they were), release the lanes. */
+inline void complete_warp_op(int t) {
+    Fiber &f = g.fibers[t];
+    int base = t & ~31;
+    unsigned m = f.mask;
+    const char *op = warp_op_name[f.op];
+    char who[96], other[96];
+    describe_thread(who, sizeof who, t);
+    int w = f.width;
+    if (w < 1 || w > 32 || (w & (w - 1)))
+        fail("%s: %s width %d is not a power of two between 1 and 32", who, op, w);
+    uint64_t res[32];
+    unsigned bits = 0;
+    for (int j = 0; j < 32; j++)
+        if ((m >> j) & 1u && g.fibers[base + j].val) bits |= 1u << j;
+    for (int j = 0; j < 32; j++) {
+        if (!((m >> j) & 1u)) continue;
+        Fiber &o = g.fibers[base + j];
+        int seg = j & ~(w - 1), src = j;      /* seg: first lane of j's width-segment */
+        switch (f.op) {
+        case W_SHFL: src = seg + (o.arg & (w - 1)); break;
+        case W_SHFL_UP: if ((j & (w - 1)) >= o.arg) src = j - o.arg; break;
+        case W_SHFL_DOWN: if ((j & (w - 1)) + o.arg < w) src = j + o.arg; break;
+        case W_SHFL_XOR: src = j ^ (o.arg & 31); if (src >= seg + w) src = j; break;
+        default: break;
+        }
+        if (src != j && !((m >> src) & 1u)) {
+            describe_thread(other, sizeof other, base + j);
+            fail("%s: %s at lane %d reads lane %d, which is not in the mask 0x%08x (its value is undefined on a GPU)",
+                 other, op, j, src, m);
+        }
+        switch (f.op) {
+        case W_SHFL: case W_SHFL_UP: case W_SHFL_DOWN: case W_SHFL_XOR: res[j] = g.fibers[base + src].val; break;
+        case W_BALLOT: res[j] = bits; break;
+        case W_ANY: res[j] = bits != 0; break;
+        case W_ALL: res[j] = bits == m; break;
+        default: res[j] = 0; break;
+        }
+    }
+    for (int j = 0; j < 32; j++)
+        if ((m >> j) & 1u) { g.fibers[base + j].result = res[j]; g.fibers[base + j].state = RUNNABLE; }
+}
+
+/* Run one block: rounds of "every runnable fiber runs until it parks", then
+ * complete the barriers whose threads have all arrived. */
+inline void run_block(void) {
+    int T = g.T;
+    /* fresh shared memory for this block: dynamic part first, NaN-filled */
+    g.shared.clear();
+    g.static_bytes = 0;
+    g.shared_used = (g.dyn_bytes + 15) & ~(size_t)15;
+    if (g.dyn_bytes) memset(g.shared_mem, 0xff, g.dyn_bytes);
+    for (int t = 0; t < T; t++) {
+        Fiber &f = g.fibers[t];
+        f.state = RUNNABLE;
+        f.t = t;
+        f.tid.x = (unsigned)t % blockDim.x;
+        f.tid.y = ((unsigned)t / blockDim.x) % blockDim.y;
+        f.tid.z = (unsigned)t / (blockDim.x * blockDim.y);
+        f.ctx.uc_stack.ss_sp = f.stack;
+        f.ctx.uc_stack.ss_size = g.stack_bytes;
+        f.ctx.uc_link = nullptr;
+        makecontext(&f.ctx, fiber_main, 0);
+    }
+    g.order.resize((size_t)T);
+    for (int i = 0; i < T; i++) g.order[(size_t)i] = g.sched == SCHED_REVERSE ? T - 1 - i : i;
+    for (;;) {
+        if (g.sched == SCHED_RANDOM) shuffle(g.order);
+        for (int i = 0; i < T; i++) {
+            Fiber &f = g.fibers[g.order[(size_t)i]];
+            if (f.state == RUNNABLE) run_fiber(f);
+        }
+        /* every fiber is parked or done */
+        int n_exit = 0, n_sync = 0, n_warp = 0, first_exit = -1, first_sync = -1;
+        for (int t = 0; t < T; t++) {
+            int s = g.fibers[t].state;
+            if (s == EXITED) { n_exit++; if (first_exit < 0) first_exit = t; }
+            else if (s == AT_SYNC) { n_sync++; if (first_sync < 0) first_sync = t; }
+            else if (s == AT_WARP) n_warp++;
+        }
+        if (n_warp) {
+            /* complete every warp operation whose lanes have all arrived; if
+             * none can complete, the warps are stuck: say why */
+            int done = 0;
+            for (int t = 0; t < T; t++)
+                if (g.fibers[t].state == AT_WARP && warp_ready(t, 0)) { complete_warp_op(t); done++; }
+            if (!done)
+                for (int t = 0; t < T; t++)
+                    if (g.fibers[t].state == AT_WARP) warp_ready(t, 1);
+            continue;
+        }
+        if (n_sync) {
+            if (n_exit) {
+                char a[96], b[96];
+                describe_thread(a, sizeof a, first_sync);
+                describe_thread(b, sizeof b, first_exit);
+                fail("__syncthreads() is reached by %d of %d threads (%s waits), but %d returned without reaching it "
+                     "(first: %s).\n  hint: an early 'return' or a condition around __syncthreads(); let every thread "
+                     "reach every barrier and guard only the loads/stores", n_sync, T, a, n_exit, b);
+            }
+            uint64_t count = 0;
+            for (int t = 0; t < T; t++) count += g.fibers[t].val != 0;
+            for (int t = 0; t < T; t++) { g.fibers[t].result = count; g.fibers[t].state = RUNNABLE; }
+            continue;
+        }
+        return;   /* all threads returned */
+    }
+}
+
+} // namespace emu
+
+/* Launch `body` (the kernel call with its arguments) on grid x block threads.
+ * Called by LAUNCH (kernels/cuda_common.h). */
+inline void emu_launch(const char *name, const char *file, int line, dim3 grid, dim3 block, size_t smem,
+                       const std::function<void()> &body) {
+    using namespace emu;
+    if (g.in_launch) fail("kernel %s launched at %s:%d from inside a kernel (dynamic parallelism is not used in dkd)", name, file, line);
+    init_schedule();
+    install_fault_handler();
+    char why[256] = "";
+    unsigned long long T = (unsigned long long)block.x * block.y * block.z;
+    if (block.x == 0 || block.y == 0 || block.z == 0)
+        snprintf(why, sizeof why, "an empty block (%u x %u x %u)", block.x, block.y, block.z);
+    else if (grid.x == 0 || grid.y == 0 || grid.z == 0)
+        snprintf(why, sizeof why, "an empty grid (%u x %u x %u) (nothing to do? a missing ceil-div?)", grid.x, grid.y, grid.z);
+    else if (block.x > 1024 || block.y > 1024 || block.z > 64)
+        snprintf(why, sizeof why, "block (%u x %u x %u) over the per-dimension limits 1024 x 1024 x 64", block.x, block.y, block.z);
+    else if (T > 1024)
+        snprintf(why, sizeof why, "%llu threads per block (%u x %u x %u), the limit is 1024", T, block.x, block.y, block.z);
+    else if (grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
+        snprintf(why, sizeof why, "grid (%u x %u x %u) over the limits (2^31-1) x 65535 x 65535", grid.x, grid.y, grid.z);
+    else if (smem > SHARED_LIMIT)
+        snprintf(why, sizeof why, "%zu bytes of dynamic shared memory, the limit is %d", smem, (int)SHARED_LIMIT);
+    if (why[0]) {
+        fflush(stdout);
+        fprintf(stderr, "cuda_emu: ERROR: kernel %s launched at %s:%d: invalid configuration: %s\n", name, file, line, why);
+        _exit(1);
+    }
+    if (g.trace < 0) { const char *e = getenv("DKD_EMU_TRACE"); g.trace = e && e[0] == '1'; }
+    if (g.trace)
+        fprintf(stderr, "cuda_emu: %s<<<(%u,%u,%u), (%u,%u,%u), %zu>>> at %s:%d [%s]\n", name, grid.x, grid.y, grid.z,
+                block.x, block.y, block.z, smem, file, line, g.sched_name);
+    ensure_fibers((int)T);
+    g.in_launch = 1;
+    g.kname = name; g.kfile = file; g.kline = line;
+    g.body = &body;
+    g.T = (int)T;
+    g.dyn_bytes = smem;
+    blockDim = block;
+    gridDim = grid;
+    g.launches++;
+    unsigned long long nb = (unsigned long long)grid.x * grid.y * grid.z;
+    g.threads += (long long)(nb * T);
+    std::vector<int> perm;   /* random block order (int is enough for what is testable here) */
+    if (g.sched == SCHED_RANDOM) {
+        if (nb > 0x7fffffffULL) fail("grid of %llu blocks is too large for the random schedule", nb);
+        perm.resize((size_t)nb);
+        for (size_t i = 0; i < perm.size(); i++) perm[i] = (int)i;
+        shuffle(perm);
+    }
+    for (unsigned long long i = 0; i < nb; i++) {
+        unsigned long long b = g.sched == SCHED_FORWARD ? i : g.sched == SCHED_REVERSE ? nb - 1 - i : (unsigned long long)perm[(size_t)i];
+        blockIdx.x = (unsigned)(b % grid.x);
+        blockIdx.y = (unsigned)((b / grid.x) % grid.y);
+        blockIdx.z = (unsigned)(b / ((unsigned long long)grid.x * grid.y));
+        run_block();
+    }
+    g.in_launch = 0;
+    g.body = nullptr;
+}
+
+/* SHARED(type, name, count): the block's array called `name` (same pointer for
+ * every thread of the block), NaN-filled when the block first declares it. */
+inline void *emu_shared(size_t bytes, const char *name) {
+    using namespace emu;
+    if (!g.in_launch || !g.cur) fail("SHARED(%s) used outside a kernel", name);
+    for (const SharedArray &a : g.shared)
+        if (!strcmp(a.name, name)) {
+            if (a.bytes != bytes)
+                fail("two SHARED arrays called '%s' with different sizes (%zu and %zu bytes) in one kernel: give them different names",
+                     name, a.bytes, bytes);
+            return g.shared_mem + a.off;
+        }
+    g.static_bytes += bytes;
+    if (g.static_bytes + g.dyn_bytes > SHARED_LIMIT || g.shared_used + bytes > SHARED_ARENA)
+        fail("SHARED(%s): %zu bytes of static + %zu bytes of dynamic shared memory, over the %d bytes a block may use",
+             name, g.static_bytes, g.dyn_bytes, (int)SHARED_LIMIT);
+    SharedArray a = {name, bytes, g.shared_used};
+    g.shared.push_back(a);
+    g.shared_used = (g.shared_used + bytes + 15) & ~(size_t)15;
+    memset(g.shared_mem + a.off, 0xff, bytes);
+    return g.shared_mem + a.off;
+}
+/* EXTERN_SHARED(type, name): the dynamic shared array (LAUNCH's smem bytes);
+ * NULL when the launch asked for none, so any use faults at once. */
+inline void *emu_dynamic_shared(void) {
+    if (!emu::g.in_launch || !emu::g.cur) emu::fail("EXTERN_SHARED used outside a kernel");
+    return emu::g.dyn_bytes ? (void *)emu::g.shared_mem : nullptr;
+}
+
+/* ========================================================================= */
+/* 4. Intrinsics                                                             */
+/* ========================================================================= */
+/* Barriers. */
+inline void __syncthreads(void) { emu::Fiber *f = emu::g.cur; if (f) f->val = 0; emu::park(emu::AT_SYNC, "__syncthreads()"); }
+inline int __syncthreads_count(int pred) {
+    if (emu::g.cur) emu::g.cur->val = pred != 0;
+    return (int)emu::park(emu::AT_SYNC, "__syncthreads_count()")->result;
+}
+inline int __syncthreads_or(int pred) { return __syncthreads_count(pred) != 0; }
+inline int __syncthreads_and(int pred) { return __syncthreads_count(pred) == (int)(blockDim.x * blockDim.y * blockDim.z); }
+inline void __threadfence(void) {}
+inline void __threadfence_block(void) {}
+
+namespace emu {
+/* Park at a warp operation with a 64-bit operand; returns this lane's result. */
+inline uint64_t warp_op(int op, unsigned mask, uint64_t val, int arg, int width) {
+    Fiber *f = g.cur;
+    if (!f) fail("%s called outside a kernel", warp_op_name[op]);
+    f->op = op; f->mask = mask; f->val = val; f->arg = arg; f->width = width;
+    return park(AT_WARP, warp_op_name[op])->result;
+}
+template <class T> inline T warp_value(int op, unsigned mask, T v, int arg, int width) {
+    static_assert(sizeof(T) <= 8, "warp operations move at most 8 bytes");
+    uint64_t bits = 0;
+    memcpy(&bits, &v, sizeof(T));
+    uint64_t r = warp_op(op, mask, bits, arg, width);
+    T out;
+    memcpy(&out, &r, sizeof(T));
+    return out;
+}
+} // namespace emu
+
+inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::warp_op(emu::W_SYNCWARP, mask, 0, 0, 32); }
+template <class T> inline T __shfl_sync(unsigned mask, T var, int srcLane, int width = warpSize) {
+    return emu::warp_value(emu::W_SHFL, mask, var, srcLane, width);
+}
+template <class T> inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
+    return emu::warp_value(emu::W_SHFL_UP, mask, var, (int)delta, width);
+}
+template <class T> inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize) {
+    return emu::warp_value(emu::W_SHFL_DOWN, mask, var, (int)delta, width);
+}
+template <class T> inline T __shfl_xor_sync(unsigned mask, T var, int laneMask, int width = warpSize) {
+    return emu::warp_value(emu::W_SHFL_XOR, mask, var, laneMask, width);
+}
+inline unsigned __ballot_sync(unsigned mask, int pred) { return (unsigned)emu::warp_op(emu::W_BALLOT, mask, pred != 0, 0, 32); }
+inline int __any_sync(unsigned mask, int pred) { return (int)emu::warp_op(emu::W_ANY, mask, pred != 0, 0, 32); }
+inline int __all_sync(unsigned mask, int pred) { return (int)emu::warp_op(emu::W_ALL, mask, pred != 0, 0, 32); }
+
+/* Atomics: fibers switch only at barriers, so a read-modify-write is atomic
+ * by construction. (Their ORDER still follows the schedule: a float atomicAdd
+ * gives schedule-dependent roundings, exactly the non-determinism a GPU has.) */
+inline int atomicAdd(int *p, int v) { int o = *p; *p = o + v; return o; }
+inline unsigned atomicAdd(unsigned *p, unsigned v) { unsigned o = *p; *p = o + v; return o; }
+inline unsigned long long atomicAdd(unsigned long long *p, unsigned long long v) { unsigned long long o = *p; *p = o + v; return o; }
+inline float atomicAdd(float *p, float v) { float o = *p; *p = o + v; return o; }
+inline double atomicAdd(double *p, double v) { double o = *p; *p = o + v; return o; }
+inline int atomicSub(int *p, int v) { int o = *p; *p = o - v; return o; }
+inline unsigned atomicSub(unsigned *p, unsigned v) { unsigned o = *p; *p = o - v; return o; }
+inline int atomicMax(int *p, int v) { int o = *p; if (v > o) *p = v; return o; }
+inline unsigned atomicMax(unsigned *p, unsigned v) { unsigned o = *p; if (v > o) *p = v; return o; }
+inline unsigned long long atomicMax(unsigned long long *p, unsigned long long v) { unsigned long long o = *p; if (v > o) *p = v; return o; }
+inline int atomicMin(int *p, int v) { int o = *p; if (v < o) *p = v; return o; }
+inline unsigned atomicMin(unsigned *p, unsigned v) { unsigned o = *p; if (v < o) *p = v; return o; }
+inline unsigned long long atomicMin(unsigned long long *p, unsigned long long v) { unsigned long long o = *p; if (v < o) *p = v; return o; }
+inline int atomicExch(int *p, int v) { int o = *p; *p = v; return o; }
+inline unsigned atomicExch(unsigned *p, unsigned v) { unsigned o = *p; *p = v; return o; }
+inline float atomicExch(float *p, float v) { float o = *p; *p = v; return o; }
+inline int atomicCAS(int *p, int cmp, int v) { int o = *p; if (o == cmp) *p = v; return o; }
+inline unsigned atomicCAS(unsigned *p, unsigned cmp, unsigned v) { unsigned o = *p; if (o == cmp) *p = v; return o; }
+inline unsigned long long atomicCAS(unsigned long long *p, unsigned long long cmp, unsigned long long v) {
+    unsigned long long o = *p; if (o == cmp) *p = v; return o;
+}
+inline int atomicAnd(int *p, int v) { int o = *p; *p = o & v; return o; }
+inline unsigned atomicAnd(unsigned *p, unsigned v) { unsigned o = *p; *p = o & v; return o; }
+inline int atomicOr(int *p, int v) { int o = *p; *p = o | v; return o; }
+inline unsigned atomicOr(unsigned *p, unsigned v) { unsigned o = *p; *p = o | v; return o; }
+inline int atomicXor(int *p, int v) { int o = *p; *p = o ^ v; return o; }
+inline unsigned atomicXor(unsigned *p, unsigned v) { unsigned o = *p; *p = o ^ v; return o; }
+inline unsigned atomicInc(unsigned *p, unsigned lim) { unsigned o = *p; *p = o >= lim ? 0 : o + 1; return o; }
+inline unsigned atomicDec(unsigned *p, unsigned lim) { unsigned o = *p; *p = (o == 0 || o > lim) ? lim : o - 1; return o; }
+
+/* Fast-math intrinsics are the plain functions (a GPU's are less precise). */
+inline float __expf(float x) { return expf(x); }
+inline float __logf(float x) { return logf(x); }
+inline float __powf(float x, float y) { return powf(x, y); }
+inline float __sinf(float x) { return sinf(x); }
+inline float __cosf(float x) { return cosf(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float __fsqrt_rn(float x) { return sqrtf(x); }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : x > 1.0f ? 1.0f : x; }
+inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+inline int __float_as_int(float x) { int i; memcpy(&i, &x, 4); return i; }
+inline float __int_as_float(int i) { float x; memcpy(&x, &i, 4); return x; }
+inline unsigned __float_as_uint(float x) { unsigned i; memcpy(&i, &x, 4); return i; }
+inline float __uint_as_float(unsigned i) { float x; memcpy(&x, &i, 4); return x; }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x ? __builtin_clz((unsigned)x) : 32; }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+template <class T> inline T __ldg(const T *p) { return *p; }
+
+/* min/max as CUDA's device library defines them (float ones are fminf/fmaxf). */
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline unsigned min(int a, unsigned b) { return min((unsigned)a, b); }
+inline unsigned max(int a, unsigned b) { return max((unsigned)a, b); }
+inline unsigned min(unsigned a, int b) { return min(a, (unsigned)b); }
+inline unsigned max(unsigned a, int b) { return max(a, (unsigned)b); }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline unsigned long long min(unsigned long long a, unsigned long long b) { return a < b ? a : b; }
+inline unsigned long long max(unsigned long long a, unsigned long long b) { return a > b ? a : b; }
+inline unsigned long min(unsigned long a, unsigned long b) { return a < b ? a : b; }
+inline unsigned long max(unsigned long a, unsigned long b) { return a > b ? a : b; }
+inline long min(long a, long b) { return a < b ? a : b; }
+inline long max(long a, long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return fminf(a, b); }
+inline float max(float a, float b) { return fmaxf(a, b); }
+inline double min(double a, double b) { return fmin(a, b); }
+inline double max(double a, double b) { return fmax(a, b); }
+
+/* ========================================================================= */
+/* 5. Test helpers                                                           */
+/* ========================================================================= */
+/* Select the thread/block order: "forward", "reverse", "random:<seed>".
+ * Returns 0, or -1 (and keeps the old schedule) if the name is not understood. */
+inline int emu_set_schedule(const char *s) {
+    int old = emu::g.sched; uint64_t os = emu::g.seed, orng = emu::g.rng;
+    char oname[64]; memcpy(oname, emu::g.sched_name, sizeof oname);
+    if (emu::parse_schedule(s) == 0) return 0;
+    emu::g.sched = old; emu::g.seed = os; emu::g.rng = orng; memcpy(emu::g.sched_name, oname, sizeof oname);
+    return -1;
+}
+/* The schedule in use (after reading DKD_EMU_SCHEDULE if needed). */
+inline const char *emu_schedule(void) { emu::init_schedule(); return emu::g.sched_name; }
+/* Kernels launched and threads run so far (to report the cost of a test). */
+inline long long emu_launch_count(void) { return emu::g.launches; }
+inline long long emu_thread_count(void) { return emu::g.threads; }
+
+#endif /* DKD_CUDA_EMU_H */
