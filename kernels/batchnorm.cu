@@ -5,15 +5,19 @@
  *   train     mean = sum x / n,  var = sum (x-mean)^2 / n   (biased: used to normalise)
  *             invstd = 1/sqrt(var + eps)
  *             y = (x - mean) * invstd * gamma[c] + beta[c]
+ *               computed as PyTorch (and batchnorm.c) do: y = fma(x, a, b) with
+ *               a = invstd*gamma, b = beta - mean*a (one rounding per element)
  *             save_mean[c] = mean, save_invstd[c] = invstd     (for the backward)
- *             running stats, n_updates times (1; 2 for the WRN quirk):
+ *             running stats, n_updates times (1; 2 for the WRN quirk), in double:
  *               run_mean = (1-momentum) run_mean + momentum mean
  *               run_var  = (1-momentum) run_var  + momentum var*n/(n-1)   (UNbiased)
- *   eval      y = (x - run_mean) / sqrt(run_var + eps) * gamma + beta
+ *   eval      the same y with run_mean, run_var in place of mean, var
  *   backward  xhat = (x - mean) * invstd
  *             dbeta[c]  = sum dy                    (=)
- *             dgamma[c] = sum dy*xhat               (=)
+ *             dgamma[c] = sum dy*xhat = invstd * sum dy*(x-mean)   (=)
  *             dx += gamma*invstd * (dy - dbeta/n - xhat*dgamma/n)
+ *               computed as PyTorch does: k = invstd^2 * sum dy*(x-mean) / n,
+ *               dx += (dy - dbeta/n - (x-mean)*k) * invstd * gamma
  *
  * How work maps to blocks and threads:
  *   train and backward: ONE BLOCK PER CHANNEL. A channel's values are N runs
@@ -48,7 +52,7 @@ enum { BN_EVAL_THREADS = 256 };
  * (xor) shuffles in each warp — every lane ends with the same bits, since
  * a+b == b+a exactly —, warp totals in shared memory, butterfly in warp 0.
  * blockDim.x must be a multiple of 32. Two barriers: the second also makes
- * `sh` safe to reuse by the next call. */
+ * bn_partials safe to reuse by the next call. */
 __device__ static double block_sum(double v) {
     SHARED(double, bn_partials, 33);
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
@@ -88,23 +92,24 @@ __global__ void batchnorm_forward_train_kernel(float *__restrict__ y, float *__r
     double var = block_sum(ss) / n;
     float meanf = (float)mean;
     float invstd = (float)(1.0 / sqrt(var + (double)eps));
-    /* pass 3: normalise, scale, shift */
-    float g = gamma[c], b = beta[c];
+    /* pass 3: y = x*a + b, one fused multiply-add. The product mean*a is rounded
+     * on its own (__fmul_rn: nvcc may not fuse it into the subtraction), as in
+     * the C reference. */
+    float a = invstd * gamma[c];
+    float b = beta[c] - __fmul_rn(meanf, a);
     for (int e = threadIdx.x; e < n; e += blockDim.x) {
         size_t i = chan_index(e, c, C, HW);
-        y[i] = (x[i] - meanf) * invstd * g + b;
+        y[i] = fmaf(x[i], a, b);
     }
     if (threadIdx.x == 0) {
         save_mean[c] = meanf;
         save_invstd[c] = invstd;
-        float unbiased = (float)(n > 1 ? var * n / (n - 1) : var);
-        float rm = run_mean[c], rv = run_var[c];
+        double unbiased = n > 1 ? var * n / (n - 1) : var;
+        double mom = momentum;
         for (int u = 0; u < n_updates; u++) {
-            rm = (1.0f - momentum) * rm + momentum * meanf;
-            rv = (1.0f - momentum) * rv + momentum * unbiased;
+            run_mean[c] = (float)(mom * mean + (1.0 - mom) * run_mean[c]);
+            run_var[c] = (float)(mom * unbiased + (1.0 - mom) * run_var[c]);
         }
-        run_mean[c] = rm;
-        run_var[c] = rv;
     }
 }
 
@@ -116,7 +121,9 @@ __global__ void batchnorm_forward_eval_kernel(float *__restrict__ y, const float
     if (i >= (size_t)N * C * HW) return;
     int c = (int)((i / HW) % C);
     float invstd = 1.0f / sqrtf(run_var[c] + eps);
-    y[i] = (x[i] - run_mean[c]) * invstd * gamma[c] + beta[c];
+    float a = invstd * gamma[c];
+    float b = beta[c] - __fmul_rn(run_mean[c], a);
+    y[i] = fmaf(x[i], a, b);
 }
 
 /* dx may be NULL (only the parameter gradients are wanted). */
@@ -126,29 +133,27 @@ __global__ void batchnorm_backward_kernel(float *__restrict__ dx, float *__restr
                                           const float *__restrict__ gamma, int N, int C, int HW) {
     int c = blockIdx.x, n = N * HW;
     float mean = save_mean[c], invstd = save_invstd[c];
-    /* pass 1: the two sums */
-    double sdy = 0.0, sdyx = 0.0;
+    /* pass 1: the two sums, sum dy and dot = sum dy*(x-mean), in double */
+    double sdy = 0.0, dot = 0.0;
     for (int e = threadIdx.x; e < n; e += blockDim.x) {
         size_t i = chan_index(e, c, C, HW);
-        float xhat = (x[i] - mean) * invstd;
-        sdy += dy[i];
-        sdyx += (double)dy[i] * xhat;
+        double g = dy[i];
+        sdy += g;
+        dot += g * ((double)x[i] - (double)mean);
     }
     sdy = block_sum(sdy);
-    sdyx = block_sum(sdyx);
-    float db = (float)sdy, dg = (float)sdyx;
+    dot = block_sum(dot);
     if (threadIdx.x == 0) {
-        if (dbeta) dbeta[c] = db;
-        if (dgamma) dgamma[c] = dg;
+        if (dbeta) dbeta[c] = (float)sdy;
+        if (dgamma) dgamma[c] = (float)(dot * invstd);
     }
     if (!dx) return;   /* the same for every thread of the block: no barrier follows */
-    /* pass 2: dx += gamma*invstd * (dy - mean(dy) - xhat * mean(dy*xhat)) */
-    float k = gamma[c] * invstd;
-    float mdy = (float)(sdy / n), mdyx = (float)(sdyx / n);
+    /* pass 2: dx += (dy - mean(dy) - (x-mean)*k) * invstd * gamma, k = dot*invstd^2/n */
+    float k = (float)dot * invstd * invstd / (float)n;
+    float grad_mean = (float)(sdy / n), gc = gamma[c];
     for (int e = threadIdx.x; e < n; e += blockDim.x) {
         size_t i = chan_index(e, c, C, HW);
-        float xhat = (x[i] - mean) * invstd;
-        dx[i] += k * (dy[i] - mdy - xhat * mdyx);
+        dx[i] += (dy[i] - grad_mean - (x[i] - mean) * k) * invstd * gc;
     }
 }
 

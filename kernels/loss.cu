@@ -32,6 +32,8 @@
  * warps of a block are independent, and a warp whose row is past B returns
  * as a whole before any shuffle. The fixed butterfly makes results
  * bit-reproducible and independent of the block size.
+ * A label outside [0, NC) makes the row's terms NaN (the loss shows it) and
+ * its gradient 0, as in loss.c; nothing is read out of bounds.
  * Rows per block = loss_cuda_threads / 32 (a knob, default 128 threads = 4
  * rows; tests run several). Values are re-read from global memory (L1) on
  * each pass instead of being kept in registers, so any NC works.
@@ -69,6 +71,16 @@ __device__ static float warp_logsumexp(const float *r, int NC, float T, int skip
     return m + logf(s);
 }
 
+/* A label outside [0, NC): rows = NaN, dz row = 0; returns 1 (the warp skips the row). */
+__device__ static int bad_label(float *dz, float *rows, int b, int t, int NC) {
+    if (t >= 0 && t < NC) return 0;
+    int lane = threadIdx.x % 32;
+    if (lane == 0) rows[3 * b + 0] = rows[3 * b + 1] = rows[3 * b + 2] = NAN;
+    if (dz)
+        for (int j = lane; j < NC; j += 32) dz[(size_t)b * NC + j] = 0.0f;
+    return 1;
+}
+
 /* ------------------------------------------------------------------ CE */
 __global__ void ce_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
                                const int *__restrict__ y, int B, int NC, LossParams p) {
@@ -76,6 +88,7 @@ __global__ void ce_loss_kernel(float *__restrict__ dz, float *__restrict__ rows,
     if (b >= B) return;   /* the whole warp leaves together */
     const float *zr = z + (size_t)b * NC;
     int t = y[b];
+    if (bad_label(dz, rows, b, t, NC)) return;   /* same t in every lane */
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);
     if (lane == 0) {
         rows[3 * b + 0] = Lz - zr[t];
@@ -94,6 +107,7 @@ __global__ void kd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows,
     if (b >= B) return;
     const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
     int t = y[b];
+    if (bad_label(dz, rows, b, t, NC)) return;   /* same t in every lane */
     float T = p.T;
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);   /* CE, un-tempered */
     float Ls = warp_logsumexp(zr, NC, T, -1);      /* student, tempered */
@@ -130,6 +144,7 @@ __global__ void dkd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows
     if (b >= B) return;
     const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
     int t = y[b];
+    if (bad_label(dz, rows, b, t, NC)) return;   /* same t in every lane */
     float T = p.T;
     /* CE on the raw logits */
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);

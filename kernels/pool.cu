@@ -3,7 +3,8 @@
  * What it computes (dkd.h legend), x [N,C,H,W] -> y [N,C,OH,OW]:
  *   max pool  K x K, stride S, no padding, OH = (H-K)/S+1:
  *             y = the max of the window; ties go to the FIRST element in
- *             row-major window order (the comparison is a strict '>').
+ *             row-major window order (the comparison is a strict '>'); a NaN
+ *             in the window wins, as in PyTorch.
  *             backward: dy goes to the window's argmax, recomputed from x.
  *   avg pool  K x K, stride S, padding P, OH = (H+2P-K)/S+1,
  *             count_include_pad=True: the sum of the window's elements inside
@@ -46,7 +47,8 @@ __device__ static inline int last_window(int h, int S, int P, int O) {
 }
 
 /* Position (row-major, kh*K + kw) of the maximum of window (oh, ow) of one
- * plane xp [H,W]: strict '>' keeps the first of equal values. */
+ * plane xp [H,W]: strict '>' keeps the first of equal values; a NaN wins
+ * (v != v), as in PyTorch and pool.c. */
 __device__ static inline int window_argmax(const float *xp, int W, int K, int S, int oh, int ow) {
     const float *w0 = xp + (size_t)(oh * S) * W + ow * S;
     float best = w0[0];
@@ -54,7 +56,7 @@ __device__ static inline int window_argmax(const float *xp, int W, int K, int S,
     for (int kh = 0; kh < K; kh++)
         for (int kw = 0; kw < K; kw++) {
             float v = w0[kh * W + kw];
-            if (v > best) { best = v; arg = kh * K + kw; }
+            if (v > best || v != v) { best = v; arg = kh * K + kw; }
         }
     return arg;
 }

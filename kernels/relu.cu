@@ -17,7 +17,8 @@
 
 enum { RELU_THREADS = 256 };
 
-__global__ void relu_forward_kernel(float *__restrict__ y, const float *__restrict__ x, size_t n) {
+/* y may be x (an in-place ReLU): no __restrict__ here. */
+__global__ void relu_forward_kernel(float *y, const float *x, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float v = x[i];

@@ -36,6 +36,8 @@
  *     reference does: errors ~ a few ulps of |logits| ~ 1e-6); gradients
  *     atol 1e-7 / rtol 1e-4 (entries are (λ/B)·probabilities <= 1, computed
  *     from exp of float differences: relative 1e-6 where they are not tiny).
+ * Also: NaNs in max pooling windows (a NaN wins, as in PyTorch) and a label
+ * outside [0, NC) (NaN row terms, zero gradient row, as loss.c does).
  * And, independent of the C reference, the DKD kernel is checked against the
  * float64 test vector of SPEC §3.9 (loss terms and gradient entries).
  */
@@ -82,6 +84,13 @@ typedef std::function<void(void **d)> Op;   /* runs the CUDA op on the device ar
 
 /* Results of the last run_case (schedule 0), for cross-knob comparisons. */
 static std::vector<std::vector<float>> last_result;
+/* Bit-identical (NaN == NaN when the bits agree, unlike operator==). */
+static int same_bits(const std::vector<std::vector<float>> &a, const std::vector<std::vector<float>> &b) {
+    if (a.size() != b.size()) return 0;
+    for (size_t i = 0; i < a.size(); i++)
+        if (a[i].size() != b[i].size() || memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float))) return 0;
+    return 1;
+}
 
 /* Run op under every schedule; compare with the references and between schedules. */
 static void run_case(const char *label, Arr *a, int na, const Op &op) {
@@ -116,7 +125,11 @@ static void run_case(const char *label, Arr *a, int na, const Op &op) {
             if (!check_same(name, got[0][k].data(), a[i].ref, a[i].bytes))
                 check_close("  (how far)", got[0][k].data(), a[i].ref, n, 0, 0);
         } else {
-            check_close(name, got[0][k].data(), a[i].ref, n, a[i].atol, a[i].rtol);
+            /* a NaN in the reference (a bad label's row) must be a NaN here too */
+            std::vector<float> g = got[0][k], r(a[i].ref, a[i].ref + n);
+            for (size_t j = 0; j < n; j++)
+                if (r[j] != r[j] && g[j] != g[j]) r[j] = g[j] = 0.0f;
+            check_close(name, g.data(), r.data(), n, a[i].atol, a[i].rtol);
         }
         k++;
     }
@@ -255,6 +268,7 @@ static void test_pool(void) {
         size_t nx = (size_t)N * C * H * W, ny = (size_t)N * C * OH * OW;
         std::vector<float> x = rnd(nx, 50), dy = rnd(ny, 51), dx0 = rnd(nx, 52), y(ny), dx = dx0;
         for (float &v : x) v = (float)(int)(v * 3.0f);   /* few distinct values: many ties (first wins) */
+        if (nx > 10) { x[3] = NAN; x[nx - 2] = NAN; }     /* a NaN wins its windows (as in PyTorch) */
         maxpool_forward_cpu(y.data(), x.data(), N, C, H, W, K, S);
         maxpool_backward_cpu(dx.data(), dy.data(), x.data(), N, C, H, W, K, S);
         char l[96];
@@ -312,7 +326,7 @@ static void test_linear(void) {
             run_case(l, f, 4, [&](void **d) {
                 linear_forward_cuda((float *)d[3], (float *)d[0], (float *)d[1], (float *)d[2], N, IN, OUT);
             });
-            if (ti == 0) fwd0 = last_result; else same_f &= fwd0 == last_result;
+            if (ti == 0) fwd0 = last_result; else same_f &= same_bits(fwd0, last_result);
             snprintf(l, sizeof l, "linear bwd N=%d IN=%d OUT=%d tile=%d", N, IN, OUT, tiles[ti]);
             Arr g[] = {in("dy", B_(dy)), in("x", B_(x)), in("w", B_(w)), out("dx", dx0.data(), dx.data(), dx.size(), AT, RT),
                        out("dw", NULL, dw.data(), dw.size(), AT, RT), out("db", NULL, db.data(), db.size(), AT, RT)};
@@ -320,7 +334,7 @@ static void test_linear(void) {
                 linear_backward_cuda((float *)d[3], (float *)d[4], (float *)d[5], (float *)d[0], (float *)d[1], (float *)d[2],
                                      N, IN, OUT);
             });
-            if (ti == 0) bwd0 = last_result; else same_b &= bwd0 == last_result;
+            if (ti == 0) bwd0 = last_result; else same_b &= same_bits(bwd0, last_result);
         }
         check(same_f && same_b, "linear N=%d IN=%d OUT=%d: tiles 8/16/32 give bit-identical y, dx, dw, db", N, IN, OUT);
         /* dx NULL: only dw, db */
@@ -437,6 +451,7 @@ static void test_losses(void) {
             std::vector<float> z = rnd((size_t)B * NC, 90 + B, 5.0f), v = rnd((size_t)B * NC, 91 + B, 6.0f);
             std::vector<int> y(B);
             for (int b = 0; b < B; b++) y[b] = (b * 37 + 11) % NC;
+            if (B >= 5) y[B - 1] = B == 5 ? -1 : NC;   /* a bad label: NaN row terms, zero gradient */
             if (B >= 3) {   /* a confident row: student target margin 300 (75 tempered): p_nt ~ 1e-33 */
                 z[(size_t)1 * NC + y[1]] += 300.0f;
                 v[(size_t)2 * NC + y[2]] += 200.0f;   /* and a confident teacher */
@@ -454,7 +469,7 @@ static void test_losses(void) {
                 run_case(l, a, 5, [&](void **d) {
                     loss_cuda(kind, (float *)d[3], (float *)d[4], (float *)d[0], (float *)d[1], (int *)d[2], B, NC, p);
                 });
-                if (ti == 0) r0 = last_result; else same &= r0 == last_result;
+                if (ti == 0) r0 = last_result; else same &= same_bits(r0, last_result);
             }
             check(same, "%s loss B=%d NC=%d: threads 32/64/128/1024 give bit-identical dz, rows", names[kind], B, NC);
             loss_cuda_threads = 128;
