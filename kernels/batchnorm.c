@@ -1,59 +1,147 @@
-/* kernels/batchnorm.c — BatchNorm2d, PyTorch semantics (SPEC §2.8).
- * train: mean and biased variance over (N,H,W) per channel (accumulated in double),
- *   y = (x - mean) * invstd * gamma + beta, running stats updated with the unbiased variance.
- * backward: with xh = (x-mean)*invstd, dgamma = sum dy*xh, dbeta = sum dy,
- *   dx = gamma*invstd*(dy - mean(dy) - xh*mean(dy*xh)). */
+/* kernels/batchnorm.c — BatchNorm2d on the CPU, with PyTorch's semantics (SPEC §2.8).
+ *
+ *   x, y [N,C,HW]   gamma, beta, running mean/var, save_mean, save_invstd [C]
+ *   per channel c, over its m = N·HW values:
+ *     train:  mean = (1/m) Σ x          var = (1/m) Σ (x - mean)²      (biased)
+ *             invstd = 1/sqrt(var + eps)
+ *             y = (x - mean)·invstd·gamma + beta
+ *             running_mean = (1-mom)·running_mean + mom·mean
+ *             running_var  = (1-mom)·running_var  + mom·var·m/(m-1)    (UNbiased)
+ *             (n_updates times: WRN applies three of its BNs twice per forward)
+ *     eval:   the same y with running_mean / running_var in place of mean / var.
+ *   y is computed as PyTorch does it: y = x·a + b with a = invstd·gamma, b = beta - mean·a
+ *   (one fused multiply-add per element where the hardware has FMA, see affine_channel).
+ *
+ * Backward (train mode). With xh = (x - mean)·invstd (the normalised input) and
+ * dy = dL/dy:
+ *     dbeta  = Σ dy                    dgamma = Σ dy·xh
+ *     dx     = gamma·invstd · ( dy - (1/m)Σ dy - xh·(1/m)Σ dy·xh )
+ * Derivation: y = gamma·xh + beta, and xh depends on x directly and through mean and
+ * var: dxh/dx_j = invstd·(δ_ij - 1/m - xh_i·xh_j/m). Summing dy_i·gamma·dxh_i/dx_j
+ * over i gives the line above: the gradient of a normalised vector is the incoming
+ * gradient with its mean and its component along xh removed.
+ * Computed as PyTorch does: k = (Σ dy·(x-mean))·invstd²/m, dx = (dy - Σdy/m - (x-mean)·k)·invstd·gamma.
+ *
+ * Sums are accumulated in double (as PyTorch's CPU kernel does) in a fixed order:
+ * 8 interleaved partial sums per channel (element i goes to sum i mod 8 of its HW
+ * block), added at the end. That order does not depend on the thread count, lets the
+ * compiler vectorise, and keeps every channel in one thread. Statistics come from one
+ * pass over x: Σ(x-s) and Σ(x-s)² with the shift s = the channel's first value, so that
+ * E[(x-s)²] - E[x-s]² does not cancel even when |mean| >> std (and it is in double).
+ */
 #include "dkd.h"
 
 #include <math.h>
-#include <string.h>
 
-void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var, const float *x,
-                                 const float *gamma, const float *beta, int N, int C, int HW, float momentum, float eps, int n_updates) {
-    double cnt = (double)N * HW;
-    #pragma omp parallel for
+enum { LANES = 8 };
+typedef struct { double s1[LANES], s2[LANES]; } Sums;   /* Σ u and Σ u·v in 8 lanes */
+
+/* s1 += Σ (a - shift), s2 += Σ (a - shift)² over n floats. */
+static void add_moments(Sums *S, const float *a, int n, double shift) {
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double d = (double)a[i + l] - shift;
+            S->s1[l] += d;
+            S->s2[l] += d * d;
+        }
+    for (; i < n; i++) { double d = (double)a[i] - shift; S->s1[0] += d; S->s2[0] += d * d; }
+}
+
+/* s1 += Σ g, s2 += Σ g·(a - mean) over n floats. */
+static void add_grad_sums(Sums *S, const float *g, const float *a, int n, double mean) {
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) {
+            double gv = g[i + l];
+            S->s1[l] += gv;
+            S->s2[l] += gv * ((double)a[i + l] - mean);
+        }
+    for (; i < n; i++) { double gv = g[i]; S->s1[0] += gv; S->s2[0] += gv * ((double)a[i] - mean); }
+}
+
+static double lane_total(const double *s) {
+    double t = 0.0;
+    for (int l = 0; l < LANES; l++) t += s[l];
+    return t;
+}
+
+/* y = x·a + b over channel c of every image, with one rounding where the hardware has
+ * FMA: PyTorch's vectorised CPU kernel compiles to a fused multiply-add there, and
+ * matching it keeps near-zero BN outputs on the same side of the following ReLU. */
+#ifdef FP_FAST_FMAF
+#define AFFINE(x, a, b) fmaf((x), (a), (b))
+#else
+#define AFFINE(x, a, b) ((x) * (a) + (b))
+#endif
+static void affine_channel(float *y, const float *x, int N, int C, int HW, int c, float a, float b) {
+    for (int n = 0; n < N; n++) {
+        const float *xp = x + ((size_t)n * C + c) * HW;
+        float *yp = y + ((size_t)n * C + c) * HW;
+        for (int i = 0; i < HW; i++) yp[i] = AFFINE(xp[i], a, b);
+    }
+}
+
+void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
+                                 float *run_mean, float *run_var, const float *x,
+                                 const float *gamma, const float *beta,
+                                 int N, int C, int HW, float momentum, float eps, int n_updates) {
+    double m = (double)N * HW;
+    #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        double s = 0;
-        for (int n = 0; n < N; n++) { const float *p = x + ((size_t)n * C + c) * HW; for (int i = 0; i < HW; i++) s += p[i]; }
-        double mean = s / cnt, v = 0;
-        for (int n = 0; n < N; n++) { const float *p = x + ((size_t)n * C + c) * HW; for (int i = 0; i < HW; i++) { double d = p[i] - mean; v += d * d; } }
-        double var = v / cnt;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        save_mean[c] = (float)mean; save_invstd[c] = invstd;
-        float m = (float)mean;
-        float a = gamma[c] * invstd;
-        for (int n = 0; n < N; n++) { const float *p = x + ((size_t)n * C + c) * HW; float *q = y + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) q[i] = (p[i] - m) * a + beta[c]; }
-        double unb = cnt > 1 ? v / (cnt - 1) : var;
+        Sums S = {{0}, {0}};
+        double shift = m > 0 ? x[(size_t)c * HW] : 0.0;
+        for (int n = 0; n < N; n++) add_moments(&S, x + ((size_t)n * C + c) * HW, HW, shift);
+        double d1 = lane_total(S.s1) / m, d2 = lane_total(S.s2) / m;
+        double mean = shift + d1;
+        double var = d2 - d1 * d1;                     /* biased: divide by m */
+        if (var < 0.0) var = 0.0;
+        float invstd = (float)(1.0 / sqrt(var + (double)eps));
+        save_mean[c] = (float)mean;
+        save_invstd[c] = invstd;
+        float a = invstd * gamma[c];
+        float b = beta[c] - save_mean[c] * a;
+        affine_channel(y, x, N, C, HW, c, a, b);
+        double unbiased = m > 1 ? var * m / (m - 1) : var;
         for (int u = 0; u < n_updates; u++) {
-            run_mean[c] = (1.0f - momentum) * run_mean[c] + momentum * (float)mean;
-            run_var[c] = (1.0f - momentum) * run_var[c] + momentum * (float)unb;
+            run_mean[c] = (float)((double)momentum * mean + (1.0 - (double)momentum) * run_mean[c]);
+            run_var[c] = (float)((double)momentum * unbiased + (1.0 - (double)momentum) * run_var[c]);
         }
     }
 }
 
-void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta, const float *run_mean,
-                                const float *run_var, int N, int C, int HW, float eps) {
-    #pragma omp parallel for
+void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
+                                const float *run_mean, const float *run_var,
+                                int N, int C, int HW, float eps) {
+    #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        float invstd = 1.0f / sqrtf(run_var[c] + eps), a = gamma[c] * invstd, m = run_mean[c];
-        for (int n = 0; n < N; n++) { const float *p = x + ((size_t)n * C + c) * HW; float *q = y + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) q[i] = (p[i] - m) * a + beta[c]; }
+        float invstd = 1.0f / sqrtf(run_var[c] + eps);
+        float a = invstd * gamma[c];
+        float b = beta[c] - run_mean[c] * a;
+        affine_channel(y, x, N, C, HW, c, a, b);
     }
 }
 
-void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x, const float *save_mean,
-                            const float *save_invstd, const float *gamma, int N, int C, int HW) {
-    double cnt = (double)N * HW;
-    #pragma omp parallel for
+void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *save_mean, const float *save_invstd, const float *gamma,
+                            int N, int C, int HW) {
+    double m = (double)N * HW;
+    #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        double sdy = 0, sdyx = 0; float m = save_mean[c], is = save_invstd[c];
-        for (int n = 0; n < N; n++) { const float *p = x + ((size_t)n * C + c) * HW, *g = dy + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) { sdy += g[i]; sdyx += (double)g[i] * (p[i] - m) * is; } }
-        dgamma[c] = (float)sdyx; dbeta[c] = (float)sdy;
+        float mean = save_mean[c], invstd = save_invstd[c];
+        Sums S = {{0}, {0}};
+        for (int n = 0; n < N; n++)
+            add_grad_sums(&S, dy + ((size_t)n * C + c) * HW, x + ((size_t)n * C + c) * HW, HW, mean);
+        double sum_dy = lane_total(S.s1), dotp = lane_total(S.s2);   /* Σ dy, Σ dy·(x - mean) */
+        dgamma[c] = (float)(dotp * invstd);
+        dbeta[c] = (float)sum_dy;
         if (!dx) continue;
-        float k1 = (float)(sdy / cnt), k2 = (float)(sdyx / cnt), a = gamma[c] * is;
-        for (int n = 0; n < N; n++) { const float *p = x + ((size_t)n * C + c) * HW, *g = dy + ((size_t)n * C + c) * HW; float *d = dx + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) { float xh = (p[i] - m) * is; d[i] += a * (g[i] - k1 - xh * k2); } }
+        float k = (float)dotp * invstd * invstd / (float)m;   /* in float, as PyTorch */
+        float grad_mean = (float)(sum_dy / m), gc = gamma[c];
+        for (int n = 0; n < N; n++) {
+            const float *xp = x + ((size_t)n * C + c) * HW, *g = dy + ((size_t)n * C + c) * HW;
+            float *d = dx + ((size_t)n * C + c) * HW;
+            for (int i = 0; i < HW; i++) d[i] += (g[i] - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+        }
     }
 }

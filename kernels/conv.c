@@ -1,246 +1,568 @@
-/* kernels/conv.c — 2-D convolution by im2col + GEMM (lead's reference version). */
+/* kernels/conv.c — 2-D convolution (cross-correlation) on the CPU: forward and backward.
+ *
+ *   y[n,o,oh,ow] = b[o] + Σ_{c,kh,kw} w[o,c,kh,kw] · x[n, g·Cg + c, oh·S-P+kh, ow·S-P+kw]
+ *   x [N,C,H,W]   w [OC,Cg,K,K]   b [OC] or NULL   y [N,OC,OH,OW]
+ *   G groups: output channel o belongs to group g = o / OCg and sees input channels
+ *   g·Cg .. g·Cg+Cg-1 (Cg = C/G, OCg = OC/G); OH = (H+2P-K)/S+1, OW likewise;
+ *   x outside the image reads as 0 (zero padding).
+ *
+ * im2col: convolution as a matrix product
+ * ---------------------------------------
+ * For one image and one group, the "column matrix" col [KK, PP] (KK = Cg·K·K rows,
+ * one per (c,kh,kw); PP = OH·OW columns, one per output position p = (oh,ow)) holds
+ * in column p the input patch that output p sees:
+ *     col[(c,kh,kw)][(oh,ow)] = x[c, oh·S-P+kh, ow·S-P+kw]      (0 in the padding)
+ * Then, with W_g = w viewed as [OCg, KK] and Y, dY as [OCg, PP] per image:
+ *     forward         Y  = W_g · col                  (M=OCg, N=PP, K=KK)
+ *     weight grad     dW_g = Σ_n dY_n · col_n^T       (M=OCg, N=KK, K=PP per image)
+ *     input grad      dcol = W_g^T · dY_n             (M=KK, N=PP, K=OCg)
+ *                     dx += col2im(dcol)
+ * The last line is the chain rule through im2col: each x element was copied into
+ * every column whose patch covers it, so its gradient is the SUM of the dcol entries
+ * at those places; col2im adds each dcol row back onto the shifted window of dx it
+ * came from. db[o] = Σ_{n,p} dy[n,o,p].
+ *
+ * Slices. The products above are per image, so images are independent units of
+ * work: threads take whole images (OpenMP, static schedule) and each thread builds
+ * its own col in its slot of the workspace. When an image has few output positions
+ * (PP < 64: 4x4 and 2x2 maps of VGG, ResNet50, ShuffleNets) a product with N = PP
+ * would be mostly tile edges, so a "slice" of ceil(64/PP) images is done as ONE
+ * product with N = (images)·PP columns (col gets the columns of every image of the
+ * slice side by side; y and dy are copied to/from [OCg, images·PP] staging
+ * matrices). We keep per-image products otherwise: batching all 64 images into one
+ * GEMM (N = 64·1024) gains nothing at these sizes (N = 1024 already fills the
+ * micro-kernel, see gemm.c) but needs a 64x larger col and a scatter of y back
+ * into NCHW.
+ *
+ * Making it fast (one image of resnet20's first stage: a 16x144 by 144x1024 product,
+ * 2.4M multiply-adds, but col alone is 147k floats, so moving col around costs as
+ * much as multiplying it):
+ *  - the forward GEMM reads a long col (>= 512 columns: 32x32 maps) where it is
+ *    (gemm_serial_b_inplace) instead of packing it, with a row stride padded so that
+ *    its rows do not all land in the same L1 cache set (measured 25% faster there;
+ *    for short rows and long K the packed copy is as fast or a little faster);
+ *  - im2col of a "same" convolution (stride 1, output size = input size) copies each
+ *    row of col as one shifted block of the input plane, then zeroes the few entries
+ *    that wrapped around an edge (im2col_row); col2im is the mirror image;
+ *  - a 1x1 stride-1 convolution needs no col at all: col IS the input (is_pointwise).
+ *
+ * Determinism. Forward, dx and db: every output element is computed by one thread
+ * in a fixed order. dW sums over images: the slices are cut into at most
+ * CONV_DW_CHUNKS chunks (a function of N and PP only, not of the thread count);
+ * each chunk's partial dW (its slices in order) goes to its own buffer, and the
+ * chunks are added in chunk order at the end. So results are bit-identical for
+ * any number of threads.
+ *
+ * Workspace (conv2d_workspace_floats, sized once for the largest batch N):
+ *   per thread slot: col [KK, cols] (+ a staging matrix [OCg, cols] when slices
+ *   hold several images), cols = images per slice · PP;
+ *   dW partials: chunks · OC · KK floats (none when there is a single chunk).
+ * Slots: min(omp_get_num_procs(), number of slices). A call uses at most that many
+ * threads (more threads than processors never help), so the workspace stays valid
+ * whatever thread count is set later. Largest layer of resnet56/resnet20 at batch 64
+ * on 2 processors (64x64 3x3 on 8x8 maps): 387k floats (1.6 MB); the GEMM adds
+ * 1.1 MB of packing buffers per thread (gemm.c).
+ *
+ * Depthwise (G == C == OC: MobileNetV2, ShuffleNets): one input channel per output
+ * channel, KK = K·K = 9, so a GEMM would be all overhead; direct loops instead
+ * (conv_dw_* below), same formulas. With stride 1 each plane is first copied into a
+ * zero-bordered plane so that every tap is one long vector loop (the padded-plane
+ * form, see dw_padded); its scratch is the workspace (min(processors, C) slots of a
+ * few planes). Threads take planes (forward, dx) or channels (dW, summed over the
+ * images in order): deterministic too.
+ */
 #include "dkd.h"
-#include <math.h>
-#include <string.h>
-#include <stdlib.h>
+#include "gemm.h"
 
-/* ---- the GEMM kernels (register-blocked, vectorised) -------------------------------
- * v8 = 8 floats = one AVX register (GCC/Clang vector extension). We let the compiler
- * fuse `c += a * b` into one FMA instruction in these two functions only; the rest of
- * the project is built with -std=c11, which forbids that contraction. */
-typedef float v8 __attribute__((vector_size(32)));
-static inline v8 v8_load(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-#if defined(__clang__)
-#define FMA_OK _Pragma("clang fp contract(fast)")
-#define FMA_FUNC
-#else
-#define FMA_OK
-#define FMA_FUNC __attribute__((optimize("fp-contract=fast")))
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
 #endif
 
-/* Micro-kernel: a 4 x 24 tile of C (12 registers) += A[4 rows, K] * B[K, 24 columns].
- * A(i,k) = A[i*ars + k*acs], B row k at B + k*ldb. */
-FMA_FUNC static void tile_4x24(int K, const float *A, int ars, int acs, const float *B, int ldb, float *C, int ldc, int acc) {
-    FMA_OK
-    v8 c00 = {0}, c01 = {0}, c02 = {0}, c10 = {0}, c11 = {0}, c12 = {0};
-    v8 c20 = {0}, c21 = {0}, c22 = {0}, c30 = {0}, c31 = {0}, c32 = {0};
-    for (int k = 0; k < K; k++) {
-        const float *b = B + (size_t)k * ldb, *a = A + (size_t)k * acs;
-        v8 b0 = v8_load(b), b1 = v8_load(b + 8), b2 = v8_load(b + 16);
-        float a0 = a[0], a1 = a[ars], a2 = a[2 * (size_t)ars], a3 = a[3 * (size_t)ars];
-        c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2;
-        c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2;
-        c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2;
-        c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2;
-    }
-    v8 t[4][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
-    for (int r = 0; r < 4; r++)
-        for (int v = 0; v < 3; v++) {
-            float *c = C + (size_t)r * ldc + 8 * v;
-            v8_store(c, acc ? v8_load(c) + t[r][v] : t[r][v]);
-        }
+enum {
+    CONV_MIN_COLS = 64,     /* a slice holds ceil(64/PP) images when PP < 64 */
+    CONV_DW_CHUNKS = 8,     /* dW is summed over at most 8 image chunks, then added */
+    CONV_INPLACE_COLS = 512 /* forward: read col in place when it has this many columns */
+};
+
+/* Everything the loops need about one convolution, derived from the arguments. */
+typedef struct {
+    int N, C, H, W, OC, K, S, P, G;
+    int Cg, OCg, KK;        /* channels per group in/out, rows of col (Cg·K·K) */
+    int OH, OW, PP;         /* output size, PP = OH·OW */
+    int per_slice, slices;  /* images per slice, number of slices */
+    int chunks;             /* dW chunks (1: the partial is dw itself) */
+    int slots;              /* thread slots in the workspace */
+    size_t cols;            /* columns of a full slice: per_slice·PP */
+    int ldcol;              /* row stride of col in a slot */
+    size_t stage_off;       /* where the staging matrix starts in a slot (after col) */
+    size_t slot_floats;     /* col + staging, per slot */
+} Conv;
+
+static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
+    Conv d;
+    d.N = N; d.C = C; d.H = H; d.W = W; d.OC = OC; d.K = K; d.S = S; d.P = P; d.G = G;
+    d.Cg = C / G; d.OCg = OC / G; d.KK = d.Cg * K * K;
+    d.OH = (H + 2 * P - K) / S + 1; d.OW = (W + 2 * P - K) / S + 1; d.PP = d.OH * d.OW;
+    d.per_slice = d.PP >= CONV_MIN_COLS ? 1 : (CONV_MIN_COLS + d.PP - 1) / d.PP;
+    if (d.per_slice > N) d.per_slice = N > 0 ? N : 1;
+    d.slices = (N + d.per_slice - 1) / d.per_slice;
+    d.chunks = d.slices < CONV_DW_CHUNKS ? d.slices : CONV_DW_CHUNKS;
+    if (d.chunks < 1) d.chunks = 1;
+    d.cols = (size_t)d.per_slice * d.PP;
+    /* col's row stride: at least cols rounded up to GEMM_NR, and an odd number of 64-byte
+     * cache lines, so that consecutive rows fall into different L1 sets (a stride of
+     * 1024 floats = 4 KiB would put every row of a strip into the same set). */
+    d.ldcol = (int)((d.cols + GEMM_NR - 1) / GEMM_NR * GEMM_NR);
+    d.ldcol = (d.ldcol + 15) / 16 * 16;
+    if ((d.ldcol / 16) % 2 == 0) d.ldcol += 16;
+    d.stage_off = (size_t)d.KK * d.ldcol;
+    d.slot_floats = d.stage_off + (d.per_slice > 1 ? (size_t)d.OCg * d.cols : 0);
+    int procs = 1;
+#ifdef _OPENMP
+    procs = omp_get_num_procs();
+#endif
+    d.slots = procs < d.slices ? procs : d.slices;
+    if (d.slots < 1) d.slots = 1;
+    return d;
 }
 
-/* C[M,N] (= or +=) A[M,K] * B[K,N]; A element (i,k) at A[i*ars + k*acs]; B, C row-major.
- * Everything goes through the 4x24 micro-kernel: a ragged right edge (N % 24 columns)
- * or bottom edge (M % 4 rows) is first copied into a zero-padded per-thread buffer, and
- * only the valid part of the resulting tile is stored. */
-static _Thread_local float *edge_buf;
-static _Thread_local size_t edge_cap;
-static float *edge_scratch(size_t n) {
-    if (n > edge_cap) { free(edge_buf); edge_buf = (float *)xmalloc(n * sizeof(float)); edge_cap = n; }
-    return edge_buf;
+/* Threads used by a call: what OpenMP would use, capped by the workspace slots. */
+static int conv_threads(const Conv *d) {
+    int t = dkd_num_threads();
+    return t < d->slots ? t : d->slots;
 }
-static void gemm_nn(int M, int N, int K, const float *A, int ars, int acs, const float *B, int ldb, float *C, int ldc, int acc) {
-    int M4 = M / 4 * 4, N24 = N / 24 * 24, nr = N - N24, mr = M - M4;
-    float *Bedge = NULL, *Aedge = NULL;
-    if (nr || mr) {
-        float *buf = edge_scratch((size_t)K * 24 + (size_t)4 * K);
-        Bedge = buf; Aedge = buf + (size_t)K * 24;
-        if (nr) for (int k = 0; k < K; k++)
-            for (int j = 0; j < 24; j++) Bedge[(size_t)k * 24 + j] = j < nr ? B[(size_t)k * ldb + N24 + j] : 0.0f;
-        if (mr) for (int r = 0; r < 4; r++)
-            for (int k = 0; k < K; k++) Aedge[(size_t)r * K + k] = r < mr ? A[(size_t)(M4 + r) * ars + (size_t)k * acs] : 0.0f;
-    }
-    float tile[4 * 24];
-    for (int i0 = 0; i0 < M; i0 += 4) {
-        int rows = i0 < M4 ? 4 : mr;
-        const float *a = i0 < M4 ? A + (size_t)i0 * ars : Aedge;
-        int as = i0 < M4 ? ars : K, ac = i0 < M4 ? acs : 1;
-        for (int j0 = 0; j0 < N; j0 += 24) {
-            if (rows == 4 && j0 < N24) {
-                tile_4x24(K, a, as, ac, B + j0, ldb, C + (size_t)i0 * ldc + j0, ldc, acc);
-                continue;
-            }
-            const float *b = j0 < N24 ? B + j0 : Bedge;
-            tile_4x24(K, a, as, ac, b, j0 < N24 ? ldb : 24, tile, 24, 0);
-            int cols = j0 < N24 ? 24 : nr;
-            for (int r = 0; r < rows; r++)
-                for (int j = 0; j < cols; j++) {
-                    float *c = C + (size_t)(i0 + r) * ldc + j0 + j;
-                    *c = acc ? *c + tile[r * 24 + j] : tile[r * 24 + j];
+/* Depthwise: work items are planes (forward, dx) or channels (dW); slots for the
+ * padded-plane scratch: min(processors, channels). */
+static int dw_slots(const Conv *d) {
+    int procs = 1;
+#ifdef _OPENMP
+    procs = omp_get_num_procs();
+#endif
+    int s = procs < d->C ? procs : d->C;
+    return s < 1 ? 1 : s;
+}
+static int dw_threads(const Conv *d) {
+    int t = dkd_num_threads(), s = dw_slots(d);
+    return t < s ? t : s;
+}
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int is_depthwise(int C, int OC, int G) { return G == C && G == OC; }
+
+/* 1x1, stride 1, no padding, one image per slice: col IS the image (x_g viewed as
+ * [Cg, PP]), so no im2col copy, and dx gets W_g^T·dY added directly (col2im of a 1x1
+ * convolution is the identity). MobileNetV2, the ShuffleNets and ResNet50 are mostly
+ * such convolutions. */
+static int is_pointwise(const Conv *d) { return d->K == 1 && d->S == 1 && d->P == 0 && d->per_slice == 1; }
+
+/* ---- im2col / col2im --------------------------------------------------------------- */
+
+/* Output columns ow whose input column iw = ow·S - P + kw lies inside [0, W):
+ * ow in [*lo, *hi). */
+static void valid_range(int W, int OW, int S, int P, int kw, int *lo, int *hi) {
+    int a = P - kw;                             /* need ow·S >= P - kw */
+    *lo = a <= 0 ? 0 : (a + S - 1) / S;
+    int b = W - 1 + P - kw;                     /* need ow·S <= W - 1 + P - kw */
+    *hi = b < 0 ? 0 : b / S + 1;
+    if (*hi > OW) *hi = OW;
+    if (*lo > *hi) *lo = *hi;
+}
+
+/* "Same" convolutions (stride 1, output as large as the input: P = (K-1)/2, the
+ * 3x3 convolutions that make up almost all the work) have a fast im2col: row (c,kh,kw)
+ * of col is the input plane shifted by (kh-P)·W + (kw-P) elements, i.e. ONE contiguous
+ * copy, after which the positions that wrapped around a row edge (ow outside
+ * [lo, hi)) and the rows above/below the image are set to 0. */
+static int same_shape(const Conv *d) { return d->S == 1 && d->OH == d->H && d->OW == d->W; }
+
+/* row[i·PP + oh·OW + ow] = x_i[c][oh·S-P+kh][ow·S-P+kw] (0 outside the image) for the
+ * ni images of a slice: row (c,kh,kw) of col. x points at image 0, channel 0 of the group. */
+static void im2col_row(float *restrict row, const float *restrict x, int ni, int c, int kh, int kw, const Conv *d) {
+    int lo, hi;
+    valid_range(d->W, d->OW, d->S, d->P, kw, &lo, &hi);
+    int HW = d->H * d->W;
+    for (int i = 0; i < ni; i++) {
+        const float *restrict xc = x + ((size_t)i * d->C + c) * HW;
+        float *restrict r = row + (size_t)i * d->PP;
+        if (same_shape(d)) {
+            int shift = (kh - d->P) * d->W + (kw - d->P);
+            int p0 = shift < 0 ? -shift : 0, p1 = HW - shift < d->PP ? HW - shift : d->PP;
+            if (p1 < p0) p1 = p0;
+            for (int p = 0; p < p0; p++) r[p] = 0.0f;
+            for (int p = p0; p < p1; p++) r[p] = xc[p + shift];
+            for (int p = p1; p < d->PP; p++) r[p] = 0.0f;
+            if (lo > 0 || hi < d->OW)
+                for (int oh = 0; oh < d->OH; oh++) {
+                    for (int ow = 0; ow < lo; ow++) r[oh * d->OW + ow] = 0.0f;
+                    for (int ow = hi; ow < d->OW; ow++) r[oh * d->OW + ow] = 0.0f;
                 }
+            continue;
+        }
+        for (int oh = 0; oh < d->OH; oh++) {
+            float *restrict ro = r + (size_t)oh * d->OW;
+            int ih = oh * d->S - d->P + kh;
+            if (ih < 0 || ih >= d->H) { for (int ow = 0; ow < d->OW; ow++) ro[ow] = 0.0f; continue; }
+            const float *xr = xc + (size_t)ih * d->W - d->P + kw;   /* xr[ow·S] = x[ih][ow·S-P+kw] */
+            for (int ow = 0; ow < lo; ow++) ro[ow] = 0.0f;
+            if (d->S == 1) for (int ow = lo; ow < hi; ow++) ro[ow] = xr[ow];
+            else           for (int ow = lo; ow < hi; ow++) ro[ow] = xr[ow * d->S];
+            for (int ow = hi; ow < d->OW; ow++) ro[ow] = 0.0f;
         }
     }
 }
 
-/* Dot products of 4 rows of G with 3 rows of X over n floats (the weight gradient
- * reduces over output positions): out[r][q] = sum_p G[r][p] * X[q][p]. Eight lanes
- * accumulate separately and are added in a fixed order at the end. */
-FMA_FUNC static void dots_4x3(int n, const float *G, int gs, const float *X, int xs, float out[4][3]) {
-    FMA_OK
-    v8 a[4][3] = {{{0}}};
-    int n8 = n / 8 * 8;
-    for (int p = 0; p < n8; p += 8) {
-        v8 x0 = v8_load(X + p), x1 = v8_load(X + xs + p), x2 = v8_load(X + 2 * (size_t)xs + p);
-        for (int r = 0; r < 4; r++) {
-            v8 g = v8_load(G + (size_t)r * gs + p);
-            a[r][0] += g * x0; a[r][1] += g * x1; a[r][2] += g * x2;
-        }
-    }
-    for (int r = 0; r < 4; r++)
-        for (int q = 0; q < 3; q++) {
-            float s = 0.0f;
-            for (int l = 0; l < 8; l++) s += a[r][q][l];
-            for (int p = n8; p < n; p++) s += G[(size_t)r * gs + p] * X[(size_t)q * xs + p];
-            out[r][q] = s;
-        }
-}
-
-void sgemm_cpu(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) {
-        float s = 0;
-        for (int k = 0; k < K; k++) s += (tA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) * (tB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
-        C[(size_t)i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * C[(size_t)i * ldc + j]);
-    }
-}
-
-size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
-    if (G == C && G == OC) return 1;
-    return (size_t)N * (C / G) * K * K * OH * OW;
-}
-
-/* col [Cg*K*K, OH*OW] of image channels c0..c0+Cg-1 */
-static void im2col(float *col, const float *x, int Cg, int H, int W, int K, int S, int P, int OH, int OW) {
-    for (int c = 0; c < Cg; c++) for (int kh = 0; kh < K; kh++) for (int kw = 0; kw < K; kw++) {
-        float *row = col + ((size_t)(c * K + kh) * K + kw) * OH * OW;
-        const float *xc = x + (size_t)c * H * W;
-        for (int oh = 0; oh < OH; oh++) {
-            int ih = oh * S - P + kh;
-            float *r = row + oh * OW;
-            if (ih < 0 || ih >= H) { for (int ow = 0; ow < OW; ow++) r[ow] = 0; continue; }
-            for (int ow = 0; ow < OW; ow++) { int iw = ow * S - P + kw; r[ow] = (iw >= 0 && iw < W) ? xc[ih * W + iw] : 0.0f; }
-        }
-    }
-}
-static void col2im_add(float *dx, const float *col, int Cg, int H, int W, int K, int S, int P, int OH, int OW) {
-    for (int c = 0; c < Cg; c++) for (int kh = 0; kh < K; kh++) for (int kw = 0; kw < K; kw++) {
-        const float *row = col + ((size_t)(c * K + kh) * K + kw) * OH * OW;
-        float *xc = dx + (size_t)c * H * W;
-        for (int oh = 0; oh < OH; oh++) {
-            int ih = oh * S - P + kh; if (ih < 0 || ih >= H) continue;
-            for (int ow = 0; ow < OW; ow++) { int iw = ow * S - P + kw; if (iw >= 0 && iw < W) xc[ih * W + iw] += row[oh * OW + ow]; }
-        }
-    }
-}
-
-void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1, PP = OH * OW;
-    if (G == C && G == OC) {
-        #pragma omp parallel for
-        for (int nc = 0; nc < N * C; nc++) {
-            int c = nc % C; const float *xc = x + (size_t)nc * H * W; float *yc = y + (size_t)nc * PP; const float *wc = w + (size_t)c * K * K;
-            for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
-                float s = 0;
-                for (int kh = 0; kh < K; kh++) { int ih = oh * S - P + kh; if (ih < 0 || ih >= H) continue;
-                    for (int kw = 0; kw < K; kw++) { int iw = ow * S - P + kw; if (iw < 0 || iw >= W) continue; s += wc[kh * K + kw] * xc[ih * W + iw]; } }
-                yc[oh * OW + ow] = s + (b ? b[c] : 0.0f);
+/* col [KK, ni·PP] of a slice, row k at col + k·ldcol; the columns from ni·PP up to the
+ * next multiple of GEMM_NR are set to 0 (the GEMM reads B in whole strips). */
+static void im2col(float *col, const float *x, int ni, const Conv *d) {
+    int cols = ni * d->PP, padded = (cols + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    for (int c = 0, k = 0; c < d->Cg; c++)
+        for (int kh = 0; kh < d->K; kh++)
+            for (int kw = 0; kw < d->K; kw++, k++) {
+                float *row = col + (size_t)k * d->ldcol;
+                im2col_row(row, x, ni, c, kh, kw, d);
+                for (int q = cols; q < padded; q++) row[q] = 0.0f;
             }
-        }
-        return;
-    }
-    int Cg = C / G, OCg = OC / G, KK = Cg * K * K;
-    #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        float *col = ws + (size_t)n * KK * PP;
-        for (int g = 0; g < G; g++) {
-            im2col(col, x + ((size_t)n * C + g * Cg) * H * W, Cg, H, W, K, S, P, OH, OW);
-            float *yg = y + ((size_t)n * OC + g * OCg) * PP;
-            gemm_nn(OCg, PP, KK, w + (size_t)g * OCg * KK, KK, 1, col, PP, yg, PP, 0);
-            if (b) for (int o = 0; o < OCg; o++) for (int p = 0; p < PP; p++) yg[(size_t)o * PP + p] += b[g * OCg + o];
-        }
-    }
 }
 
-void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1, PP = OH * OW;
-    if (db) {
-        #pragma omp parallel for
-        for (int o = 0; o < OC; o++) { float s = 0; for (int n = 0; n < N; n++) for (int p = 0; p < PP; p++) s += dy[((size_t)n * OC + o) * PP + p]; db[o] = s; }
-    }
-    if (G == C && G == OC) {
-        #pragma omp parallel for
-        for (int c = 0; c < C; c++) {
-            for (int kh = 0; kh < K; kh++) for (int kw = 0; kw < K; kw++) {
-                float s = 0;
-                for (int n = 0; n < N; n++) { const float *xc = x + ((size_t)n * C + c) * H * W, *g = dy + ((size_t)n * C + c) * PP;
-                    for (int oh = 0; oh < OH; oh++) { int ih = oh * S - P + kh; if (ih < 0 || ih >= H) continue;
-                        for (int ow = 0; ow < OW; ow++) { int iw = ow * S - P + kw; if (iw < 0 || iw >= W) continue; s += g[oh * OW + ow] * xc[ih * W + iw]; } } }
-                dw[((size_t)c * K + kh) * K + kw] = s;
-            }
-        }
-        if (dx) {
-            #pragma omp parallel for
-            for (int nc = 0; nc < N * C; nc++) {
-                int c = nc % C; float *d = dx + (size_t)nc * H * W; const float *g = dy + (size_t)nc * PP; const float *wc = w + (size_t)c * K * K;
-                for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
-                    float gv = g[oh * OW + ow];
-                    for (int kh = 0; kh < K; kh++) { int ih = oh * S - P + kh; if (ih < 0 || ih >= H) continue;
-                        for (int kw = 0; kw < K; kw++) { int iw = ow * S - P + kw; if (iw < 0 || iw >= W) continue; d[ih * W + iw] += wc[kh * K + kw] * gv; } }
-                }
-            }
-        }
-        return;
-    }
-    int Cg = C / G, OCg = OC / G, KK = Cg * K * K;
-    for (int g = 0; g < G; g++) {
-        #pragma omp parallel for
-        for (int n = 0; n < N; n++) im2col(ws + (size_t)n * KK * PP, x + ((size_t)n * C + g * Cg) * H * W, Cg, H, W, K, S, P, OH, OW);
-        /* dW[o, k] = sum_n sum_p dy_n[o, p] col_n[k, p]: (o, k) tiles in parallel, images in order */
-        int to = (OCg + 3) / 4, tk = (KK + 2) / 3;
-        #pragma omp parallel for schedule(static)
-        for (int t = 0; t < to * tk; t++) {
-            int o0 = (t / tk) * 4, k0 = (t % tk) * 3;
-            float acc[4][3] = {{0}}, part[4][3];
-            float zero[1] = {0};
-            for (int n = 0; n < N; n++) {
-                const float *gr = dy + ((size_t)n * OC + g * OCg) * PP;
-                const float *cb = ws + (size_t)n * KK * PP;
-                if (o0 + 4 <= OCg && k0 + 3 <= KK) {
-                    dots_4x3(PP, gr + (size_t)o0 * PP, PP, cb + (size_t)k0 * PP, PP, part);
-                } else {
-                    for (int r = 0; r < 4; r++) for (int q = 0; q < 3; q++) {
-                        float sum = 0.0f;
-                        if (o0 + r < OCg && k0 + q < KK)
-                            for (int p = 0; p < PP; p++) sum += gr[(size_t)(o0 + r) * PP + p] * cb[(size_t)(k0 + q) * PP + p];
-                        part[r][q] = sum;
+/* dx += col2im(dcol): the transpose of im2col, dcol laid out as col. Adds every
+ * entry of dcol row (c,kh,kw) back onto the input position it was copied from.
+ * dcol is scratch: the same-shape path zeroes its wrapped entries, then adds the
+ * whole row as one shifted vector. */
+static void col2im_add(float *dx, float *dcol, int ni, const Conv *d) {
+    int HW = d->H * d->W;
+    for (int c = 0; c < d->Cg; c++)
+        for (int kh = 0; kh < d->K; kh++)
+            for (int kw = 0; kw < d->K; kw++) {
+                float *row = dcol + ((size_t)(c * d->K + kh) * d->K + kw) * d->ldcol;
+                int lo, hi;
+                valid_range(d->W, d->OW, d->S, d->P, kw, &lo, &hi);
+                for (int i = 0; i < ni; i++) {
+                    float *restrict xc = dx + ((size_t)i * d->C + c) * HW;
+                    float *restrict r = row + (size_t)i * d->PP;
+                    if (same_shape(d)) {
+                        int shift = (kh - d->P) * d->W + (kw - d->P);
+                        int p0 = shift < 0 ? -shift : 0, p1 = HW - shift < d->PP ? HW - shift : d->PP;
+                        if (lo > 0 || hi < d->OW)
+                            for (int oh = 0; oh < d->OH; oh++) {
+                                for (int ow = 0; ow < lo; ow++) r[oh * d->OW + ow] = 0.0f;
+                                for (int ow = hi; ow < d->OW; ow++) r[oh * d->OW + ow] = 0.0f;
+                            }
+                        for (int p = p0; p < p1; p++) xc[p + shift] += r[p];
+                        continue;
+                    }
+                    for (int oh = 0; oh < d->OH; oh++) {
+                        int ih = oh * d->S - d->P + kh;
+                        if (ih < 0 || ih >= d->H) continue;
+                        const float *restrict ro = r + (size_t)oh * d->OW;
+                        float *restrict xr = xc + (size_t)ih * d->W - d->P + kw;
+                        if (d->S == 1) for (int ow = lo; ow < hi; ow++) xr[ow] += ro[ow];
+                        else           for (int ow = lo; ow < hi; ow++) xr[ow * d->S] += ro[ow];
                     }
                 }
-                for (int r = 0; r < 4; r++) for (int q = 0; q < 3; q++) acc[r][q] += part[r][q];
-                (void)zero;
             }
-            for (int r = 0; r < 4; r++) for (int q = 0; q < 3; q++)
-                if (o0 + r < OCg && k0 + q < KK) dw[(size_t)(g * OCg + o0 + r) * KK + k0 + q] = acc[r][q];
+}
+
+/* Staging for multi-image slices: m [rows, ni·PP] <-> t [N, Ct, PP] at channel c0. */
+static void gather_images(float *m, const float *t, int ni, int Ct, int c0, int rows, int PP) {
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < ni; i++)
+            memcpy(m + (size_t)r * ni * PP + (size_t)i * PP, t + ((size_t)i * Ct + c0 + r) * PP, (size_t)PP * sizeof(float));
+}
+static void scatter_images(float *t, const float *m, int ni, int Ct, int c0, int rows, int PP) {
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < ni; i++)
+            memcpy(t + ((size_t)i * Ct + c0 + r) * PP, m + (size_t)r * ni * PP + (size_t)i * PP, (size_t)PP * sizeof(float));
+}
+
+/* ---- depthwise: direct loops ------------------------------------------------------- */
+
+/* One channel plane: y [OH,OW] = bias + Σ_{kh,kw} w[kh,kw] · x[oh·S-P+kh, ow·S-P+kw]. */
+static void conv_dw_forward_plane(float *y, const float *x, const float *w, float bias, const Conv *d) {
+    for (int i = 0; i < d->PP; i++) y[i] = bias;
+    for (int kh = 0; kh < d->K; kh++)
+        for (int kw = 0; kw < d->K; kw++) {
+            float wv = w[kh * d->K + kw];
+            int lo, hi;
+            valid_range(d->W, d->OW, d->S, d->P, kw, &lo, &hi);
+            for (int oh = 0; oh < d->OH; oh++) {
+                int ih = oh * d->S - d->P + kh;
+                if (ih < 0 || ih >= d->H) continue;
+                float *yr = y + (size_t)oh * d->OW;
+                const float *xr = x + (size_t)ih * d->W - d->P + kw;
+                if (d->S == 1) for (int ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow];
+                else           for (int ow = lo; ow < hi; ow++) yr[ow] += wv * xr[ow * d->S];
+            }
+        }
+}
+
+/* dx plane += Σ_{kh,kw} w[kh,kw] · dy shifted back to the input positions. */
+static void conv_dw_dx_plane(float *dx, const float *dy, const float *w, const Conv *d) {
+    for (int kh = 0; kh < d->K; kh++)
+        for (int kw = 0; kw < d->K; kw++) {
+            float wv = w[kh * d->K + kw];
+            int lo, hi;
+            valid_range(d->W, d->OW, d->S, d->P, kw, &lo, &hi);
+            for (int oh = 0; oh < d->OH; oh++) {
+                int ih = oh * d->S - d->P + kh;
+                if (ih < 0 || ih >= d->H) continue;
+                const float *g = dy + (size_t)oh * d->OW;
+                float *xr = dx + (size_t)ih * d->W - d->P + kw;
+                if (d->S == 1) for (int ow = lo; ow < hi; ow++) xr[ow] += wv * g[ow];
+                else           for (int ow = lo; ow < hi; ow++) xr[ow * d->S] += wv * g[ow];
+            }
+        }
+}
+
+/* dw[c][kh][kw] = Σ_n Σ_{oh,ow} dy[n,c,oh,ow] · x[n,c,oh·S-P+kh,ow·S-P+kw]: each output
+ * row contributes a float dot product, the rows are added in double, in order. */
+static void conv_dw_dw_channel(float *dwc, const float *dy, const float *x, int c, const Conv *d) {
+    for (int kh = 0; kh < d->K; kh++)
+        for (int kw = 0; kw < d->K; kw++) {
+            int lo, hi;
+            valid_range(d->W, d->OW, d->S, d->P, kw, &lo, &hi);
+            double s = 0.0;
+            for (int n = 0; n < d->N; n++) {
+                const float *g = dy + ((size_t)n * d->C + c) * d->PP;
+                const float *xc = x + ((size_t)n * d->C + c) * d->H * d->W;
+                for (int oh = 0; oh < d->OH; oh++) {
+                    int ih = oh * d->S - d->P + kh;
+                    if (ih < 0 || ih >= d->H) continue;
+                    const float *gr = g + (size_t)oh * d->OW, *xr = xc + (size_t)ih * d->W - d->P + kw;
+                    float r = 0.0f;
+                    if (d->S == 1) for (int ow = lo; ow < hi; ow++) r += gr[ow] * xr[ow];
+                    else           for (int ow = lo; ow < hi; ow++) r += gr[ow] * xr[ow * d->S];
+                    s += r;
+                }
+            }
+            dwc[kh * d->K + kw] = (float)s;
+        }
+}
+
+/* Stride 1: the padded-plane form. Copy the plane into a zero-bordered plane xp
+ * [Hp = H+2P, Wp = W+2P] (+ K-1 zeros after it); then output (oh,ow) reads
+ * xp[q + kh·Wp + kw] with q = oh·Wp + ow, so every tap (kh,kw) is ONE long vector
+ * operation over q in [0, OH·Wp). The grid has Wp columns per row, of which the last
+ * Wp - OW are junk (computed, never used; for the gradients they are set to 0). */
+static int dw_padded(const Conv *d) { return d->S == 1; }
+static size_t dw_plane_floats(const Conv *d) {   /* xp, or dxp: Hp·Wp + K - 1 */
+    return (size_t)(d->H + 2 * d->P) * (d->W + 2 * d->P) + d->K;
+}
+static size_t dw_slot_floats(const Conv *d) {    /* xp + grid [OH·Wp] + dxp */
+    return 2 * dw_plane_floats(d) + (size_t)d->OH * (d->W + 2 * d->P);
+}
+static void dw_pad_plane(float *restrict xp, const float *restrict x, const Conv *d) {
+    int Wp = d->W + 2 * d->P;
+    memset(xp, 0, dw_plane_floats(d) * sizeof(float));
+    for (int ih = 0; ih < d->H; ih++)
+        memcpy(xp + (size_t)(ih + d->P) * Wp + d->P, x + (size_t)ih * d->W, (size_t)d->W * sizeof(float));
+}
+/* dy [OH,OW] -> grid g [OH·Wp] with 0 in the junk columns */
+static void dw_grid_from(float *restrict g, const float *restrict dy, const Conv *d) {
+    int Wp = d->W + 2 * d->P;
+    for (int oh = 0; oh < d->OH; oh++) {
+        memcpy(g + (size_t)oh * Wp, dy + (size_t)oh * d->OW, (size_t)d->OW * sizeof(float));
+        for (int ow = d->OW; ow < Wp; ow++) g[(size_t)oh * Wp + ow] = 0.0f;
+    }
+}
+
+static void conv_dw_forward_plane_padded(float *y, const float *x, const float *w, float bias, float *slot, const Conv *d) {
+    int Wp = d->W + 2 * d->P, Q = d->OH * Wp;
+    float *restrict xp = slot, *restrict acc = slot + dw_plane_floats(d);
+    dw_pad_plane(xp, x, d);
+    for (int q = 0; q < Q; q++) acc[q] = bias;
+    for (int kh = 0; kh < d->K; kh++)
+        for (int kw = 0; kw < d->K; kw++) {
+            float wv = w[kh * d->K + kw];
+            const float *restrict src = xp + (size_t)kh * Wp + kw;
+            for (int q = 0; q < Q; q++) acc[q] += wv * src[q];
+        }
+    for (int oh = 0; oh < d->OH; oh++) memcpy(y + (size_t)oh * d->OW, acc + (size_t)oh * Wp, (size_t)d->OW * sizeof(float));
+}
+
+static void conv_dw_dx_plane_padded(float *dx, const float *dy, const float *w, float *slot, const Conv *d) {
+    int Wp = d->W + 2 * d->P, Q = d->OH * Wp;
+    float *restrict g = slot + dw_plane_floats(d), *restrict dxp = g + Q;
+    dw_grid_from(g, dy, d);
+    memset(dxp, 0, dw_plane_floats(d) * sizeof(float));
+    for (int kh = 0; kh < d->K; kh++)
+        for (int kw = 0; kw < d->K; kw++) {
+            float wv = w[kh * d->K + kw];
+            float *restrict dst = dxp + (size_t)kh * Wp + kw;
+            for (int q = 0; q < Q; q++) dst[q] += wv * g[q];
+        }
+    for (int ih = 0; ih < d->H; ih++) {
+        float *restrict dr = dx + (size_t)ih * d->W;
+        const float *restrict sr = dxp + (size_t)(ih + d->P) * Wp + d->P;
+        for (int iw = 0; iw < d->W; iw++) dr[iw] += sr[iw];
+    }
+}
+
+/* Σ_q a[q]·b[q] in float, 8 interleaved partial sums (fixed order, vectorisable). */
+static float dot_lanes(const float *restrict a, const float *restrict b, int n) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int q = 0;
+    for (; q + 8 <= n; q += 8)
+        for (int j = 0; j < 8; j++) l[j] += a[q + j] * b[q + j];
+    for (; q < n; q++) l[0] += a[q] * b[q];
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+static void conv_dw_dw_channel_padded(float *dwc, const float *dy, const float *x, int c, float *slot, const Conv *d) {
+    int Wp = d->W + 2 * d->P, Q = d->OH * Wp, KK = d->K * d->K;
+    float *xp = slot, *g = slot + dw_plane_floats(d);
+    double s[64];   /* K·K <= 64 (checked by the caller) */
+    for (int t = 0; t < KK; t++) s[t] = 0.0;
+    for (int n = 0; n < d->N; n++) {
+        dw_pad_plane(xp, x + ((size_t)n * d->C + c) * d->H * d->W, d);
+        dw_grid_from(g, dy + ((size_t)n * d->C + c) * d->PP, d);
+        for (int kh = 0; kh < d->K; kh++)
+            for (int kw = 0; kw < d->K; kw++) s[kh * d->K + kw] += dot_lanes(g, xp + (size_t)kh * Wp + kw, Q);
+    }
+    for (int t = 0; t < KK; t++) dwc[t] = (float)s[t];
+}
+
+/* ---- the public functions ------------------------------------------------------------ */
+
+size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
+    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+    if (is_depthwise(C, OC, G)) return dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
+    size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
+    return (size_t)d.slots * d.slot_floats + partials;
+}
+
+void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
+                        int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+    if (is_depthwise(C, OC, G)) {
+        int padded = dw_padded(&d) && K * K <= 64;
+        #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
+        for (int nc = 0; nc < N * C; nc++) {
+            int c = nc % C;
+            float *yp = y + (size_t)nc * d.PP, bias = b ? b[c] : 0.0f;
+            const float *xp = x + (size_t)nc * H * W, *wc = w + (size_t)c * K * K;
+            if (padded) conv_dw_forward_plane_padded(yp, xp, wc, bias, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
+            else conv_dw_forward_plane(yp, xp, wc, bias, &d);
+        }
+        return;
+    }
+    #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
+    for (int s = 0; s < d.slices; s++) {
+        int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
+        int cols = ni * d.PP;
+        float *col = ws + (size_t)thread_id() * d.slot_floats;
+        float *stage = col + d.stage_off;                       /* [OCg, cols] when ni > 1 */
+        for (int g = 0; g < G; g++) {
+            const float *xg = x + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W;
+            const float *wg = w + (size_t)g * d.OCg * d.KK;
+            float *yg = y + ((size_t)n0 * OC + (size_t)g * d.OCg) * d.PP;
+            if (is_pointwise(&d)) {   /* B = the image itself (packed by the GEMM) */
+                gemm_serial(0, 0, d.OCg, d.PP, d.KK, 1.0f, wg, d.KK, xg, d.PP, 0.0f, yg, d.PP);
+                continue;
+            }
+            im2col(col, xg, ni, &d);
+            float *out = d.per_slice == 1 ? yg : stage;
+            int ldo = d.per_slice == 1 ? d.PP : cols;
+            if (cols >= CONV_INPLACE_COLS) gemm_serial_b_inplace(d.OCg, cols, d.KK, wg, d.KK, col, d.ldcol, out, ldo);
+            else gemm_serial(0, 0, d.OCg, cols, d.KK, 1.0f, wg, d.KK, col, d.ldcol, 0.0f, out, ldo);
+            if (d.per_slice > 1) scatter_images(y + (size_t)n0 * OC * d.PP, stage, ni, OC, g * d.OCg, d.OCg, d.PP);
+        }
+        if (b)
+            for (int i = 0; i < ni; i++)
+                for (int o = 0; o < OC; o++) {
+                    float *yr = y + ((size_t)(n0 + i) * OC + o) * d.PP;
+                    for (int p = 0; p < d.PP; p++) yr[p] += b[o];
+                }
+    }
+}
+
+void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+    if (N <= 0) {   /* an empty batch: the sums are 0 */
+        memset(dw, 0, (size_t)OC * (C / G) * K * K * sizeof(float));
+        if (db) memset(db, 0, (size_t)OC * sizeof(float));
+        return;
+    }
+    if (db) {   /* db[o] = Σ_n Σ_p dy[n,o,p]: per (n,o) a float sum, added in double in n order */
+        #pragma omp parallel for schedule(static)
+        for (int o = 0; o < OC; o++) {
+            double s = 0.0;
+            for (int n = 0; n < N; n++) {
+                const float *g = dy + ((size_t)n * OC + o) * d.PP;
+                float r = 0.0f;
+                for (int p = 0; p < d.PP; p++) r += g[p];
+                s += r;
+            }
+            db[o] = (float)s;
+        }
+    }
+    if (is_depthwise(C, OC, G)) {
+        int padded = dw_padded(&d) && K * K <= 64;
+        #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
+        for (int c = 0; c < C; c++) {
+            if (padded) conv_dw_dw_channel_padded(dw + (size_t)c * K * K, dy, x, c, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
+            else conv_dw_dw_channel(dw + (size_t)c * K * K, dy, x, c, &d);
         }
         if (dx) {
-            #pragma omp parallel for
-            for (int n = 0; n < N; n++) {
-                float *dcol = ws + (size_t)n * KK * PP;   /* col_n is no longer needed: reuse it */
-                gemm_nn(KK, PP, OCg, w + (size_t)g * OCg * KK, 1, KK, dy + ((size_t)n * OC + g * OCg) * PP, PP, dcol, PP, 0);
-                col2im_add(dx + ((size_t)n * C + g * Cg) * H * W, dcol, Cg, H, W, K, S, P, OH, OW);
+            #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
+            for (int nc = 0; nc < N * C; nc++) {
+                float *dxp = dx + (size_t)nc * H * W;
+                const float *g = dy + (size_t)nc * d.PP, *wc = w + (size_t)(nc % C) * K * K;
+                if (padded) conv_dw_dx_plane_padded(dxp, g, wc, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
+                else conv_dw_dx_plane(dxp, g, wc, &d);
             }
+        }
+        return;
+    }
+    /* dW partial sums: chunk k covers slices [k·slices/chunks, (k+1)·slices/chunks). */
+    size_t wsize = (size_t)OC * d.KK;
+    float *part = d.chunks > 1 ? ws + (size_t)d.slots * d.slot_floats : dw;
+    #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
+    for (int k = 0; k < d.chunks; k++) {
+        float *col = ws + (size_t)thread_id() * d.slot_floats;
+        float *stage = col + d.stage_off;
+        float *pk = part + (size_t)k * wsize;
+        int s0 = (int)((long long)k * d.slices / d.chunks), s1 = (int)((long long)(k + 1) * d.slices / d.chunks);
+        for (int s = s0; s < s1; s++) {
+            int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
+            int cols = ni * d.PP;
+            for (int g = 0; g < G; g++) {
+                /* dY of this slice and group as a [OCg, cols] matrix with row stride ld */
+                const float *dyg; int ld;
+                if (d.per_slice == 1) { dyg = dy + ((size_t)n0 * OC + (size_t)g * d.OCg) * d.PP; ld = d.PP; }
+                else { gather_images(stage, dy + (size_t)n0 * OC * d.PP, ni, OC, g * d.OCg, d.OCg, d.PP); dyg = stage; ld = cols; }
+                const float *xg = x + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W;
+                const float *wg = w + (size_t)g * d.OCg * d.KK;
+                float *dwg = pk + (size_t)g * d.OCg * d.KK, beta = s == s0 ? 0.0f : 1.0f;
+                if (is_pointwise(&d)) {   /* col = x_g: dW_g (+)= dY · x_g^T, dx_g += W_g^T · dY */
+                    gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, xg, d.PP, beta, dwg, d.KK);
+                    if (dx) gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 1.0f,
+                                        dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, d.PP);
+                    continue;
+                }
+                im2col(col, xg, ni, &d);
+                /* dW_g (+)= dY · col^T  (the first slice of the chunk overwrites) */
+                gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, col, d.ldcol, beta, dwg, d.KK);
+                if (dx) {   /* dcol = W_g^T · dY (into col, no longer needed), dx += col2im(dcol) */
+                    gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 0.0f, col, d.ldcol);
+                    col2im_add(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, col, ni, &d);
+                }
+            }
+        }
+    }
+    if (d.chunks > 1) {   /* dw = Σ_k partial_k, in chunk order */
+        #pragma omp parallel for schedule(static)
+        for (size_t e = 0; e < wsize; e++) {
+            float s = part[e];
+            for (int k = 1; k < d.chunks; k++) s += part[(size_t)k * wsize + e];
+            dw[e] = s;
         }
     }
 }

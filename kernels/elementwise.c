@@ -1,57 +1,102 @@
-/* kernels/elementwise.c — residual add, channel concat / split, channel shuffle.
- * Layouts are NCHW; a channel is a contiguous HW block, so all of these move whole
- * HW blocks. Shuffle with G groups: out channel i*G+j = in channel j*(C/G)+i.
- * Backward: the same moves in reverse, accumulated into the input gradients. */
+/* kernels/elementwise.c — the tensor plumbing ops on the CPU: residual add, channel
+ * concat, channel split (slice) and channel shuffle. Each only moves or adds values,
+ * so each backward is the same move run in reverse, ADDED into the input gradients.
+ *
+ * Layout is NCHW: in image n, channel c is the contiguous block of HW floats at
+ * offset (n·C + c)·HW, so these ops copy whole HW blocks.
+ *
+ *   add       y = a + b (n elements)                 da += dy, db += dy
+ *   concat    a [N,Ca,HW], b [N,Cb,HW] -> y [N,Ca+Cb,HW]:
+ *             y[n, c] = a[n, c] (c < Ca), b[n, c-Ca] (c >= Ca)
+ *             da += dy[:, :Ca], db += dy[:, Ca:]
+ *   split     y [N,Cs,HW] = x[:, c0 : c0+Cs] of x [N,C,HW]
+ *             dx[:, c0 : c0+Cs] += dy  (other channels untouched)
+ *   shuffle   G groups of C/G channels, "transposed": view the channels as a
+ *             [G, C/G] matrix, transpose it to [C/G, G], flatten:
+ *             out channel i·G + j = in channel j·(C/G) + i   (i < C/G, j < G)
+ *             backward: dx[j·(C/G) + i] += dy[i·G + j]
+ * Any gradient pointer may be NULL (that input needs no gradient).
+ * Parallel over (image, channel) blocks; no two threads write the same element.
+ */
 #include "dkd.h"
 
-#include <math.h>
 #include <string.h>
 
 void add_forward_cpu(float *y, const float *a, const float *b, size_t n) {
-    #pragma omp parallel for
+    #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 void add_backward_cpu(float *da, float *db, const float *dy, size_t n) {
-    #pragma omp parallel for
-    for (size_t i = 0; i < n; i++) { if (da) da[i] += dy[i]; if (db) db[i] += dy[i]; }
+    if (da) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) da[i] += dy[i];
+    }
+    if (db) {
+        #pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) db[i] += dy[i];
+    }
+}
+
+/* dst[i] += src[i], i < n */
+static void add_into(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
 void concat_forward_cpu(float *y, const float *a, const float *b, int N, int Ca, int Cb, int HW) {
-    for (int n = 0; n < N; n++) {
-        memcpy(y + (size_t)n * (Ca + Cb) * HW, a + (size_t)n * Ca * HW, (size_t)Ca * HW * sizeof(float));
-        memcpy(y + ((size_t)n * (Ca + Cb) + Ca) * HW, b + (size_t)n * Cb * HW, (size_t)Cb * HW * sizeof(float));
+    int C = Ca + Cb;
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        int n = nc / C, c = nc % C;
+        const float *src = c < Ca ? a + ((size_t)n * Ca + c) * HW : b + ((size_t)n * Cb + (c - Ca)) * HW;
+        memcpy(y + (size_t)nc * HW, src, (size_t)HW * sizeof(float));
     }
 }
 
 void concat_backward_cpu(float *da, float *db, const float *dy, int N, int Ca, int Cb, int HW) {
-    for (int n = 0; n < N; n++) {
-        const float *d = dy + (size_t)n * (Ca + Cb) * HW;
-        if (da) for (size_t i = 0; i < (size_t)Ca * HW; i++) da[(size_t)n * Ca * HW + i] += d[i];
-        if (db) for (size_t i = 0; i < (size_t)Cb * HW; i++) db[(size_t)n * Cb * HW + i] += d[(size_t)Ca * HW + i];
+    int C = Ca + Cb;
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        int n = nc / C, c = nc % C;
+        float *dst = c < Ca ? (da ? da + ((size_t)n * Ca + c) * HW : NULL) : (db ? db + ((size_t)n * Cb + (c - Ca)) * HW : NULL);
+        if (dst) add_into(dst, dy + (size_t)nc * HW, (size_t)HW);
     }
 }
 
 void split_forward_cpu(float *y, const float *x, int N, int C, int HW, int c0, int Cs) {
-    for (int n = 0; n < N; n++) memcpy(y + (size_t)n * Cs * HW, x + ((size_t)n * C + c0) * HW, (size_t)Cs * HW * sizeof(float));
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * Cs; nc++) {
+        int n = nc / Cs, c = nc % Cs;
+        memcpy(y + (size_t)nc * HW, x + ((size_t)n * C + c0 + c) * HW, (size_t)HW * sizeof(float));
+    }
 }
 
 void split_backward_cpu(float *dx, const float *dy, int N, int C, int HW, int c0, int Cs) {
     if (!dx) return;
-    for (int n = 0; n < N; n++) for (size_t i = 0; i < (size_t)Cs * HW; i++) dx[((size_t)n * C + c0) * HW + i] += dy[(size_t)n * Cs * HW + i];
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * Cs; nc++) {
+        int n = nc / Cs, c = nc % Cs;
+        add_into(dx + ((size_t)n * C + c0 + c) * HW, dy + (size_t)nc * HW, (size_t)HW);
+    }
 }
 
 void shuffle_forward_cpu(float *y, const float *x, int N, int C, int HW, int G) {
     int cg = C / G;
-    for (int n = 0; n < N; n++) for (int i = 0; i < cg; i++) for (int j = 0; j < G; j++)
-        memcpy(y + ((size_t)n * C + i * G + j) * HW, x + ((size_t)n * C + j * cg + i) * HW, (size_t)HW * sizeof(float));
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        int n = nc / C, o = nc % C;           /* out channel o = i·G + j */
+        int i = o / G, j = o % G;
+        memcpy(y + (size_t)nc * HW, x + ((size_t)n * C + (size_t)j * cg + i) * HW, (size_t)HW * sizeof(float));
+    }
 }
 
 void shuffle_backward_cpu(float *dx, const float *dy, int N, int C, int HW, int G) {
     if (!dx) return;
     int cg = C / G;
-    for (int n = 0; n < N; n++) for (int i = 0; i < cg; i++) for (int j = 0; j < G; j++) {
-        float *d = dx + ((size_t)n * C + j * cg + i) * HW; const float *s = dy + ((size_t)n * C + i * G + j) * HW;
-        for (int k = 0; k < HW; k++) d[k] += s[k];
+    #pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < N * C; nc++) {
+        int n = nc / C, o = nc % C;
+        int i = o / G, j = o % G;
+        add_into(dx + ((size_t)n * C + (size_t)j * cg + i) * HW, dy + (size_t)nc * HW, (size_t)HW);
     }
 }

@@ -1,74 +1,202 @@
-/* kernels/loss.c — cross-entropy, KD and the decoupled KD loss with their gradients
- * w.r.t. the student logits (SPEC §3). DKD is computed per row in the stable form of
- * SPEC §3.6: log p_nt from a log-sum-exp over the non-target classes, never log(1-p_t). */
+/* kernels/loss.c — cross-entropy, KD and decoupled KD (DKD) losses with their gradients
+ * with respect to the student logits, on the CPU (SPEC §3).
+ *
+ *   z [B,NC] student logits, v [B,NC] teacher logits (a constant), y [B] labels
+ *   dz [B,NC] = dL/dz of the TOTAL loss L (=, every element written)
+ *   rows [B,3] per-row terms, summed by loss_total() in row order
+ *
+ * Per row (one image), with T the temperature:
+ *   P = softmax(z)                        (CE uses un-tempered logits)
+ *   p = softmax(z/T), q = softmax(v/T)    (tempered student / teacher)
+ *   p_t = p_y, p_nt = Σ_{j≠y} p_j = 1 - p_t;  p̂_j = p_j / p_nt (j ≠ y): the distribution
+ *   over the 99 non-target classes (= softmax of z/T with class y removed); same for q.
+ *
+ *   CE_b   = logsumexp(z) - z_y
+ *   KL_b   = Σ_j q_j (log q_j - log p_j)                                        (KD)
+ *   TCKD_b = q_t (log q_t - log p_t) + q_nt (log q_nt - log p_nt)   = KL(b^T‖b^S)
+ *   NCKD_b = Σ_{j≠y} q̂_j (log q̂_j - log p̂_j)                       = KL(q̂‖p̂)
+ *
+ * Batch losses (assembled by loss_total; w = warm-up factor, λ = ce_weight):
+ *   CE   L = (λ/B) Σ CE_b
+ *   KD   L = (λ/B) Σ CE_b + kd_weight·(T²/B) Σ KL_b
+ *   DKD  L = (λ/B) Σ CE_b + w·(T²/B) Σ (α·TCKD_b + β·NCKD_b)
+ *
+ * Gradients (SPEC §3.5; derivatives with respect to z/T, times 1/T for the chain rule,
+ * so T²·(1/T) leaves a factor T):
+ *   dCE_b/dz_j    = P_j - [j=y]
+ *   dKL_b/dz_j    = (p_j - q_j) / T
+ *   dTCKD_b/dz_j  = (p_t - q_t)·([j=y] - [j≠y]·p̂_j) / T
+ *                   (log p_t and log p_nt have derivatives [j=y] - p_j and [j≠y]·p̂_j - p_j;
+ *                    q_t + q_nt = 1 and p_j = p_nt·p̂_j simplify the sum)
+ *   dNCKD_b/dz_j  = [j≠y]·(p̂_j - q̂_j) / T   (exactly 0 at the target)
+ * so for DKD
+ *   g_y = (λ/B)(P_y - 1) + (w·T·α/B)(p_t - q_t)
+ *   g_j = (λ/B)P_j + (w·T/B)(β(p̂_j - q̂_j) - α(p_t - q_t)p̂_j)            (j ≠ y)
+ * Every row of g sums to 0 (each term is invariant to adding a constant to the row).
+ *
+ * Numerics (SPEC §3.6-3.7): everything is in log space, in double. log p_nt is NOT
+ * log(1 - p_t) (which has no correct digits once p_t is within 6e-8 of 1 in float)
+ * but a log-sum-exp over the non-target classes:
+ *   L_n = logsumexp_{j≠y}(s_j),  L = logaddexp(s_y, L_n),
+ *   log p_t = s_y - L,  log p_nt = L_n - L,  log p̂_j = s_j - L_n.
+ * The target class is skipped exactly (mdistiller subtracts 1000 instead, which
+ * gives the same numbers). A probability that underflows to 0 multiplies a finite
+ * log, so no 0·log 0 = NaN can appear, even for logits in the hundreds.
+ * Rows are independent: the loop over rows is the only loop, in order.
+ */
 #include "dkd.h"
 
 #include <math.h>
 #include <string.h>
 
-static float row_lse(const float *z, int NC, float scale, int skip) {
-    float m = -INFINITY;
-    for (int j = 0; j < NC; j++) if (j != skip && z[j] * scale > m) m = z[j] * scale;
-    double s = 0;
-    for (int j = 0; j < NC; j++) if (j != skip) s += exp((double)(z[j] * scale - m));
-    return m + (float)log(s);
+/* log Σ_{j≠skip} exp(a_j) (skip = -1: all j), as max + log Σ exp(a_j - max). */
+static double logsumexp(const double *a, int n, int skip) {
+    double m = -INFINITY;
+    for (int j = 0; j < n; j++)
+        if (j != skip && a[j] > m) m = a[j];
+    if (m == -INFINITY) return m;
+    double s = 0.0;
+    for (int j = 0; j < n; j++)
+        if (j != skip) s += exp(a[j] - m);
+    return m + log(s);
 }
 
+/* log(exp(a) + exp(b)) without overflow. */
+static double logaddexp(double a, double b) {
+    double m = a > b ? a : b;
+    if (m == -INFINITY) return m;
+    return m + log1p(exp(-fabs(a - b)));
+}
+
+/* One row's logits as doubles, scaled by 1/T: a[j] = r[j] / T. */
+static void scaled_row(double *a, const float *r, int NC, double T) {
+    for (int j = 0; j < NC; j++) a[j] = (double)r[j] / T;
+}
+
+/* A label outside [0, NC): the row's terms become NaN (so the loss shows it) and its
+ * gradient 0; nothing is read out of bounds. */
+static int bad_label(float *dz_row, float *row3, int label, int NC) {
+    if (label >= 0 && label < NC) return 0;
+    row3[0] = row3[1] = row3[2] = NAN;
+    if (dz_row) memset(dz_row, 0, (size_t)NC * sizeof(float));
+    return 1;
+}
+
+enum { MAX_NC = 4096 };   /* row buffers on the stack; the models have NC = 100 */
+
 void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p) {
+    double a[MAX_NC];
+    if (NC > MAX_NC) dkd_die("ce_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
     for (int b = 0; b < B; b++) {
-        const float *r = z + (size_t)b * NC;
-        float L = row_lse(r, NC, 1.0f, -1);
-        rows[b * 3] = L - r[y[b]]; rows[b * 3 + 1] = 0; rows[b * 3 + 2] = 0;
-        if (dz) for (int j = 0; j < NC; j++) dz[(size_t)b * NC + j] = p.ce_weight / B * (expf(r[j] - L) - (j == y[b]));
+        const float *zr = z + (size_t)b * NC;
+        float *g = dz ? dz + (size_t)b * NC : NULL;
+        if (bad_label(g, rows + b * 3, y[b], NC)) continue;
+        scaled_row(a, zr, NC, 1.0);
+        double L = logsumexp(a, NC, -1);
+        rows[b * 3 + 0] = (float)(L - a[y[b]]);
+        rows[b * 3 + 1] = rows[b * 3 + 2] = 0.0f;
+        if (g)
+            for (int j = 0; j < NC; j++)
+                g[j] = (float)((double)p.ce_weight / B * (exp(a[j] - L) - (j == y[b])));
     }
 }
 
 void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
-    float iT = 1.0f / p.T;
+    double a[MAX_NC], s[MAX_NC], u[MAX_NC];
+    if (NC > MAX_NC) dkd_die("kd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
+    double T = p.T;
     for (int b = 0; b < B; b++) {
-        const float *r = z + (size_t)b * NC, *t = v + (size_t)b * NC;
-        float L = row_lse(r, NC, 1.0f, -1), Ls = row_lse(r, NC, iT, -1), Lt = row_lse(t, NC, iT, -1);
-        double kl = 0;
-        for (int j = 0; j < NC; j++) { double lq = t[j] * iT - Lt, lp = r[j] * iT - Ls; kl += exp(lq) * (lq - lp); }
-        rows[b * 3] = L - r[y[b]]; rows[b * 3 + 1] = (float)kl; rows[b * 3 + 2] = 0;
-        if (dz) for (int j = 0; j < NC; j++)
-            dz[(size_t)b * NC + j] = p.ce_weight / B * (expf(r[j] - L) - (j == y[b])) + p.kd_weight * p.T / B * (expf(r[j] * iT - Ls) - expf(t[j] * iT - Lt));
-    }
-}
-
-void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
-    float iT = 1.0f / p.T;
-    for (int b = 0; b < B; b++) {
-        const float *r = z + (size_t)b * NC, *t = v + (size_t)b * NC;
-        int yb = y[b];
-        float L = row_lse(r, NC, 1.0f, -1);
-        double sy = r[yb] * iT, uy = t[yb] * iT;
-        double Ln = row_lse(r, NC, iT, yb), Lnt = row_lse(t, NC, iT, yb);
-        double La = fmax(sy, Ln) + log1p(exp(-fabs(sy - Ln))), Lat = fmax(uy, Lnt) + log1p(exp(-fabs(uy - Lnt)));
-        double lpt = sy - La, lpn = Ln - La, lqt = uy - Lat, lqn = Lnt - Lat;
-        double pt = exp(lpt), qt = exp(lqt), qn = exp(lqn);
-        double tckd = qt * (lqt - lpt) + qn * (lqn - lpn), nckd = 0;
-        for (int j = 0; j < NC; j++) if (j != yb) { double lq = t[j] * iT - Lnt, lp = r[j] * iT - Ln; nckd += exp(lq) * (lq - lp); }
-        rows[b * 3] = L - r[yb]; rows[b * 3 + 1] = (float)tckd; rows[b * 3 + 2] = (float)nckd;
-        if (!dz) continue;
-        double k = (double)p.warm * p.T / B;
+        const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
+        float *g = dz ? dz + (size_t)b * NC : NULL;
+        int t = y[b];
+        if (bad_label(g, rows + b * 3, t, NC)) continue;
+        scaled_row(a, zr, NC, 1.0);
+        scaled_row(s, zr, NC, T);
+        scaled_row(u, vr, NC, T);
+        double L = logsumexp(a, NC, -1), Ls = logsumexp(s, NC, -1), Lu = logsumexp(u, NC, -1);
+        double kl = 0.0;
         for (int j = 0; j < NC; j++) {
-            double g = (double)p.ce_weight / B * (exp(r[j] - (double)L) - (j == yb));
-            if (j == yb) g += k * p.alpha * (pt - qt);
-            else { double ph = exp(r[j] * iT - Ln), qh = exp(t[j] * iT - Lnt); g += k * (p.beta * (ph - qh) - p.alpha * (pt - qt) * ph); }
-            dz[(size_t)b * NC + j] = (float)g;
+            double lq = u[j] - Lu, lp = s[j] - Ls;
+            kl += exp(lq) * (lq - lp);
+        }
+        rows[b * 3 + 0] = (float)(L - a[t]);
+        rows[b * 3 + 1] = (float)kl;
+        rows[b * 3 + 2] = 0.0f;
+        if (g) {
+            double kce = (double)p.ce_weight / B, kkd = (double)p.kd_weight * T / B;
+            for (int j = 0; j < NC; j++)
+                g[j] = (float)(kce * (exp(a[j] - L) - (j == t)) + kkd * (exp(s[j] - Ls) - exp(u[j] - Lu)));
         }
     }
 }
 
+void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
+    double a[MAX_NC], s[MAX_NC], u[MAX_NC];
+    if (NC > MAX_NC) dkd_die("dkd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
+    double T = p.T;
+    for (int b = 0; b < B; b++) {
+        const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
+        float *g = dz ? dz + (size_t)b * NC : NULL;
+        int t = y[b];
+        if (bad_label(g, rows + b * 3, t, NC)) continue;
+        scaled_row(a, zr, NC, 1.0);
+        scaled_row(s, zr, NC, T);
+        scaled_row(u, vr, NC, T);
+        /* CE */
+        double L = logsumexp(a, NC, -1);
+        /* student: non-target log-mass, target / non-target log-probabilities */
+        double Ln = logsumexp(s, NC, t), Ls = logaddexp(s[t], Ln);
+        double lpt = s[t] - Ls, lpnt = Ln - Ls, pt = exp(lpt);
+        /* teacher: the same */
+        double Lnu = logsumexp(u, NC, t), Lu = logaddexp(u[t], Lnu);
+        double lqt = u[t] - Lu, lqnt = Lnu - Lu, qt = exp(lqt), qnt = exp(lqnt);
+        double tckd = qt * (lqt - lpt) + qnt * (lqnt - lpnt);
+        double nckd = 0.0;
+        for (int j = 0; j < NC; j++) {
+            if (j == t) continue;
+            double lqh = u[j] - Lnu, lph = s[j] - Ln;   /* log q̂_j, log p̂_j */
+            nckd += exp(lqh) * (lqh - lph);
+        }
+        rows[b * 3 + 0] = (float)(L - a[t]);
+        rows[b * 3 + 1] = (float)tckd;
+        rows[b * 3 + 2] = (float)nckd;
+        if (g) {
+            double kce = (double)p.ce_weight / B, kkd = (double)p.warm * T / B;
+            double dt = pt - qt;
+            for (int j = 0; j < NC; j++) {
+                double ce = exp(a[j] - L) - (j == t), kd;
+                if (j == t) kd = p.alpha * dt;
+                else {
+                    double ph = exp(s[j] - Ln), qh = exp(u[j] - Lnu);
+                    kd = p.beta * (ph - qh) - p.alpha * dt * ph;
+                }
+                g[j] = (float)(kce * ce + kkd * kd);
+            }
+        }
+    }
+}
+
+/* Sums the rows in row order, in double; see the batch losses at the top. */
 LossValue loss_total(int kind, const float *rows, int B, LossParams p) {
-    LossValue v; memset(&v, 0, sizeof v);
-    double ce = 0, a = 0, c = 0;
-    for (int b = 0; b < B; b++) { ce += rows[b * 3]; a += rows[b * 3 + 1]; c += rows[b * 3 + 2]; }
-    double T2 = (double)p.T * p.T;
+    LossValue v;
+    memset(&v, 0, sizeof v);
+    if (B <= 0) return v;
+    double ce = 0.0, r1 = 0.0, r2 = 0.0;
+    for (int b = 0; b < B; b++) {
+        ce += rows[b * 3 + 0];
+        r1 += rows[b * 3 + 1];
+        r2 += rows[b * 3 + 2];
+    }
+    double T2B = (double)p.T * p.T / B;
     v.ce = ce / B;
-    if (kind == LOSS_DKD) { v.tckd = T2 * a / B; v.nckd = T2 * c / B; v.kd = p.warm * (p.alpha * v.tckd + p.beta * v.nckd); }
-    else if (kind == LOSS_KD) { v.tckd = T2 * a / B; v.kd = p.kd_weight * v.tckd; }
-    v.total = p.ce_weight * v.ce + v.kd;
+    if (kind == LOSS_DKD) {
+        v.tckd = T2B * r1;
+        v.nckd = T2B * r2;
+        v.kd = (double)p.warm * ((double)p.alpha * v.tckd + (double)p.beta * v.nckd);
+    } else if (kind == LOSS_KD) {
+        v.tckd = T2B * r1;
+        v.kd = (double)p.kd_weight * v.tckd;
+    }
+    v.total = (double)p.ce_weight * v.ce + v.kd;
     return v;
 }

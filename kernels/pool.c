@@ -1,64 +1,108 @@
-/* kernels/pool.c — max pooling (K×K, stride S, no padding; ties to the first element
- * in row-major window order) and average pooling with count_include_pad (divide by K*K).
- * Backward: max routes dy to the argmax (recomputed from x); avg spreads dy/(K*K). */
+/* kernels/pool.c — max pooling and average pooling on the CPU.
+ *
+ *   x [N,C,H,W] -> y [N,C,OH,OW]; every (n,c) plane is pooled on its own.
+ *
+ * Max pool, K x K window, stride S, no padding: OH = (H-K)/S+1.
+ *   y[oh,ow] = max over the window x[oh·S+kh, ow·S+kw], kh,kw in [0,K)
+ *   backward: dy goes to the position of the maximum (the argmax), which we recompute
+ *   from x instead of storing it. Ties go to the first maximum in row-major window
+ *   order (strict ">" while scanning), which is what PyTorch's CPU kernel does
+ *   (a NaN in the window wins, also as in PyTorch).
+ *   Windows overlap when S < K, so one x position may receive several dy: +=.
+ *
+ * Average pool, K x K, stride S, zero padding P, count_include_pad=True: OH = (H+2P-K)/S+1.
+ *   y[oh,ow] = (1/(K·K)) Σ over the window of x (padding counts as 0 but still
+ *   counts in the divisor K·K)
+ *   backward: every in-image position of the window receives dy/(K·K).
+ *   Global average pooling is K = H = W, S = K, P = 0.
+ *
+ * Parallel over planes: each dx element is written by one thread, in a fixed order.
+ */
 #include "dkd.h"
-
-#include <math.h>
-#include <string.h>
 
 void maxpool_forward_cpu(float *y, const float *x, int N, int C, int H, int W, int K, int S) {
     int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
-    #pragma omp parallel for
+    #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < N * C; nc++) {
-        const float *xp = x + (size_t)nc * H * W; float *yp = y + (size_t)nc * OH * OW;
-        for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
-            float m = xp[oh * S * W + ow * S];
-            for (int kh = 0; kh < K; kh++) for (int kw = 0; kw < K; kw++) { float v = xp[(oh * S + kh) * W + ow * S + kw]; if (v > m) m = v; }
-            yp[oh * OW + ow] = m;
-        }
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                const float *win = xp + (size_t)oh * S * W + (size_t)ow * S;
+                float m = win[0];
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) {
+                        float v = win[kh * W + kw];
+                        if (v > m || v != v) m = v;     /* v != v: NaN wins, as in PyTorch */
+                    }
+                yp[oh * OW + ow] = m;
+            }
     }
 }
 
 void maxpool_backward_cpu(float *dx, const float *dy, const float *x, int N, int C, int H, int W, int K, int S) {
     if (!dx) return;
     int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
-    #pragma omp parallel for
+    #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < N * C; nc++) {
-        const float *xp = x + (size_t)nc * H * W; float *dp = dx + (size_t)nc * H * W; const float *g = dy + (size_t)nc * OH * OW;
-        for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
-            int best = oh * S * W + ow * S; float m = xp[best];
-            for (int kh = 0; kh < K; kh++) for (int kw = 0; kw < K; kw++) { int i = (oh * S + kh) * W + ow * S + kw; if (xp[i] > m) { m = xp[i]; best = i; } }
-            dp[best] += g[oh * OW + ow];
-        }
+        const float *xp = x + (size_t)nc * H * W, *g = dy + (size_t)nc * OH * OW;
+        float *dp = dx + (size_t)nc * H * W;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                size_t best = (size_t)oh * S * W + (size_t)ow * S;   /* window origin */
+                float m = xp[best];
+                for (int kh = 0; kh < K; kh++)
+                    for (int kw = 0; kw < K; kw++) {
+                        size_t i = (size_t)(oh * S + kh) * W + (size_t)(ow * S + kw);
+                        if (xp[i] > m || xp[i] != xp[i]) { m = xp[i]; best = i; }
+                    }
+                dp[best] += g[oh * OW + ow];
+            }
     }
 }
 
 void avgpool_forward_cpu(float *y, const float *x, int N, int C, int H, int W, int K, int S, int P) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
-    float inv = 1.0f / (float)(K * K);
-    #pragma omp parallel for
+    float div = (float)(K * K);
+    #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < N * C; nc++) {
-        const float *xp = x + (size_t)nc * H * W; float *yp = y + (size_t)nc * OH * OW;
-        for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
-            float s = 0;
-            for (int kh = 0; kh < K; kh++) { int ih = oh * S - P + kh; if (ih < 0 || ih >= H) continue;
-                for (int kw = 0; kw < K; kw++) { int iw = ow * S - P + kw; if (iw < 0 || iw >= W) continue; s += xp[ih * W + iw]; } }
-            yp[oh * OW + ow] = s / (float)(K * K);
-            (void)inv;
-        }
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float s = 0.0f;
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * S - P + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < K; kw++) {
+                        int iw = ow * S - P + kw;
+                        if (iw >= 0 && iw < W) s += xp[(size_t)ih * W + iw];
+                    }
+                }
+                yp[oh * OW + ow] = s / div;
+            }
     }
 }
 
 void avgpool_backward_cpu(float *dx, const float *dy, int N, int C, int H, int W, int K, int S, int P) {
     if (!dx) return;
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
-    #pragma omp parallel for
+    float div = (float)(K * K);
+    #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < N * C; nc++) {
-        float *dp = dx + (size_t)nc * H * W; const float *g = dy + (size_t)nc * OH * OW;
-        for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
-            float v = g[oh * OW + ow] / (float)(K * K);
-            for (int kh = 0; kh < K; kh++) { int ih = oh * S - P + kh; if (ih < 0 || ih >= H) continue;
-                for (int kw = 0; kw < K; kw++) { int iw = ow * S - P + kw; if (iw < 0 || iw >= W) continue; dp[ih * W + iw] += v; } }
-        }
+        float *dp = dx + (size_t)nc * H * W;
+        const float *g = dy + (size_t)nc * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                float v = g[oh * OW + ow] / div;
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * S - P + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int kw = 0; kw < K; kw++) {
+                        int iw = ow * S - P + kw;
+                        if (iw >= 0 && iw < W) dp[(size_t)ih * W + iw] += v;
+                    }
+                }
+            }
     }
 }

@@ -1,16 +1,21 @@
-/* kernels/relu.c — ReLU: y = max(0, x); backward dx += dy where y > 0 (relu'(0) = 0, as PyTorch). */
+/* kernels/relu.c — rectified linear unit on the CPU.
+ *
+ *   y = max(0, x)                                   x, y: n floats (any shape)
+ *   backward: dx += dy where y > 0, else nothing    (relu'(0) = 0, as in PyTorch)
+ *
+ * The mask reads the OUTPUT y (y > 0 exactly where x > 0), so the backward does not
+ * need x, and an in-place ReLU (y == x) would work too.
+ */
 #include "dkd.h"
 
-#include <math.h>
-#include <string.h>
-
 void relu_forward_cpu(float *y, const float *x, size_t n) {
-    #pragma omp parallel for
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void relu_backward_cpu(float *dx, const float *dy, const float *y, size_t n) {
     if (!dx) return;
-    #pragma omp parallel for
-    for (size_t i = 0; i < n; i++) if (y[i] > 0) dx[i] += dy[i];
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        if (y[i] > 0.0f) dx[i] += dy[i];
 }

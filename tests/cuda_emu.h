@@ -11,12 +11,15 @@
  *
  * How a launch runs
  *   - Blocks run ONE AT A TIME, on the calling thread (no OpenMP inside).
- *   - Every thread of the block is a fiber (ucontext: its own 64 KiB stack, so
- *     a kernel's local variables need no special care). A fiber runs until it
- *     reaches a barrier (__syncthreads, __syncwarp, a shuffle, a ballot...) or
- *     returns; then the next fiber runs. When every fiber is parked, the
- *     emulator completes the barriers whose threads have all arrived (warp
- *     operations exchange their values at that moment) and starts a new round.
+ *   - Every thread of the block runs on a fiber: its own 64 KiB stack and
+ *     saved registers (ucontext), so a kernel's local variables need no
+ *     special care. A thread runs until it reaches a barrier (__syncthreads,
+ *     __syncwarp, a shuffle, a ballot...) or returns; then the next thread of
+ *     the round runs. When every thread is parked, the emulator completes the
+ *     barriers whose threads have all arrived (warp operations exchange their
+ *     values at that moment) and starts a new round. A thread that returns
+ *     hands its fiber to the next thread that has not started yet, so a
+ *     kernel without barriers costs no context switch per thread.
  *   - The ORDER in which the threads run between barriers, and the order of
  *     the blocks, is chosen by the environment variable
  *         DKD_EMU_SCHEDULE = forward | reverse | random:<seed>
@@ -52,7 +55,8 @@
  * pointers passed to kernels (they work here and crash on a GPU), fused
  * multiply-add (nvcc contracts a*b+c into one rounding; g++ with -std=c++17
  * does not, so GPU results may differ in the last bits), several streams
- * (everything is synchronous, streams are accepted and ignored).
+ * (everything is synchronous, streams are accepted and ignored). It is not
+ * thread-safe: launch from one host thread at a time (kernels never use OpenMP).
  *
  * SHARED arrays are identified by NAME within a block: in CUDA a __shared__
  * variable is static, so a helper function called twice sees the same array
@@ -60,7 +64,8 @@
  * have different names.
  *
  * Other knobs: DKD_EMU_TRACE=1 prints every launch; DKD_EMU_STACK_KB=n sets the
- * fiber stack size (default 64).
+ * fiber stack size (default 64); DKD_EMU_UCONTEXT=1 switches fibers with
+ * glibc's swapcontext even on x86-64 (see "Switching between fibers").
  *
  * The file has five parts: 1. keywords and types, 2. the runtime API (memory,
  * errors, devices, streams, events), 3. the scheduler (fibers, barriers, warp
@@ -161,21 +166,27 @@ namespace emu {
 
 /* Every piece of emulator state lives in this one object (a C++17 inline
  * variable: one instance shared by every object file of the program). */
-enum { RUNNABLE, AT_SYNC, AT_WARP, EXITED };                  /* fiber states */
+enum { NEW, READY, RUNNING, AT_SYNC, AT_WARP, EXITED };      /* thread states */
 enum { W_SYNCWARP, W_SHFL, W_SHFL_UP, W_SHFL_DOWN, W_SHFL_XOR, W_BALLOT, W_ANY, W_ALL };
 inline const char *const warp_op_name[] = {"__syncwarp", "__shfl_sync", "__shfl_up_sync", "__shfl_down_sync",
                                            "__shfl_xor_sync", "__ballot_sync", "__any_sync", "__all_sync"};
 enum { SCHED_FORWARD, SCHED_REVERSE, SCHED_RANDOM };
 
-struct Fiber {               /* one CUDA thread */
-    ucontext_t ctx;          /* its saved registers (never moved: fibers live in a fixed array) */
-    char *stack;             /* its stack (a guard page below it) */
-    int state;               /* RUNNABLE, AT_SYNC, AT_WARP, EXITED */
-    int t;                   /* linear thread index in the block */
+struct Thread {              /* one CUDA thread of the running block */
+    int state;               /* NEW (not started), READY (released, resumable), RUNNING, AT_SYNC, AT_WARP, EXITED */
+    int ctx;                 /* the fiber (stack + registers) it runs on, once started */
     uint3 tid;               /* threadIdx */
     int op, arg, width;      /* the warp operation it waits at */
     unsigned mask;
     uint64_t val, result;    /* its operand and (after the barrier) its result */
+};
+struct Context {             /* saved registers of a suspended fiber (or of the scheduler) */
+    ucontext_t uc;           /* portable path; never moved (glibc's ucontext points into itself) */
+    void *sp;                /* fast path (x86-64): the stack pointer, registers pushed below it */
+};
+struct Fiber {               /* an execution context: a stack and saved registers */
+    Context ctx;
+    char *stack;             /* the stack, a guard page below it */
 };
 struct SharedArray { const char *name; size_t bytes, off; };
 
@@ -186,13 +197,18 @@ struct State {
     int sched = -1;                  /* -1: not read from the environment yet */
     uint64_t seed = 0, rng = 0;
     char sched_name[64] = "";
-    /* fibers */
-    Fiber *fibers = nullptr;
-    int n_stacks = 0;                /* fibers with a stack so far */
+    /* threads and fibers */
+    Thread th[MAX_THREADS];
+    Fiber *fibers = nullptr;         /* [MAX_THREADS], created on demand */
+    int n_fibers = 0;                /* fibers with a stack so far */
+    int free_fibers[MAX_THREADS];    /* stack of unused fiber indices */
+    int n_free = 0;
     size_t stack_bytes = 0;
-    ucontext_t sched_ctx;            /* the scheduler's own context */
-    Fiber *cur = nullptr;            /* the running fiber, NULL outside kernels */
-    std::vector<int> order;
+    Context sched_ctx;               /* the scheduler's own context */
+    int fast = -1;                   /* 1: the x86-64 switch, 0: ucontext (-1: not decided yet) */
+    Thread *cur = nullptr;           /* the running thread, NULL outside kernels */
+    std::vector<int> order;          /* this round's thread order */
+    int pos = 0;                     /* next position in order */
     /* the launch in progress */
     int in_launch = 0;
     const char *kname = "", *kfile = ""; int kline = 0;
@@ -408,17 +424,25 @@ inline void init_schedule(void) {
 }
 
 /* What happens when a segfault hits inside a kernel: say where, then die. */
-inline void on_fault(int sig) {
+inline void on_fault(int sig, siginfo_t *info, void *) {
     char buf[640];
     int n;
-    if (g.in_launch && g.cur)
+    const char *what = sig == SIGSEGV ? "segmentation fault" : "bus error";
+    if (g.in_launch && g.cur) {
+        /* the address in the guard page below the running fiber's stack? */
+        const char *hint = "an out-of-bounds access (or a host pointer passed to a kernel)";
+        if (g.cur->ctx >= 0 && g.fibers) {
+            const char *a = (const char *)info->si_addr, *st = g.fibers[g.cur->ctx].stack;
+            if (a < st && a >= st - sysconf(_SC_PAGESIZE))
+                hint = "the thread's fiber stack overflowed (large local arrays?): try DKD_EMU_STACK_KB=256";
+        }
         n = snprintf(buf, sizeof buf,
-                     "cuda_emu: %s in kernel %s (launched at %s:%d), block (%u,%u,%u), thread (%u,%u,%u):\n"
-                     "  an out-of-bounds access, or a fiber stack overflow (try DKD_EMU_STACK_KB=256)\n",
-                     sig == SIGSEGV ? "segmentation fault" : "bus error", g.kname, g.kfile, g.kline,
-                     blockIdx.x, blockIdx.y, blockIdx.z, g.cur->tid.x, g.cur->tid.y, g.cur->tid.z);
-    else
-        n = snprintf(buf, sizeof buf, "cuda_emu: %s outside a kernel\n", sig == SIGSEGV ? "segmentation fault" : "bus error");
+                     "cuda_emu: %s in kernel %s (launched at %s:%d), block (%u,%u,%u), thread (%u,%u,%u):\n  %s\n",
+                     what, g.kname, g.kfile, g.kline, blockIdx.x, blockIdx.y, blockIdx.z,
+                     g.cur->tid.x, g.cur->tid.y, g.cur->tid.z, hint);
+    } else {
+        n = snprintf(buf, sizeof buf, "cuda_emu: %s outside a kernel\n", what);
+    }
     if (n > 0 && write(2, buf, (size_t)n) < 0) { /* nothing more we can do */ }
     /* SA_RESETHAND restored the default action: returning re-runs the faulting
      * instruction, which now kills the process with the usual signal. */
@@ -431,92 +455,207 @@ inline void install_fault_handler(void) {
     ss.ss_sp = g.altstack; ss.ss_size = sz;
     sigaltstack(&ss, nullptr);
     struct sigaction sa; memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_fault;
-    sa.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, nullptr);
     sigaction(SIGBUS, &sa, nullptr);
 }
 
-/* Give fibers 0..T-1 a stack (allocated once, reused by every launch). */
-inline void ensure_fibers(int T) {
+/* Switching between fibers. The portable way is ucontext: makecontext gives
+ * a fresh stack a first function, swapcontext saves the running registers and
+ * loads another set. glibc's swapcontext also saves and restores the signal
+ * mask, which is a system call (~0.3 us here) on every switch, and a kernel
+ * with barriers switches once per thread per barrier. On x86-64 a 12-line
+ * switch does the same job in user space (the registers a called function
+ * must preserve, the stack pointer, the floating-point control words),
+ * making the emulator about 4x faster; DKD_EMU_UCONTEXT=1 (or
+ * emu_use_ucontext(1)) selects the portable path, which the tests also run. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EMU_HAVE_FAST_SWITCH 1
+} // namespace emu
+/* emu_ctx_switch(&save_sp, new_sp): push the callee-saved registers and the
+ * SSE/x87 control words, store the stack pointer in *save_sp, load new_sp,
+ * pop the other fiber's saved registers, return into that fiber. Weak, so
+ * that every object file may carry a copy. */
+extern "C" void emu_ctx_switch(void **save_sp, void *new_sp);
+__asm__(".text\n"
+        ".weak emu_ctx_switch\n"
+        ".type emu_ctx_switch, @function\n"
+        "emu_ctx_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  subq $8, %rsp\n  stmxcsr (%rsp)\n  fnstcw 4(%rsp)\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  ldmxcsr (%rsp)\n  fldcw 4(%rsp)\n  addq $8, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size emu_ctx_switch, .-emu_ctx_switch\n");
+namespace emu {
+#else
+#define EMU_HAVE_FAST_SWITCH 0
+#endif
+
+inline void fiber_main(void);
+
+inline int use_fast_switch(void) {
+    if (g.fast < 0) {
+        const char *e = getenv("DKD_EMU_UCONTEXT");
+        g.fast = EMU_HAVE_FAST_SWITCH && !(e && e[0] == '1');
+    }
+    return g.fast;
+}
+
+/* Make c start fiber_main on the given stack at the next switch to it. */
+inline void context_make(Context *c, char *stack, size_t size) {
+#if EMU_HAVE_FAST_SWITCH
+    if (use_fast_switch()) {
+        /* the frame emu_ctx_switch pops: control words, 6 registers, then the
+         * "return address" fiber_main, which then sees a 16-byte aligned
+         * stack minus one fake return address, as after a call */
+        void **sp = (void **)(((uintptr_t)(stack + size)) & ~(uintptr_t)15);
+        *--sp = nullptr;                           /* fiber_main's return address: never used */
+        *--sp = (void *)fiber_main;
+        for (int i = 0; i < 6; i++) *--sp = nullptr; /* rbp rbx r12 r13 r14 r15 */
+        --sp;
+        uint32_t ctl[2] = {__builtin_ia32_stmxcsr(), 0};
+        unsigned short cw;
+        __asm__ volatile("fnstcw %0" : "=m"(cw));
+        ctl[1] = cw;
+        memcpy(sp, ctl, sizeof ctl);
+        c->sp = sp;
+        return;
+    }
+#endif
+    c->uc.uc_stack.ss_sp = stack;
+    c->uc.uc_stack.ss_size = size;
+    c->uc.uc_link = nullptr;
+    makecontext(&c->uc, fiber_main, 0);
+}
+
+/* Save the running registers into `from`, continue with `to`. */
+inline void context_switch(Context *from, Context *to) {
+    g.switches++;
+#if EMU_HAVE_FAST_SWITCH
+    if (g.fast) { emu_ctx_switch(&from->sp, to->sp); return; }
+#endif
+    swapcontext(&from->uc, &to->uc);
+}
+
+/* A free fiber: from the pool, or a new one (stacks are kept for every later launch). */
+inline int alloc_fiber(void) {
+    if (g.n_free) return g.free_fibers[--g.n_free];
     if (!g.fibers) {
         g.fibers = new Fiber[MAX_THREADS]();
         const char *e = getenv("DKD_EMU_STACK_KB");
         long kb = e ? atol(e) : 64;
         if (kb < 16) kb = 16;
-        g.stack_bytes = (size_t)kb * 1024;
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        g.stack_bytes = ((size_t)kb * 1024 + page - 1) / page * page;
     }
+    if (g.n_fibers >= MAX_THREADS) fail("emulator: out of fibers (internal error)");
+    /* [guard page][stack]: running off the stack faults instead of silently
+     * overwriting another fiber's stack. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t sb = (g.stack_bytes + page - 1) / page * page;
-    while (g.n_stacks < T) {
-        /* [guard page][stack]: running off the stack faults instead of
-         * silently overwriting the neighbouring fiber. */
-        char *m = (char *)mmap(nullptr, sb + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) fail("cannot allocate fiber stacks (%d threads of %zu KiB)", T, sb / 1024);
-        mprotect(m, page, PROT_NONE);
-        Fiber &f = g.fibers[g.n_stacks++];
-        f.stack = m + page;
-        getcontext(&f.ctx);
+    char *m = (char *)mmap(nullptr, g.stack_bytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) fail("cannot allocate a fiber stack of %zu KiB", g.stack_bytes / 1024);
+    mprotect(m, page, PROT_NONE);
+    Fiber &f = g.fibers[g.n_fibers];
+    f.stack = m + page;
+    getcontext(&f.ctx.uc);
+    return g.n_fibers++;
+}
+
+/* The next thread of this round's order that may run (NEW or READY), or NULL. */
+inline Thread *pick_next(void) {
+    while (g.pos < g.T) {
+        Thread *t = &g.th[g.order[(size_t)g.pos++]];
+        if (t->state == NEW || t->state == READY) return t;
     }
-    g.stack_bytes = sb;
+    return nullptr;
 }
 
-/* The first function of every fiber: run the kernel body for one thread. */
+/* Save the running context into `save` and continue with thread n (start it
+ * on a fresh fiber if it is NEW, else resume it), or with the scheduler when
+ * n is NULL (the round is over). */
+inline void switch_to(Thread *n, Context *save) {
+    if (!n) { g.cur = nullptr; context_switch(save, &g.sched_ctx); return; }
+    if (n->state == NEW) {
+        n->ctx = alloc_fiber();
+        Fiber &f = g.fibers[n->ctx];
+        context_make(&f.ctx, f.stack, g.stack_bytes);
+    }
+    n->state = RUNNING;
+    g.cur = n;
+    threadIdx = n->tid;
+    context_switch(save, &g.fibers[n->ctx].ctx);
+}
+
+/* Every fiber starts here. It runs the kernel body for its thread; when the
+ * thread returns and the next thread in the order has not started yet, the
+ * same fiber runs that one too (no context switch: this is what makes
+ * kernels without barriers cheap). Otherwise the fiber goes back to the pool
+ * and control passes to the next thread or to the scheduler. */
 inline void fiber_main(void) {
-    Fiber *f = g.cur;
-    (*g.body)();
-    f->state = EXITED;
-    swapcontext(&f->ctx, &g.sched_ctx);   /* never resumed */
+    for (;;) {
+        Thread *t = g.cur;
+        (*g.body)();
+        t->state = EXITED;
+        Thread *n = pick_next();
+        if (n && n->state == NEW) {
+            n->ctx = t->ctx;
+            n->state = RUNNING;
+            g.cur = n;
+            threadIdx = n->tid;
+            continue;
+        }
+        int me = t->ctx;
+        g.free_fibers[g.n_free++] = me;       /* nothing runs it before we have left it */
+        switch_to(n, &g.fibers[me].ctx);        /* never comes back */
+    }
 }
 
-/* Switch from the scheduler to fiber f until it parks or returns. */
-inline void run_fiber(Fiber &f) {
-    g.cur = &f;
-    threadIdx = f.tid;
-    g.switches++;
-    swapcontext(&g.sched_ctx, &f.ctx);
-    g.cur = nullptr;
+/* Called by a thread at a barrier: park in `state`; the next thread of the
+ * round runs. Returns (the thread) once the scheduler has released it. */
+inline Thread *park(int state, const char *what) {
+    Thread *t = g.cur;
+    if (!t) fail("%s called outside a kernel", what);
+    t->state = state;
+    switch_to(pick_next(), &g.fibers[t->ctx].ctx);
+    return t;
 }
 
-/* Called by a fiber: park in `state` until the scheduler releases it. */
-inline Fiber *park(int state, const char *what) {
-    Fiber *f = g.cur;
-    if (!f) fail("%s called outside a kernel", what);
-    f->state = state;
-    swapcontext(&f->ctx, &g.sched_ctx);
-    return f;
+/* "thread (x,y,z) [warp w lane l]" for messages; two rotating buffers. */
+inline const char *thread_name(int t) {
+    static char buf[2][96];
+    static int k = 0;
+    k ^= 1;
+    const Thread &f = g.th[t];
+    snprintf(buf[k], sizeof buf[k], "thread (%u,%u,%u) [warp %d lane %d]", f.tid.x, f.tid.y, f.tid.z, t / 32, t % 32);
+    return buf[k];
 }
 
-inline void describe_thread(char *buf, size_t n, int t) {
-    const Fiber &f = g.fibers[t];
-    snprintf(buf, n, "thread (%u,%u,%u) [warp %d lane %d]", f.tid.x, f.tid.y, f.tid.z, t / 32, t % 32);
-}
-
-/* Are all lanes named in fiber t's mask parked at the same warp operation
+/* Are all lanes named in thread t's mask parked at the same warp operation
  * (same op, same mask)? If not and `report` is set, say why the warp can
  * never continue, and exit. */
 inline int warp_ready(int t, int report) {
-    Fiber &f = g.fibers[t];
+    Thread &f = g.th[t];
     int base = t & ~31, lane = t & 31;
     unsigned m = f.mask;
     const char *op = warp_op_name[f.op];
-    char who[96], other[96];
-    describe_thread(who, sizeof who, t);
     if (!((m >> lane) & 1u))
-        fail("%s calls %s with mask 0x%08x, which does not include its own lane %d", who, op, m, lane);
+        fail("%s calls %s with mask 0x%08x, which does not include its own lane %d", thread_name(t), op, m, lane);
     for (int j = 0; j < 32; j++) {
         if (!((m >> j) & 1u)) continue;
         int tj = base + j;
         if (tj >= g.T)
             fail("%s: %s with mask 0x%08x names lane %d, but the block has only %d threads, so warp %d has "
                  "only %d lanes.\n  hint: use a block size that is a multiple of 32, or a mask of the lanes that exist",
-                 who, op, m, j, g.T, t / 32, g.T - base);
-        Fiber &o = g.fibers[tj];
-        describe_thread(other, sizeof other, tj);
+                 thread_name(t), op, m, j, g.T, t / 32, g.T - base);
+        Thread &o = g.th[tj];
         if (o.state == EXITED)
             fail("%s: %s with mask 0x%08x waits for lane %d, but %s has already returned "
-                 "(an early return or a divergent branch before a warp operation)", who, op, m, j, other);
+                 "(an early return or a divergent branch before a warp operation)", thread_name(t), op, m, j, thread_name(tj));
         if (o.state == AT_WARP && o.op == f.op && o.mask == m) {
             if (f.op != W_SYNCWARP && f.op != W_BALLOT && f.op != W_ANY && f.op != W_ALL && o.width != f.width)
                 fail("lanes of warp %d call %s with different widths (%d and %d)", t / 32, op, f.width, o.width);
@@ -524,32 +663,30 @@ inline int warp_ready(int t, int report) {
         }
         if (!report) return 0;   /* maybe later: lane j is still elsewhere */
         if (o.state == AT_SYNC)
-            fail("%s waits at %s (mask 0x%08x) while %s waits at __syncthreads(): deadlock", who, op, m, other);
+            fail("%s waits at %s (mask 0x%08x) while %s waits at __syncthreads(): deadlock", thread_name(t), op, m, thread_name(tj));
         fail("the lanes of warp %d are at different warp operations: %s at %s (mask 0x%08x), %s at %s (mask 0x%08x): deadlock",
-             t / 32, who, op, m, other, warp_op_name[o.op], o.mask);
+             t / 32, thread_name(t), op, m, thread_name(tj), warp_op_name[o.op], o.mask);
     }
     return 1;
 }
 
-/* Fiber t's warp operation is ready: compute every lane's result (from the
+/* Thread t's warp operation is ready: compute every lane's result (from the
  * operands as they were), release the lanes. */
 inline void complete_warp_op(int t) {
-    Fiber &f = g.fibers[t];
+    Thread &f = g.th[t];
     int base = t & ~31;
     unsigned m = f.mask;
     const char *op = warp_op_name[f.op];
-    char who[96], other[96];
-    describe_thread(who, sizeof who, t);
     int w = f.width;
     if (w < 1 || w > 32 || (w & (w - 1)))
-        fail("%s: %s width %d is not a power of two between 1 and 32", who, op, w);
+        fail("%s: %s width %d is not a power of two between 1 and 32", thread_name(t), op, w);
     uint64_t res[32];
     unsigned bits = 0;
     for (int j = 0; j < 32; j++)
-        if ((m >> j) & 1u && g.fibers[base + j].val) bits |= 1u << j;
+        if ((m >> j) & 1u && g.th[base + j].val) bits |= 1u << j;
     for (int j = 0; j < 32; j++) {
         if (!((m >> j) & 1u)) continue;
-        Fiber &o = g.fibers[base + j];
+        Thread &o = g.th[base + j];
         int seg = j & ~(w - 1), src = j;      /* seg: first lane of j's width-segment */
         switch (f.op) {
         case W_SHFL: src = seg + (o.arg & (w - 1)); break;
@@ -558,13 +695,11 @@ inline void complete_warp_op(int t) {
         case W_SHFL_XOR: src = j ^ (o.arg & 31); if (src >= seg + w) src = j; break;
         default: break;
         }
-        if (src != j && !((m >> src) & 1u)) {
-            describe_thread(other, sizeof other, base + j);
+        if (src != j && !((m >> src) & 1u))
             fail("%s: %s at lane %d reads lane %d, which is not in the mask 0x%08x (its value is undefined on a GPU)",
-                 other, op, j, src, m);
-        }
+                 thread_name(base + j), op, j, src, m);
         switch (f.op) {
-        case W_SHFL: case W_SHFL_UP: case W_SHFL_DOWN: case W_SHFL_XOR: res[j] = g.fibers[base + src].val; break;
+        case W_SHFL: case W_SHFL_UP: case W_SHFL_DOWN: case W_SHFL_XOR: res[j] = g.th[base + src].val; break;
         case W_BALLOT: res[j] = bits; break;
         case W_ANY: res[j] = bits != 0; break;
         case W_ALL: res[j] = bits == m; break;
@@ -572,7 +707,7 @@ inline void complete_warp_op(int t) {
         }
     }
     for (int j = 0; j < 32; j++)
-        if ((m >> j) & 1u) { g.fibers[base + j].result = res[j]; g.fibers[base + j].state = RUNNABLE; }
+        if ((m >> j) & 1u) { g.th[base + j].result = res[j]; g.th[base + j].state = READY; }
 }
 
 /* Run one block: rounds of "every runnable fiber runs until it parks", then
@@ -585,29 +720,27 @@ inline void run_block(void) {
     g.shared_used = (g.dyn_bytes + 15) & ~(size_t)15;
     if (g.dyn_bytes) memset(g.shared_mem, 0xff, g.dyn_bytes);
     for (int t = 0; t < T; t++) {
-        Fiber &f = g.fibers[t];
-        f.state = RUNNABLE;
-        f.t = t;
+        Thread &f = g.th[t];
+        f.state = NEW;
+        f.ctx = -1;
         f.tid.x = (unsigned)t % blockDim.x;
         f.tid.y = ((unsigned)t / blockDim.x) % blockDim.y;
         f.tid.z = (unsigned)t / (blockDim.x * blockDim.y);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = g.stack_bytes;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_main, 0);
     }
     g.order.resize((size_t)T);
     for (int i = 0; i < T; i++) g.order[(size_t)i] = g.sched == SCHED_REVERSE ? T - 1 - i : i;
     for (;;) {
+        /* one round: the threads that may run, in the schedule's order, each
+         * until it parks or returns (the chain passes from thread to thread
+         * and comes back here at the end) */
         if (g.sched == SCHED_RANDOM) shuffle(g.order);
-        for (int i = 0; i < T; i++) {
-            Fiber &f = g.fibers[g.order[(size_t)i]];
-            if (f.state == RUNNABLE) run_fiber(f);
-        }
+        g.pos = 0;
+        Thread *first = pick_next();
+        if (first) switch_to(first, &g.sched_ctx);
         /* every fiber is parked or done */
         int n_exit = 0, n_sync = 0, n_warp = 0, first_exit = -1, first_sync = -1;
         for (int t = 0; t < T; t++) {
-            int s = g.fibers[t].state;
+            int s = g.th[t].state;
             if (s == EXITED) { n_exit++; if (first_exit < 0) first_exit = t; }
             else if (s == AT_SYNC) { n_sync++; if (first_sync < 0) first_sync = t; }
             else if (s == AT_WARP) n_warp++;
@@ -617,26 +750,26 @@ inline void run_block(void) {
              * none can complete, the warps are stuck: say why */
             int done = 0;
             for (int t = 0; t < T; t++)
-                if (g.fibers[t].state == AT_WARP && warp_ready(t, 0)) { complete_warp_op(t); done++; }
+                if (g.th[t].state == AT_WARP && warp_ready(t, 0)) { complete_warp_op(t); done++; }
             if (!done)
                 for (int t = 0; t < T; t++)
-                    if (g.fibers[t].state == AT_WARP) warp_ready(t, 1);
+                    if (g.th[t].state == AT_WARP) warp_ready(t, 1);
             continue;
         }
         if (n_sync) {
             if (n_exit) {
-                char a[96], b[96];
-                describe_thread(a, sizeof a, first_sync);
-                describe_thread(b, sizeof b, first_exit);
+                char a[96];
+                snprintf(a, sizeof a, "%s", thread_name(first_sync));
                 fail("__syncthreads() is reached by %d of %d threads (%s waits), but %d returned without reaching it "
                      "(first: %s).\n  hint: an early 'return' or a condition around __syncthreads(); let every thread "
-                     "reach every barrier and guard only the loads/stores", n_sync, T, a, n_exit, b);
+                     "reach every barrier and guard only the loads/stores", n_sync, T, a, n_exit, thread_name(first_exit));
             }
             uint64_t count = 0;
-            for (int t = 0; t < T; t++) count += g.fibers[t].val != 0;
-            for (int t = 0; t < T; t++) { g.fibers[t].result = count; g.fibers[t].state = RUNNABLE; }
+            for (int t = 0; t < T; t++) count += g.th[t].val != 0;
+            for (int t = 0; t < T; t++) { g.th[t].result = count; g.th[t].state = READY; }
             continue;
         }
+        if (g.n_free != g.n_fibers) fail("emulator: %d fibers not returned (internal error)", g.n_fibers - g.n_free);
         return;   /* all threads returned */
     }
 }
@@ -651,6 +784,7 @@ inline void emu_launch(const char *name, const char *file, int line, dim3 grid, 
     if (g.in_launch) fail("kernel %s launched at %s:%d from inside a kernel (dynamic parallelism is not used in dkd)", name, file, line);
     init_schedule();
     install_fault_handler();
+    use_fast_switch();
     char why[256] = "";
     unsigned long long T = (unsigned long long)block.x * block.y * block.z;
     if (block.x == 0 || block.y == 0 || block.z == 0)
@@ -674,7 +808,6 @@ inline void emu_launch(const char *name, const char *file, int line, dim3 grid, 
     if (g.trace)
         fprintf(stderr, "cuda_emu: %s<<<(%u,%u,%u), (%u,%u,%u), %zu>>> at %s:%d [%s]\n", name, grid.x, grid.y, grid.z,
                 block.x, block.y, block.z, smem, file, line, g.sched_name);
-    ensure_fibers((int)T);
     g.in_launch = 1;
     g.kname = name; g.kfile = file; g.kline = line;
     g.body = &body;
@@ -736,7 +869,7 @@ inline void *emu_dynamic_shared(void) {
 /* 4. Intrinsics                                                             */
 /* ========================================================================= */
 /* Barriers. */
-inline void __syncthreads(void) { emu::Fiber *f = emu::g.cur; if (f) f->val = 0; emu::park(emu::AT_SYNC, "__syncthreads()"); }
+inline void __syncthreads(void) { emu::Thread *f = emu::g.cur; if (f) f->val = 0; emu::park(emu::AT_SYNC, "__syncthreads()"); }
 inline int __syncthreads_count(int pred) {
     if (emu::g.cur) emu::g.cur->val = pred != 0;
     return (int)emu::park(emu::AT_SYNC, "__syncthreads_count()")->result;
@@ -749,7 +882,7 @@ inline void __threadfence_block(void) {}
 namespace emu {
 /* Park at a warp operation with a 64-bit operand; returns this lane's result. */
 inline uint64_t warp_op(int op, unsigned mask, uint64_t val, int arg, int width) {
-    Fiber *f = g.cur;
+    Thread *f = g.cur;
     if (!f) fail("%s called outside a kernel", warp_op_name[op]);
     f->op = op; f->mask = mask; f->val = val; f->arg = arg; f->width = width;
     return park(AT_WARP, warp_op_name[op])->result;
@@ -875,6 +1008,9 @@ inline int emu_set_schedule(const char *s) {
 }
 /* The schedule in use (after reading DKD_EMU_SCHEDULE if needed). */
 inline const char *emu_schedule(void) { emu::init_schedule(); return emu::g.sched_name; }
+/* 1: switch fibers with ucontext (portable, slower); 0: the fast x86-64
+ * switch where there is one. Call between launches. */
+inline void emu_use_ucontext(int on) { emu::g.fast = on ? 0 : EMU_HAVE_FAST_SWITCH; }
 /* Kernels launched and threads run so far (to report the cost of a test). */
 inline long long emu_launch_count(void) { return emu::g.launches; }
 inline long long emu_thread_count(void) { return emu::g.threads; }

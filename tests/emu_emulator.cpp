@@ -10,8 +10,12 @@
  *     __syncthreads (results differ between schedules), shared memory read
  *     before written (NaN), device memory never written (NaN), an early return
  *     before a barrier, a full-mask shuffle in a half warp, lanes at different
- *     warp operations, launches over the limits. The fatal ones run in a
- *     forked child: the test asserts a non-zero exit and the message.
+ *     warp operations, launches over the limits, a segfault in a kernel and a
+ *     fiber stack overflow (reported with kernel, block and thread). The
+ *     fatal ones run in a forked child: the test asserts a non-zero exit and
+ *     the message.
+ * The scheduler tests run twice: with the fast x86-64 fiber switch and with
+ * glibc's swapcontext.
  */
 #include "dkd.h"
 #include "kernels/cuda_common.h"
@@ -117,6 +121,21 @@ __global__ void divergent_warp_kernel(float *y) {
     y[threadIdx.x] = v;
 }
 
+/* Thread 3 of block 1 writes through a NULL pointer. */
+__global__ void null_write_kernel(float *y) {
+    float *p = (blockIdx.x == 1 && threadIdx.x == 3) ? (float *)0 : y;
+    p[threadIdx.x] = 1.0f;
+}
+
+/* A local array larger than the fiber stack (64 KiB). Written from its top
+ * down, as a stack grows, so the first access past the stack hits the guard
+ * page (and not some other mapping further down). */
+__global__ void big_stack_kernel(float *y) {
+    volatile float big[32 * 1024];   /* 128 KiB */
+    for (int i = 32 * 1024 - 1; i >= 0; i -= 512) big[i] = (float)i;
+    y[threadIdx.x] = big[1024];
+}
+
 /* Writes nothing: for launch-limit tests. */
 __global__ void nop_kernel(float *y) { if (y) y[0] = 0.0f; }
 
@@ -183,6 +202,14 @@ static void child_half_warp(void) {
 static void child_divergent(void) {
     float *y; cudaCheck(cudaMalloc(&y, 32 * sizeof(float)));
     LAUNCH(divergent_warp_kernel, 1, 32, 0, y);
+}
+static void child_null_write(void) {
+    float *y; cudaCheck(cudaMalloc(&y, 64 * sizeof(float)));
+    LAUNCH(null_write_kernel, 2, 32, 0, y);
+}
+static void child_big_stack(void) {
+    float *y; cudaCheck(cudaMalloc(&y, 64 * sizeof(float)));
+    LAUNCH(big_stack_kernel, 1, 32, 0, y);
 }
 static void child_too_many_threads(void) { LAUNCH(nop_kernel, 1, dim3(64, 32, 1), 0, (float *)NULL); }
 static void child_block_z(void) { LAUNCH(nop_kernel, 1, dim3(1, 1, 65), 0, (float *)NULL); }
@@ -357,10 +384,16 @@ static void test_runtime_api(void) {
 int main(void) {
     const char *env = getenv("DKD_EMU_SCHEDULE");
     printf("emu_emulator: DKD_EMU_SCHEDULE=%s (each test below sets its schedules itself)\n", env ? env : "(unset)");
-    test_reduction();
-    test_missing_sync();
+    /* the scheduler tests under both ways of switching fibers */
+    for (int uc = 0; uc <= 1; uc++) {
+        emu_use_ucontext(uc);
+        printf("---- fibers switched with %s\n", uc ? "ucontext (swapcontext)" : "the emulator's default (fast x86-64 switch where available)");
+        test_reduction();
+        test_missing_sync();
+        test_warp_ops();
+    }
+    emu_use_ucontext(0);
     test_uninitialised();
-    test_warp_ops();
     test_indices_atomics();
     test_runtime_api();
     printf("errors the emulator must stop on (in a forked child):\n");
@@ -368,6 +401,8 @@ int main(void) {
     expect_fatal("early return before __syncthreads", child_early_return, "__syncthreads() is reached by 63 of 64");
     expect_fatal("full-mask shuffle in a half warp", child_half_warp, "warp 1 has only 16 lanes");
     expect_fatal("lanes at different warp operations", child_divergent, "different warp operations");
+    expect_fatal("write through NULL in a kernel", child_null_write, "segmentation fault in kernel null_write_kernel");
+    expect_fatal("fiber stack overflow", child_big_stack, "fiber stack overflowed");
     expect_fatal("2048 threads per block", child_too_many_threads, "2048 threads per block");
     expect_fatal("block z of 65", child_block_z, "per-dimension limits");
     expect_fatal("empty grid", child_empty_grid, "an empty grid");

@@ -1,0 +1,70 @@
+/* kernels/backend_cuda.cu — the CUDA backend table: device memory through the
+ * CUDA runtime, every op a kernel of kernels/NAME.cu (kernels/cuda_ops.h).
+ *
+ * net.c calls ops only through a Backend (dkd.h), so the same network code
+ * runs on the CPU (backend_cpu.c), on a GPU (this table, built by nvcc), and
+ * in tests on the CUDA kernels emulated on the CPU (this table, built by g++
+ * against tests/cuda_emu.h).
+ *
+ * All launches go to the default stream, one after another, so the host only
+ * waits where it reads results (download is a synchronous cudaMemcpy) or
+ * calls sync. Every runtime call is checked (cudaCheck: call, file:line,
+ * CUDA's message, exit); an allocation that fails says how much was asked. */
+#include "kernels/cuda_common.h"   // defines: cudaCheck, the CUDA runtime (or its emulator)
+#include "kernels/cuda_ops.h"      // defines: the *_cuda ops
+
+static void *cuda_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 1;   /* always a valid, distinct pointer */
+    cudaError_t err = cudaMalloc(&p, bytes);
+    if (err != cudaSuccess || !p)
+        dkd_die("cannot allocate %.1f MiB of GPU memory (%s): try a smaller --batch, or --device cpu",
+                bytes / 1048576.0, cudaGetErrorString(err));
+    return p;
+}
+static void cuda_release(void *p) { if (p) cudaCheck(cudaFree(p)); }
+static void cuda_upload(void *dst, const void *src, size_t bytes) {
+    if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+static void cuda_download(void *dst, const void *src, size_t bytes) {
+    if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+static void cuda_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+}
+static void cuda_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemset(p, 0, bytes)); }
+static void cuda_sync(void) { cudaCheck(cudaDeviceSynchronize()); }
+
+extern "C" {
+
+const Backend backend_cuda = {
+    "cuda",
+    cuda_alloc, cuda_release, cuda_upload, cuda_download, cuda_copy, cuda_zero, cuda_sync,
+    conv2d_workspace_floats_cuda, conv2d_forward_cuda, conv2d_backward_cuda,
+    batchnorm_forward_train_cuda, batchnorm_forward_eval_cuda, batchnorm_backward_cuda,
+    relu_forward_cuda, relu_backward_cuda,
+    maxpool_forward_cuda, maxpool_backward_cuda,
+    avgpool_forward_cuda, avgpool_backward_cuda,
+    linear_forward_cuda, linear_backward_cuda,
+    add_forward_cuda, add_backward_cuda,
+    concat_forward_cuda, concat_backward_cuda,
+    split_forward_cuda, split_backward_cuda,
+    shuffle_forward_cuda, shuffle_backward_cuda,
+    ce_loss_cuda, kd_loss_cuda, dkd_loss_cuda,
+    sgd_step_cuda,
+    augment_batch_cuda,
+};
+
+/* Usable GPUs at run time; 0 on any error (no driver, no device, a driver
+ * older than the runtime...), after clearing the error so that later CUDA
+ * calls do not report it. */
+int dkd_cuda_device_count(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+} /* extern "C" */

@@ -1,0 +1,298 @@
+/* kernels/gemm.c — single-precision matrix multiply on the CPU (conv and linear use it).
+ *
+ *   C[M,N] = alpha · op(A)[M,K] · op(B)[K,N] + beta · C          (row-major)
+ *   op(A) = A, stored [M,K] with row stride lda   (tA == 0)
+ *   op(A) = A^T, A stored [K,M] with row stride lda (tA != 0)      (same for B, ldb)
+ *   C[i][j] = alpha · Σ_k op(A)[i][k] · op(B)[k][j]  (+ beta · C[i][j]; beta == 0: C is
+ *   not read, so NaN garbage in C does not leak through, as in BLAS)
+ *
+ * Why not three nested loops? A naive loop reads 2 floats from memory per multiply-add.
+ * A modern core does 2 vector FMAs per cycle (16-64 multiply-adds) but loads only 2-3
+ * vectors per cycle, so the data must come from registers most of the time. The classic
+ * answer (Goto & van de Geijn, "Anatomy of high-performance matrix multiplication"; BLIS)
+ * has three layers:
+ *
+ * 1. The micro-kernel keeps an MR x NR tile of C in registers (GEMM_MR x GEMM_NR, see
+ *    gemm.h: 6 x 16 with AVX2, i.e. 12 vector accumulators) and walks k: per k it loads
+ *    MR numbers of A (broadcast) and NR numbers of B (NR/8 vectors) and does MR·NR/8
+ *    vector FMAs: 12 FMAs for 8 loads. It is plain C; `#pragma omp simd` on the j-loop
+ *    lets gcc turn it into exactly that register tile (-O3 -fopenmp).
+ *
+ * 2. Packing. The micro-kernel wants, for each k, the MR numbers of A and the NR
+ *    numbers of B it needs to sit side by side in memory. So blocks of A and B are
+ *    first copied ("packed") into that order:
+ *        Ap[s][k][r] = op(A)[s·MR + r][k]   A in strips of MR rows   (rows >= M are 0)
+ *        Bp[s][k][c] = op(B)[k][s·NR + c]   B in strips of NR columns (cols >= N are 0)
+ *    Packing also hides the transposes: after it, all four (tA, tB) cases run the same
+ *    kernel. The zero padding lets the kernel always compute a full tile; the edge is
+ *    cut when the tile is written to C. A is cut into strips of 6 rows, or 4 where 4
+ *    or 8 rows are left (channel counts are multiples of 4: 16 = 6+6+4 wastes nothing).
+ *    A row-major B whose rows already hold NR-wide strips side by side can also be
+ *    read in place (gemm_serial_b_inplace, used by conv's forward), saving the copy.
+ *
+ * 3. Cache blocking. k is cut into blocks of KC = 256: a packed B strip (KC x NR) stays
+ *    in L1 while the kernel runs down all the A strips of the block (MC x KC, in L2).
+ *    Blocks of C (MC x NC) are independent: sgemm_cpu hands them to OpenMP threads.
+ *
+ * Determinism: each C element is computed by exactly one thread as
+ *   t_0 = Σ_{k in block 0} (in increasing k), C = alpha·t_0 + beta·C,
+ *   t_b = Σ_{k in block b},                   C = C + alpha·t_b   (b = 1, 2, ...)
+ * with KC fixed, so results are bit-identical for any thread count and any MC, NC, MR,
+ * NR. (They do depend on the build: with FMA hardware, `fmaf` fuses the multiply-add.)
+ *
+ * Speed (this project's 2-core AMD EPYC VM: AVX2 + FMA on 128-bit units, gcc -march=native
+ * = znver1, so NR = 8): the micro-kernel alone runs at ~38 GFLOP/s per core, a
+ * 512x512x512 product at ~33 GFLOP/s on one thread, the convolution-shaped products
+ * (M = 16..64, K = 144..576) at 20-28.
+ *
+ * Threads: sgemm_cpu splits C into blocks (splitting N, then M, until there are at
+ * least as many blocks as threads) and runs them in an OpenMP loop; tiny products run
+ * on one thread. gemm_serial (gemm.h) is the same on the calling thread only.
+ * Each thread packs into its own buffer (allocated on first use, then reused).
+ */
+#include "dkd.h"
+#include "gemm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* c + a·b, fused into one rounding where the hardware has FMA (C11's FP_FAST_FMAF),
+ * else a multiply then an add (a software fmaf would be far too slow). */
+#ifdef FP_FAST_FMAF
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* ---- strips of A ----------------------------------------------------------------- */
+
+/* A is cut into strips of 6 rows; when 4 or 8 rows are left they become strips of 4
+ * (16 = 6+6+4, 32 = 6+6+6+6+4+4, 64 = 10·6+4): the channel counts of the models are
+ * multiples of 4, and a strip padded with zero rows would waste its multiply-adds.
+ * Other remainders (1, 2, 3, 5 rows) are padded to 6. */
+static int strip_rows(int left) { return left == 4 || left == 8 ? 4 : imin(left, GEMM_MR); }
+static int packed_rows(int rows) { return rows == 4 ? 4 : GEMM_MR; }
+
+/* ---- packing -------------------------------------------------------------------- */
+
+/* Pack an mc x kc block of op(A) (A points at its element (0,0)) into strips:
+ * strip starting at row i0 with hp packed rows: Ap[k][r] = op(A)[i0 + r][k], rows past
+ * the strip's real rows filled with 0. Strips follow each other (hp·kc floats each). */
+static void pack_a(float *Ap, int tA, const float *A, int lda, int mc, int kc) {
+    for (int i0 = 0, rows; i0 < mc; i0 += rows) {
+        rows = strip_rows(mc - i0);
+        int hp = packed_rows(rows);
+        if (!tA) {       /* op(A)[i][k] = A[i·lda + k]: read the strip's rows side by side */
+            const float *src = A + (size_t)i0 * lda;
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < hp; r++) Ap[(size_t)k * hp + r] = r < rows ? src[(size_t)r * lda + k] : 0.0f;
+        } else {         /* op(A)[i][k] = A[k·lda + i]: consecutive floats per k */
+            const float *src = A + i0;
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < hp; r++) Ap[(size_t)k * hp + r] = r < rows ? src[(size_t)k * lda + r] : 0.0f;
+        }
+        Ap += (size_t)hp * kc;
+    }
+}
+
+/* Pack a kc x nc block of op(B) (B points at its element (0,0)) into NR-column strips:
+ * Bp[s][k][c] = op(B)[k][s·NR + c], columns past nc filled with 0. */
+static void pack_b(float *Bp, int tB, const float *B, int ldb, int kc, int nc) {
+    int strips = (nc + GEMM_NR - 1) / GEMM_NR;
+    if (!tB) {
+        /* op(B)[k][j] = B[k·ldb + j]: walk each row of B once, dealing NR-wide pieces
+         * out to the strips (reading row after row keeps the reads sequential). */
+        for (int k = 0; k < kc; k++) {
+            const float *src = B + (size_t)k * ldb;
+            for (int s = 0; s < strips; s++) {
+                float *dst = Bp + ((size_t)s * kc + k) * GEMM_NR;
+                int cols = imin(GEMM_NR, nc - s * GEMM_NR);
+                for (int c = 0; c < cols; c++) dst[c] = src[s * GEMM_NR + c];
+                for (int c = cols; c < GEMM_NR; c++) dst[c] = 0.0f;
+            }
+        }
+    } else {
+        /* op(B)[k][j] = B[j·ldb + k]: a strip needs NR rows of B side by side. Going
+         * 16 k at a time uses each cache line of those rows completely once loaded
+         * (rows 4 KiB apart would otherwise evict each other from L1). */
+        for (int s = 0; s < strips; s++) {
+            float *dst = Bp + (size_t)s * kc * GEMM_NR;
+            int cols = imin(GEMM_NR, nc - s * GEMM_NR);
+            for (int k0 = 0; k0 < kc; k0 += 16) {
+                int k1 = imin(kc, k0 + 16);
+                for (int c = 0; c < GEMM_NR; c++) {
+                    if (c >= cols) { for (int k = k0; k < k1; k++) dst[(size_t)k * GEMM_NR + c] = 0.0f; continue; }
+                    const float *src = B + (size_t)(s * GEMM_NR + c) * ldb;
+                    for (int k = k0; k < k1; k++) dst[(size_t)k * GEMM_NR + c] = src[k];
+                }
+            }
+        }
+    }
+}
+
+/* ---- the micro-kernel ------------------------------------------------------------ */
+
+/* t[r][c] = Σ_{k < kc} a[k][r] · b[k][c] for one strip a of `rows` packed rows (6 or 4)
+ * and one strip b of NR columns whose rows are bk floats apart (NR when packed).
+ * acc lives in registers: the r-loop is unrolled (rows is a constant in each call
+ * below, the function is inlined), the c-loop is one vector FMA per vector of NR (the
+ * omp simd pragma asks for exactly that). It is called through micro_kernel_6/_4,
+ * which are kept out of line: inlined into the loops below, gcc would keep some of
+ * their values in vector registers and spill accumulators to the stack (measured:
+ * 40% slower). */
+static inline void micro_kernel(int rows, int kc, const float *restrict a, const float *restrict b, size_t bk,
+                                float *restrict t) {
+    float acc[GEMM_MR][GEMM_NR];
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < GEMM_NR; c++) acc[r][c] = 0.0f;
+    for (int k = 0; k < kc; k++, a += rows, b += bk) {
+        for (int r = 0; r < rows; r++) {
+            float ar = a[r];
+            #pragma omp simd
+            for (int c = 0; c < GEMM_NR; c++) acc[r][c] = MADD(ar, b[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < GEMM_NR; c++) t[r * GEMM_NR + c] = acc[r][c];
+}
+
+#ifdef __GNUC__
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+static NOINLINE void micro_kernel_6(int kc, const float *a, const float *b, size_t bk, float *t) {
+    micro_kernel(GEMM_MR, kc, a, b, bk, t);
+}
+static NOINLINE void micro_kernel_4(int kc, const float *a, const float *b, size_t bk, float *t) {
+    micro_kernel(4, kc, a, b, bk, t);
+}
+
+/* C[0..mr)[0..nr) = alpha·t + beta·C (beta 0: C is not read; beta 1: C + alpha·t). */
+static void store_tile(float *restrict C, int ldc, int mr, int nr, const float *restrict t, float alpha, float beta) {
+    if (nr == GEMM_NR && alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+        /* the common case, a full-width tile: plain vector stores (or adds) */
+        for (int r = 0; r < mr; r++) {
+            float *c = C + (size_t)r * ldc;
+            const float *tr = t + r * GEMM_NR;
+            if (beta == 0.0f) for (int j = 0; j < GEMM_NR; j++) c[j] = tr[j];
+            else              for (int j = 0; j < GEMM_NR; j++) c[j] = c[j] + tr[j];
+        }
+        return;
+    }
+    for (int r = 0; r < mr; r++) {
+        float *c = C + (size_t)r * ldc;
+        const float *tr = t + r * GEMM_NR;
+        if (beta == 0.0f)      for (int j = 0; j < nr; j++) c[j] = alpha * tr[j];
+        else if (beta == 1.0f) for (int j = 0; j < nr; j++) c[j] = c[j] + alpha * tr[j];
+        else                   for (int j = 0; j < nr; j++) c[j] = alpha * tr[j] + beta * c[j];
+    }
+}
+
+/* C [mc, nc] = alpha · A·B + beta·C for packed A (strips as pack_a) and B in strips of NR
+ * columns: strip s starts at Bp + s·sstride, and its rows are kstride floats apart
+ * (packed B: sstride = kc·NR, kstride = NR; B used in place: sstride = NR, kstride = ldb). */
+static void multiply_packed(int mc, int nc, int kc, float alpha, const float *Ap, const float *Bp, size_t sstride,
+                            size_t kstride, float beta, float *C, int ldc) {
+    float t[GEMM_MR * GEMM_NR];
+    for (int j0 = 0; j0 < nc; j0 += GEMM_NR) {              /* one B strip, kept in L1 ... */
+        const float *b = Bp + (size_t)(j0 / GEMM_NR) * sstride, *a = Ap;
+        int nr = imin(GEMM_NR, nc - j0);
+        for (int i0 = 0, rows; i0 < mc; i0 += rows) {       /* ... against every A strip   */
+            rows = strip_rows(mc - i0);
+            if (rows == 4) micro_kernel_4(kc, a, b, kstride, t);
+            else           micro_kernel_6(kc, a, b, kstride, t);
+            store_tile(C + (size_t)i0 * ldc + j0, ldc, rows, nr, t, alpha, beta);
+            a += (size_t)packed_rows(rows) * kc;
+        }
+    }
+}
+
+/* ---- one block of C ---------------------------------------------------------------- */
+
+/* Each thread's packing buffers: an MC x KC block of A and a KC x NC block of B. */
+static float *thread_pack_buffer(void) {
+    static _Thread_local float *buf;
+    if (!buf) {
+        buf = (float *)aligned_alloc(64, (size_t)(GEMM_MC + GEMM_NC) * GEMM_KC * sizeof(float));
+        if (!buf) dkd_die("gemm: out of memory for the packing buffers");
+    }
+    return buf;
+}
+
+/* C block [mc, nc] (mc <= MC, nc <= NC) of the product; A, B, C point at the block's
+ * first row of op(A), first column of op(B) and element (0,0) of C. inplace: B (tB = 0)
+ * is read where it is, without packing (gemm_serial_b_inplace). */
+static void gemm_block(int tA, int tB, int mc, int nc, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, int inplace, float beta, float *C, int ldc) {
+    float *Ap = thread_pack_buffer(), *Bp = Ap + (size_t)GEMM_MC * GEMM_KC;
+    for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
+        int kc = imin(GEMM_KC, K - p0);
+        pack_a(Ap, tA, tA ? A + (size_t)p0 * lda : A + p0, lda, mc, kc);
+        float b = p0 == 0 ? beta : 1.0f;   /* later k-blocks add to what is in C */
+        if (inplace) {
+            multiply_packed(mc, nc, kc, alpha, Ap, B + (size_t)p0 * ldb, GEMM_NR, (size_t)ldb, b, C, ldc);
+        } else {
+            pack_b(Bp, tB, tB ? B + p0 : B + (size_t)p0 * ldb, ldb, kc, nc);
+            multiply_packed(mc, nc, kc, alpha, Ap, Bp, (size_t)kc * GEMM_NR, GEMM_NR, b, C, ldc);
+        }
+    }
+}
+
+/* C = beta·C (the whole product when K == 0 or alpha == 0). */
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+/* The block of C that block number `blk` covers, for blocks of mb x nb. */
+static void run_block(int blk, int nbn, int mb, int nb, int tA, int tB, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    int i0 = (blk / nbn) * mb, j0 = (blk % nbn) * nb;
+    gemm_block(tA, tB, imin(mb, M - i0), imin(nb, N - j0), K, alpha,
+               tA ? A + i0 : A + (size_t)i0 * lda, lda,
+               tB ? B + (size_t)j0 * ldb : B + j0, ldb, 0, beta, C + (size_t)i0 * ldc + j0, ldc);
+}
+
+void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    int nbm = (M + GEMM_MC - 1) / GEMM_MC, nbn = (N + GEMM_NC - 1) / GEMM_NC;
+    for (int blk = 0; blk < nbm * nbn; blk++)
+        run_block(blk, nbn, GEMM_MC, GEMM_NC, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static int nblocks(int M, int N, int mb, int nb) { return ((M + mb - 1) / mb) * ((N + nb - 1) / nb); }
+
+void gemm_serial_b_inplace(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { scale_c(M, N, 0.0f, C, ldc); return; }
+    for (int i0 = 0; i0 < M; i0 += GEMM_MC)
+        for (int j0 = 0; j0 < N; j0 += GEMM_NC)   /* NC is a multiple of NR: whole strips */
+            gemm_block(0, 0, imin(GEMM_MC, M - i0), imin(GEMM_NC, N - j0), K, 1.0f, A + (size_t)i0 * lda, lda,
+                       B + j0, ldb, 1, 0.0f, C + (size_t)i0 * ldc + j0, ldc);
+}
+
+void sgemm_cpu(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) { scale_c(M, N, beta, C, ldc); return; }
+    int threads = dkd_num_threads();
+    /* Blocks of C: at most MC x NC; halve them (N first) until every thread has one. */
+    int mb = imin(GEMM_MC, (M + GEMM_MR - 1) / GEMM_MR * GEMM_MR);
+    int nb = imin(GEMM_NC, (N + GEMM_NR - 1) / GEMM_NR * GEMM_NR);
+    while (nblocks(M, N, mb, nb) < threads && nb > GEMM_NR) nb = (nb / 2 + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
+    while (nblocks(M, N, mb, nb) < threads && mb > GEMM_MR) mb = (mb / 2 + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+    int nblk = nblocks(M, N, mb, nb), nbn = (N + nb - 1) / nb;
+    /* below ~64k multiply-adds, starting threads costs more than it saves */
+    #pragma omp parallel for schedule(static) if (nblk > 1 && (double)M * N * K > 65536.0)
+    for (int blk = 0; blk < nblk; blk++)
+        run_block(blk, nbn, mb, nb, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

@@ -1,0 +1,39 @@
+/* kernels/gemm.h — the CPU GEMM's tile sizes and its single-thread entry point, shared by
+ * gemm.c and conv.c. (Private to the CPU reference; the public GEMM is sgemm_cpu in dkd.h.)
+ *
+ * The micro-kernel of gemm.c computes one GEMM_MR x GEMM_NR tile of C in registers.
+ * NR is a multiple of the vector width the compiler uses, and MR*NR/width accumulators
+ * fill most of the register file (16 vector registers without AVX-512, 32 with it):
+ *   AVX-512                                  6 x 32   (12 zmm, or 24 ymm accumulators)
+ *   AVX / AVX2 with 256-bit vectors          6 x 16   (12 ymm)
+ *   SSE, or AVX tuned for 128-bit vectors    6 x 8    (12 xmm; gcc -march=znver1 prefers
+ *                                                      128-bit vectors on AMD Zen 1)
+ * The result does NOT depend on MR, NR, MC or NC (every C element is one sum over k in
+ * increasing k); it depends on GEMM_KC only, which is a constant. */
+#ifndef DKD_GEMM_H
+#define DKD_GEMM_H
+
+#define GEMM_MR 6
+#if defined(__AVX512F__)
+#define GEMM_NR 32
+#elif defined(__AVX__) && !defined(__tune_znver1__)
+#define GEMM_NR 16
+#else
+#define GEMM_NR 8
+#endif
+#define GEMM_KC 256    /* k-block: a packed B strip (KC x NR floats) stays in L1       */
+#define GEMM_MC 96     /* rows of A packed at once: MC x KC floats (96 KiB) stay in L2 */
+#define GEMM_NC 1024   /* columns of B packed at once: KC x NC floats (1 MiB)          */
+
+/* sgemm_cpu computed entirely by the calling thread: conv.c calls it from inside its
+ * own parallel loop over images. Same arguments, bit-identical results. */
+void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+
+/* C[M,N] = A[M,K] · B[K,N] (A and B row-major, not transposed) on the calling thread,
+ * reading B where it is instead of packing it: for conv.c, whose im2col matrix is already
+ * laid out row by row. Needs ldb >= N rounded up to GEMM_NR with B[k][N..that) = 0 (the
+ * kernel reads whole NR-column strips). Bit-identical to gemm_serial(0, 0, ...). */
+void gemm_serial_b_inplace(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+
+#endif
