@@ -445,7 +445,8 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
         for (int nc = 0; nc < N * C; nc++) {
             int c = nc % C;
-            float *yp = y + (size_t)nc * d.PP, bias = b ? b[c] : 0.0f;
+            float *yp = y + (size_t)nc * d.PP;
+            float bias = b ? b[c] : 0.0f;
             const float *xp = x + (size_t)nc * H * W, *wc = w + (size_t)c * K * K;
             if (padded) conv_dw_forward_plane_padded(yp, xp, wc, bias, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
             else conv_dw_forward_plane(yp, xp, wc, bias, &d);
