@@ -104,7 +104,7 @@ static void take_spread(CifarSplit *sp, int m) {
 typedef struct { double top1, top5, loss, img_s; } EvalResult;
 
 /* Student (or any net) in eval mode over a data split already on the device. */
-static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, int *d_lab, const int *labels, int count, int B) {
+static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B) {
     const Backend *be = n->be;
     int NC = net_num_classes(n);
     float *logits = (float *)xmalloc((size_t)B * NC * sizeof(float));
@@ -112,7 +112,6 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, int *d_l
     int *hidx = (int *)xmalloc((size_t)B * sizeof(int));
     long c1 = 0, c5 = 0; double loss = 0;
     double t0 = now_seconds();
-    (void)d_lab;
     for (int s = 0; s < count; s += B) {
         int nb = count - s < B ? count - s : B;
         for (int b = 0; b < nb; b++) hidx[b] = s + b;
@@ -571,7 +570,7 @@ int cmd_train(int argc, char **argv) {
         if (tty) fprintf(stderr, "\n");
         double train_secs = now_seconds() - ep_t0;
         double ips = seen / train_secs;
-        EvalResult ev = evaluate(s, d_test, d_idx, d_lab, te.labels, te.n, B);
+        EvalResult ev = evaluate(s, d_test, d_idx, te.labels, te.n, B);
         double train_acc = 100.0 * correct / seen, train_loss = loss_sum / seen;
         if (ev.top1 >= best) { best = ev.top1; best_epoch = epoch; }   /* mdistiller: ties rewrite best too */
         printf("epoch %3d | lr %.5g | train loss %.4f acc %.2f | test loss %.4f top-1 %.2f top-5 %.2f | best %.2f | %.0f img/s, %.0fs\n",
@@ -669,7 +668,7 @@ int cmd_eval(int argc, char **argv) {
     uint8_t *d_test = te.images;
     if (be != &backend_cpu) { d_test = (uint8_t *)be->alloc((size_t)te.n * 3072); be->upload(d_test, te.images, (size_t)te.n * 3072); }
     int *d_idx = (int *)be->alloc((size_t)B * sizeof(int));
-    EvalResult ev = evaluate(n, d_test, d_idx, NULL, te.labels, te.n, B);
+    EvalResult ev = evaluate(n, d_test, d_idx, te.labels, te.n, B);
     printf("%s  %s\n  test images %d | top-1 %.2f | top-5 %.2f | loss %.4f | %.0f img/s (%s, %d thread%s, batch %d)\n",
            mi->name, ckpt, te.n, ev.top1, ev.top5, ev.loss, ev.img_s, be->name, dkd_num_threads(),
            dkd_num_threads() == 1 ? "" : "s", B);
