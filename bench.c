@@ -20,14 +20,16 @@ static void bench_usage(void) {
            "  Times DKD training steps (teacher eval forward + student forward/backward + loss + SGD)\n"
            "  for a teacher->student pair (default resnet56 -> resnet20) and prints images/s.\n"
            "  --infer: instead time eval-mode inference of the listed models (default: all 15).\n"
-           "  --check-devices: one DKD step of each of the 11 pairs on CUDA and on the CPU, compared.\n");
+           "  --check-devices: one DKD step of each of the 11 pairs on CUDA and on the CPU, compared.\n"
+           "  --profile: also time every op of the timed steps (synchronising after each) and print\n"
+           "             a table, largest first: where a step's time goes.\n");
 }
 
 static void fill_random(float *h, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) h[i] = (float)((dkd_rand32(seed, 9, 0, (uint32_t)i) >> 8) * (2.0 / 16777216.0) - 1.0);
 }
 
-static double bench_train(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm) {
+static double bench_train(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile) {
     Net *t = model_build(tname), *s = model_build(sname);
     if (!t || !s) dkd_die("%s", dkd_errbuf);
     if (net_setup(t, be, B, 0) || net_setup(s, be, B, 1)) dkd_die("%s", dkd_errbuf);
@@ -46,7 +48,7 @@ static double bench_train(const Backend *be, const char *tname, const char *snam
     float *hrows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
     double t0 = 0;
     for (int it = 0; it < warm + steps; it++) {
-        if (it == warm) { be->sync(); t0 = now_seconds(); }
+        if (it == warm) { be->sync(); t0 = now_seconds(); net_profile = profile; }
         be->upload(t->x, hx, xin * sizeof(float));
         float *tv = net_forward(t, B, 0);
         be->upload(s->x, hx, xin * sizeof(float));
@@ -58,6 +60,11 @@ static double bench_train(const Backend *be, const char *tname, const char *snam
     }
     be->sync();
     double dt = now_seconds() - t0;
+    if (profile) {
+        net_profile = 0;
+        printf("profile of %d step(s), %.1f ms/step:\n", steps, 1e3 * dt / steps);
+        net_profile_report(dt);
+    }
     be->release(dy); be->release(dz); be->release(rows);
     free(hx); free(hy); free(hrows);
     net_free(t); net_free(s);
@@ -159,12 +166,13 @@ static double bench_infer(const Backend *be, const char *name, int B, int steps,
 
 int cmd_bench(int argc, char **argv) {
     const char *tname = "resnet56", *sname = "resnet20", *device = "auto", *infer = NULL;
-    int B = 64, steps = 10, warm = 2, threads = 0, infer_batch = 64, check = 0;
+    int B = 64, steps = 10, warm = 2, threads = 0, infer_batch = 64, check = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { bench_usage(); return 0; }
         else if (!strcmp(a, "--check-devices")) { check = 1; continue; }
+        else if (!strcmp(a, "--profile")) { profile = 1; continue; }
         else if (!strcmp(a, "--infer")) { infer = (v && v[0] != '-') ? argv[++i] : "all"; continue; }
         if (!v) dkd_die("bench: %s needs a value (see dkd bench --help)", a);
         if (!strcmp(a, "--teacher")) tname = v;
@@ -209,7 +217,7 @@ int cmd_bench(int argc, char **argv) {
     }
     const ModelInfo *ti = model_find(tname), *si = model_find(sname);
     if (!ti || !si) dkd_die("bench: unknown model '%s' (see dkd list)", !ti ? tname : sname);
-    double ips = bench_train(be, ti->name, si->name, B, steps, warm);
+    double ips = bench_train(be, ti->name, si->name, B, steps, warm, profile);
     printf("DKD train step %s -> %s, batch %d: %.1f img/s (%.1f ms/step, %d timed steps after %d warm-up)\n", ti->name,
            si->name, B, ips, 1000.0 * B / ips, steps, warm);
     return 0;

@@ -384,6 +384,12 @@ float *net_forward(Net *n, int B, int train);
 void net_backward(Net *n, const float *dlogits, int B);
 /* One SGD step over the whole flat parameter buffer. */
 void net_sgd(Net *n, float lr, float momentum, float wd);
+/* Per-op profile (dkd bench --profile). While net_profile is 1, net_forward and
+ * net_backward synchronise the backend after every node and add its wall time to a
+ * table keyed by direction, op and (for convolutions) shape; net_profile_report
+ * prints the table, largest first, and clears it. Costs a sync per node: off by default. */
+extern int net_profile;
+void net_profile_report(double total_seconds);
 /* Copy weights/stats between backend and host copies (no-ops on the CPU backend). */
 void net_to_host(Net *n);
 void net_to_device(Net *n);

@@ -378,14 +378,85 @@ void net_to_host(Net *n) {
 
 static const float BN_MOMENTUM = 0.1f, BN_EPS = 1e-5f;
 
+/* ---------------------------------------------------------------- profile */
+
+int net_profile = 0;
+
+typedef struct { char key[72]; double sec, macs; long calls; } ProfRow;
+static ProfRow prof_rows[256];
+static int prof_n;
+
+static const char *op_name(int op) {
+    static const char *names[] = {"input", "conv", "bn", "relu", "maxpool", "avgpool", "linear",
+                                  "add", "concat", "split", "shuffle"};
+    return op >= 0 && op < (int)(sizeof names / sizeof names[0]) ? names[op] : "?";
+}
+
+/* Adds dt seconds of node i (forward: dir 'F', backward: 'B') to its row. Convolutions
+ * get a row per shape (KxK/stride, groups, channels, input size), so the costly layers
+ * stand out; train- and eval-mode BN are told apart. */
+static void prof_add(const Net *n, int i, int B, char dir, int train, double dt) {
+    const Node *nd = &n->nodes[i], *a = &n->nodes[nd->in[0]];
+    char key[72];
+    double macs = 0;
+    if (nd->op == OP_CONV) {
+        snprintf(key, sizeof key, "%c conv %dx%d/s%d%s %3d->%-3d @%dx%d", dir, nd->K, nd->K, nd->S,
+                 nd->G > 1 ? (nd->G == a->C ? " dw" : " grp") : "", a->C, nd->OC, a->H, a->W);
+        macs = (double)B * nd->OC * nd->H * nd->W * (a->C / nd->G) * nd->K * nd->K * (dir == 'B' ? 2 : 1);
+    } else if (nd->op == OP_BN) {
+        snprintf(key, sizeof key, "%c bn (%s)", dir, train ? "train" : "eval");
+    } else {
+        snprintf(key, sizeof key, "%c %s", dir, op_name(nd->op));
+    }
+    int r = 0;
+    while (r < prof_n && strcmp(prof_rows[r].key, key)) r++;
+    if (r == prof_n) {
+        if (prof_n == (int)(sizeof prof_rows / sizeof prof_rows[0])) return;
+        memset(&prof_rows[prof_n], 0, sizeof prof_rows[0]);
+        snprintf(prof_rows[prof_n].key, sizeof prof_rows[0].key, "%s", key);
+        prof_n++;
+    }
+    prof_rows[r].sec += dt;
+    prof_rows[r].macs += macs;
+    prof_rows[r].calls++;
+}
+
+static int prof_cmp(const void *x, const void *y) {
+    double a = ((const ProfRow *)x)->sec, b = ((const ProfRow *)y)->sec;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+void net_profile_report(double total) {
+    qsort(prof_rows, (size_t)prof_n, sizeof prof_rows[0], prof_cmp);
+    double sum = 0;
+    for (int r = 0; r < prof_n; r++) sum += prof_rows[r].sec;
+    printf("%-40s %8s %9s %6s %8s\n", "op (F forward, B backward)", "calls", "ms", "%", "GFLOP/s");
+    for (int r = 0; r < prof_n; r++) {
+        const ProfRow *p = &prof_rows[r];
+        printf("%-40s %8ld %9.1f %6.1f", p->key, p->calls, 1e3 * p->sec, total > 0 ? 100.0 * p->sec / total : 0.0);
+        if (p->macs > 0) printf(" %8.1f", 2e-9 * p->macs / p->sec);
+        printf("\n");
+    }
+    printf("%-40s %8s %9.1f %6.1f   (the rest: loss, SGD, uploads)\n", "sum of the ops", "", 1e3 * sum,
+           total > 0 ? 100.0 * sum / total : 0.0);
+    prof_n = 0;
+}
+
 float *net_forward(Net *n, int B, int train) {
     if (B > n->Bmax) dkd_die("net_forward: batch %d exceeds the arena's %d", B, n->Bmax);
     const Backend *be = n->be;
+    double t0 = net_profile ? (be->sync(), now_seconds()) : 0;
     for (int i = 1; i < n->n_nodes; i++) {
         const Node *nd = &n->nodes[i];
         const Node *a = &n->nodes[nd->in[0]];
         const float *x = ACT(nd->in[0]);
         float *y = ACT(i);
+        if (net_profile && i > 1) {
+            be->sync();
+            double t1 = now_seconds();
+            prof_add(n, i - 1, B, 'F', train, t1 - t0);
+            t0 = t1;
+        }
         int HW = nd->H * nd->W;
         switch (nd->op) {
         case OP_CONV:
@@ -418,6 +489,7 @@ float *net_forward(Net *n, int B, int train) {
         default: dkd_die("net_forward: unknown op %d", nd->op);
         }
     }
+    if (net_profile) { be->sync(); prof_add(n, n->n_nodes - 1, B, 'F', train, now_seconds() - t0); }
     return ACT(n->output);
 }
 
@@ -426,11 +498,18 @@ void net_backward(Net *n, const float *dlogits, int B) {
     const Backend *be = n->be;
     be->zero(n->dact, n->act_floats * sizeof(float));
     be->copy(DACT(n->output), dlogits, node_floats(&n->nodes[n->output], B) * sizeof(float));
+    double t0 = net_profile ? (be->sync(), now_seconds()) : 0;
     for (int i = n->n_nodes - 1; i >= 1; i--) {
         const Node *nd = &n->nodes[i];
         const Node *a = &n->nodes[nd->in[0]];
         const float *x = ACT(nd->in[0]);
         const float *dy = DACT(i);
+        if (net_profile && i < n->n_nodes - 1) {
+            be->sync();
+            double t1 = now_seconds();
+            prof_add(n, i + 1, B, 'B', 1, t1 - t0);
+            t0 = t1;
+        }
         float *dx = nd->in[0] > 0 ? DACT(nd->in[0]) : NULL;   /* no gradient w.r.t. the image */
         int HW = nd->H * nd->W;
         switch (nd->op) {
@@ -463,6 +542,7 @@ void net_backward(Net *n, const float *dlogits, int B) {
         default: dkd_die("net_backward: unknown op %d", nd->op);
         }
     }
+    if (net_profile && n->n_nodes > 1) { be->sync(); prof_add(n, 1, B, 'B', 1, now_seconds() - t0); }
 }
 
 void net_sgd(Net *n, float lr, float momentum, float wd) {

@@ -27,8 +27,6 @@
  *    kernel. The zero padding lets the kernel always compute a full tile; the edge is
  *    cut when the tile is written to C. A is cut into strips of 6 rows, or 4 where 4
  *    or 8 rows are left (channel counts are multiples of 4: 16 = 6+6+4 wastes nothing).
- *    A row-major B whose rows already hold NR-wide strips side by side can also be
- *    read in place (gemm_serial_b_inplace, used by conv's forward), saving the copy.
  *
  * 3. Cache blocking. k is cut into blocks of KC = 256: a packed B strip (KC x NR) stays
  *    in L1 while the kernel runs down all the A strips of the block (MC x KC, in L2).
@@ -81,6 +79,13 @@ static int packed_rows(int rows) { return rows == 4 ? 4 : GEMM_MR; }
 
 /* ---- packing -------------------------------------------------------------------- */
 
+/* Ap[k][r] = src[r·lda + k] for r < hp: hp whole rows side by side (inlined with hp a
+ * constant, so the r-loop is unrolled). */
+static inline void pack_rows(float *restrict Ap, const float *restrict src, int lda, int kc, int hp) {
+    for (int k = 0; k < kc; k++)
+        for (int r = 0; r < hp; r++) Ap[(size_t)k * hp + r] = src[(size_t)r * lda + k];
+}
+
 /* Pack an mc x kc block of op(A) (A points at its element (0,0)) into strips:
  * strip starting at row i0 with hp packed rows: Ap[k][r] = op(A)[i0 + r][k], rows past
  * the strip's real rows filled with 0. Strips follow each other (hp·kc floats each). */
@@ -88,7 +93,11 @@ static void pack_a(float *Ap, int tA, const float *A, int lda, int mc, int kc) {
     for (int i0 = 0, rows; i0 < mc; i0 += rows) {
         rows = strip_rows(mc - i0);
         int hp = packed_rows(rows);
-        if (!tA) {       /* op(A)[i][k] = A[i·lda + k]: read the strip's rows side by side */
+        if (!tA && rows == hp) {   /* full strip of 6 or 4 rows: constant trip counts */
+            const float *src = A + (size_t)i0 * lda;
+            if (hp == GEMM_MR) pack_rows(Ap, src, lda, kc, GEMM_MR);
+            else               pack_rows(Ap, src, lda, kc, 4);
+        } else if (!tA) {  /* op(A)[i][k] = A[i·lda + k]: read the strip's rows side by side */
             const float *src = A + (size_t)i0 * lda;
             for (int k = 0; k < kc; k++)
                 for (int r = 0; r < hp; r++) Ap[(size_t)k * hp + r] = r < rows ? src[(size_t)r * lda + k] : 0.0f;
@@ -174,6 +183,32 @@ static NOINLINE void micro_kernel_4(int kc, const float *a, const float *b, size
     micro_kernel(4, kc, a, b, bk, t);
 }
 
+/* The same tile, for a B that is not stored as a matrix: row k of the strip is the NR
+ * floats at b + off[k] (gemm_serial_offsets). One more load per k (the offset); the
+ * FMAs are the same. */
+static inline void micro_kernel_offsets(int rows, int kc, const float *restrict a, const float *b,
+                                        const int *restrict off, float *restrict t) {
+    float acc[GEMM_MR][GEMM_NR];
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < GEMM_NR; c++) acc[r][c] = 0.0f;
+    for (int k = 0; k < kc; k++, a += rows) {
+        const float *restrict bk = b + off[k];
+        for (int r = 0; r < rows; r++) {
+            float ar = a[r];
+            #pragma omp simd
+            for (int c = 0; c < GEMM_NR; c++) acc[r][c] = MADD(ar, bk[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < GEMM_NR; c++) t[r * GEMM_NR + c] = acc[r][c];
+}
+static NOINLINE void micro_kernel_offsets_6(int kc, const float *a, const float *b, const int *off, float *t) {
+    micro_kernel_offsets(GEMM_MR, kc, a, b, off, t);
+}
+static NOINLINE void micro_kernel_offsets_4(int kc, const float *a, const float *b, const int *off, float *t) {
+    micro_kernel_offsets(4, kc, a, b, off, t);
+}
+
 /* C[0..mr)[0..nr) = alpha·t + beta·C (beta 0: C is not read; beta 1: C + alpha·t). */
 static void store_tile(float *restrict C, int ldc, int mr, int nr, const float *restrict t, float alpha, float beta) {
     if (nr == GEMM_NR && alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
@@ -195,19 +230,18 @@ static void store_tile(float *restrict C, int ldc, int mr, int nr, const float *
     }
 }
 
-/* C [mc, nc] = alpha · A·B + beta·C for packed A (strips as pack_a) and B in strips of NR
- * columns: strip s starts at Bp + s·sstride, and its rows are kstride floats apart
- * (packed B: sstride = kc·NR, kstride = NR; B used in place: sstride = NR, kstride = ldb). */
-static void multiply_packed(int mc, int nc, int kc, float alpha, const float *Ap, const float *Bp, size_t sstride,
-                            size_t kstride, float beta, float *C, int ldc) {
+/* C [mc, nc] = alpha · A·B + beta·C for packed A (strips as pack_a) and packed B (strips
+ * of kc x NR, one after the other). */
+static void multiply_packed(int mc, int nc, int kc, float alpha, const float *Ap, const float *Bp, float beta,
+                            float *C, int ldc) {
     float t[GEMM_MR * GEMM_NR];
     for (int j0 = 0; j0 < nc; j0 += GEMM_NR) {              /* one B strip, kept in L1 ... */
-        const float *b = Bp + (size_t)(j0 / GEMM_NR) * sstride, *a = Ap;
+        const float *b = Bp + (size_t)(j0 / GEMM_NR) * kc * GEMM_NR, *a = Ap;
         int nr = imin(GEMM_NR, nc - j0);
         for (int i0 = 0, rows; i0 < mc; i0 += rows) {       /* ... against every A strip   */
             rows = strip_rows(mc - i0);
-            if (rows == 4) micro_kernel_4(kc, a, b, kstride, t);
-            else           micro_kernel_6(kc, a, b, kstride, t);
+            if (rows == 4) micro_kernel_4(kc, a, b, GEMM_NR, t);
+            else           micro_kernel_6(kc, a, b, GEMM_NR, t);
             store_tile(C + (size_t)i0 * ldc + j0, ldc, rows, nr, t, alpha, beta);
             a += (size_t)packed_rows(rows) * kc;
         }
@@ -227,21 +261,16 @@ static float *thread_pack_buffer(void) {
 }
 
 /* C block [mc, nc] (mc <= MC, nc <= NC) of the product; A, B, C point at the block's
- * first row of op(A), first column of op(B) and element (0,0) of C. inplace: B (tB = 0)
- * is read where it is, without packing (gemm_serial_b_inplace). */
+ * first row of op(A), first column of op(B) and element (0,0) of C. */
 static void gemm_block(int tA, int tB, int mc, int nc, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, int inplace, float beta, float *C, int ldc) {
+                       const float *B, int ldb, float beta, float *C, int ldc) {
     float *Ap = thread_pack_buffer(), *Bp = Ap + (size_t)GEMM_MC * GEMM_KC;
     for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
         int kc = imin(GEMM_KC, K - p0);
         pack_a(Ap, tA, tA ? A + (size_t)p0 * lda : A + p0, lda, mc, kc);
+        pack_b(Bp, tB, tB ? B + p0 : B + (size_t)p0 * ldb, ldb, kc, nc);
         float b = p0 == 0 ? beta : 1.0f;   /* later k-blocks add to what is in C */
-        if (inplace) {
-            multiply_packed(mc, nc, kc, alpha, Ap, B + (size_t)p0 * ldb, GEMM_NR, (size_t)ldb, b, C, ldc);
-        } else {
-            pack_b(Bp, tB, tB ? B + p0 : B + (size_t)p0 * ldb, ldb, kc, nc);
-            multiply_packed(mc, nc, kc, alpha, Ap, Bp, (size_t)kc * GEMM_NR, GEMM_NR, b, C, ldc);
-        }
+        multiply_packed(mc, nc, kc, alpha, Ap, Bp, b, C, ldc);
     }
 }
 
@@ -257,7 +286,7 @@ static void run_block(int blk, int nbn, int mb, int nb, int tA, int tB, int M, i
     int i0 = (blk / nbn) * mb, j0 = (blk % nbn) * nb;
     gemm_block(tA, tB, imin(mb, M - i0), imin(nb, N - j0), K, alpha,
                tA ? A + i0 : A + (size_t)i0 * lda, lda,
-               tB ? B + (size_t)j0 * ldb : B + j0, ldb, 0, beta, C + (size_t)i0 * ldc + j0, ldc);
+               tB ? B + (size_t)j0 * ldb : B + j0, ldb, beta, C + (size_t)i0 * ldc + j0, ldc);
 }
 
 void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -271,13 +300,87 @@ void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *
 
 static int nblocks(int M, int N, int mb, int nb) { return ((M + mb - 1) / mb) * ((N + nb - 1) / nb); }
 
-void gemm_serial_b_inplace(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,
+                         float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) { scale_c(M, N, 0.0f, C, ldc); return; }
-    for (int i0 = 0; i0 < M; i0 += GEMM_MC)
-        for (int j0 = 0; j0 < N; j0 += GEMM_NC)   /* NC is a multiple of NR: whole strips */
-            gemm_block(0, 0, imin(GEMM_MC, M - i0), imin(GEMM_NC, N - j0), K, 1.0f, A + (size_t)i0 * lda, lda,
-                       B + j0, ldb, 1, 0.0f, C + (size_t)i0 * ldc + j0, ldc);
+    if (K <= 0) { scale_c(M, N, beta, C, ldc); return; }
+    float *Ap = thread_pack_buffer(), t[GEMM_MR * GEMM_NR];
+    for (int i0 = 0; i0 < M; i0 += GEMM_MC) {
+        int mc = imin(GEMM_MC, M - i0);
+        for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
+            int kc = imin(GEMM_KC, K - p0);
+            pack_a(Ap, 0, A + (size_t)i0 * lda + p0, lda, mc, kc);
+            float b = p0 == 0 ? beta : 1.0f;       /* later k-blocks add to what is in C */
+            for (int j0 = 0; j0 < N; j0 += GEMM_NR) {
+                const float *a = Ap;
+                int nr = imin(GEMM_NR, N - j0);
+                for (int i = 0, rows; i < mc; i += rows) {
+                    rows = strip_rows(mc - i);
+                    if (rows == 4) micro_kernel_offsets_4(kc, a, base + j0, off + p0, t);
+                    else           micro_kernel_offsets_6(kc, a, base + j0, off + p0, t);
+                    store_tile(C + (size_t)(i0 + i) * ldc + j0, ldc, rows, nr, t, 1.0f, b);
+                    a += (size_t)packed_rows(rows) * kc;
+                }
+            }
+        }
+    }
+}
+
+/* ---- C = A · B^T with both operands read along k -------------------------------------- */
+
+/* For a weight gradient, dW[o][t] = Σ_q dY[o][q] · X[t][q], both operands are long rows
+ * in memory. Packing the transposed one would cost as much as the multiply (16 output
+ * channels use each element only 16 times), so this kernel reads both in place and
+ * vectorises along k instead: a tile of 3 x 3 outputs keeps 9 vectors of partial sums
+ * (lane l sums k = l, l+V, l+2V, ...), each step loads 3 + 3 vectors and does 9 FMAs,
+ * and the lanes are added at the end in a fixed order. V = GEMM_NR/2: the vector
+ * width the compiler uses. */
+enum { ABT_V = GEMM_NR / 2, ABT_T = 3 };
+
+static inline void abt_tile(int mr, int nr, int K, const float *a, size_t lda, const float *base, const int *off,
+                            float beta, float *c, int ldc) {
+    float acc[ABT_T][ABT_T][ABT_V];
+    const float *b[ABT_T];
+    for (int j = 0; j < nr; j++) b[j] = base + off[j];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++)
+            for (int v = 0; v < ABT_V; v++) acc[i][j][v] = 0.0f;
+    for (int k = 0; k < K; k += ABT_V)
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) {
+                #pragma omp simd
+                for (int v = 0; v < ABT_V; v++) acc[i][j][v] = MADD(a[i * lda + k + v], b[j][k + v], acc[i][j][v]);
+            }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float s = 0.0f;
+            for (int v = 0; v < ABT_V; v++) s += acc[i][j][v];
+            float *cij = c + (size_t)i * ldc + j;
+            *cij = beta == 0.0f ? s : *cij + s;
+        }
+}
+static NOINLINE void abt_tile_full(int K, const float *a, size_t lda, const float *base, const int *off, float beta,
+                                   float *c, int ldc) {
+    abt_tile(ABT_T, ABT_T, K, a, lda, base, off, beta, c, ldc);
+}
+static NOINLINE void abt_tile_edge(int mr, int nr, int K, const float *a, size_t lda, const float *base, const int *off,
+                                   float beta, float *c, int ldc) {
+    abt_tile(mr, nr, K, a, lda, base, off, beta, c, ldc);
+}
+
+void gemm_serial_abt_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,
+                             float beta, float *C, int ldc) {
+    if (K % ABT_V) dkd_die("gemm_serial_abt_offsets: K = %d is not a multiple of %d", K, (int)ABT_V);
+    for (int j0 = 0; j0 < N; j0 += ABT_T) {          /* 3 rows of B (in L1) ...          */
+        int nr = imin(ABT_T, N - j0);
+        for (int i0 = 0; i0 < M; i0 += ABT_T) {      /* ... against every row of A        */
+            int mr = imin(ABT_T, M - i0);
+            const float *a = A + (size_t)i0 * lda;
+            float *c = C + (size_t)i0 * ldc + j0;
+            if (mr == ABT_T && nr == ABT_T) abt_tile_full(K, a, (size_t)lda, base, off + j0, beta, c, ldc);
+            else abt_tile_edge(mr, nr, K, a, (size_t)lda, base, off + j0, beta, c, ldc);
+        }
+    }
 }
 
 void sgemm_cpu(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,

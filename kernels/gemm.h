@@ -30,10 +30,22 @@
 void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 
-/* C[M,N] = A[M,K] · B[K,N] (A and B row-major, not transposed) on the calling thread,
- * reading B where it is instead of packing it: for conv.c, whose im2col matrix is already
- * laid out row by row. Needs ldb >= N rounded up to GEMM_NR with B[k][N..that) = 0 (the
- * kernel reads whole NR-column strips). Bit-identical to gemm_serial(0, 0, ...). */
-void gemm_serial_b_inplace(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc);
+
+/* C[M,N] = A[M,K] · B + beta·C (beta 0 or 1) on the calling thread, for a B that is never
+ * stored: B[k][j] = base[off[k] + j], every row a window of one buffer at its own offset.
+ * conv.c's implicit GEMM (a convolution read straight from the zero-padded image) uses
+ * it. The kernel reads whole NR-wide strips: base[off[k] + j] must be readable for j up
+ * to N rounded up to GEMM_NR (what it reads past N is never stored). Every C element is
+ * the same k-blocked sum as in gemm_serial. */
+void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,
+                         float beta, float *C, int ldc);
+
+/* C[M,N] = A[M,K] · B^T + beta·C (beta 0 or 1) on the calling thread, where A is row-major
+ * and row n of B is base[off[n] .. off[n] + K): both read along k, nothing packed. For
+ * conv.c's weight gradients (dW = dY · col^T with col implicit). K must be a multiple
+ * of GEMM_NR/2 (callers pad with zeros). The sum over k is split into GEMM_NR/2 lanes
+ * added at the end: fixed order, but not gemm_serial's. */
+void gemm_serial_abt_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,
+                             float beta, float *C, int ldc);
 
 #endif

@@ -220,7 +220,7 @@ static void test_conv_case(const ConvCase *c) {
 static void test_conv(void) {
     printf("conv2d\n");
     static const ConvCase cases[] = {
-        {2, 3, 8, 8, 4, 3, 1, 1, 1, 1, "3x3 pad 1 + bias"},
+        {2, 3, 8, 8, 4, 3, 1, 1, 1, 1, "3x3 pad 1 + bias: implicit GEMM, dW by im2col (8 wide)"},
         {1, 5, 7, 5, 3, 3, 2, 1, 1, 0, "N=1 odd C, stride 2, non-square"},
         {2, 3, 4, 4, 2, 3, 1, 0, 1, 0, "pad 0"},
         {3, 6, 6, 6, 9, 3, 1, 1, 3, 0, "groups 3"},
@@ -233,14 +233,19 @@ static void test_conv(void) {
         {2, 3, 1, 1, 4, 3, 1, 1, 1, 0, "H=W=1, 3x3 pad 1"},
         {1, 2, 9, 9, 3, 5, 2, 2, 1, 0, "5x5 stride 2 pad 2"},
         {20, 4, 4, 4, 6, 3, 2, 1, 2, 0, "2x2 outputs: 16-image slices, 2 dW chunks"},
-        {10, 2, 8, 8, 3, 3, 1, 1, 1, 0, "8x8: 10 slices in 8 dW chunks"},
+        {10, 2, 8, 8, 3, 3, 1, 1, 1, 0, "8x8: 10 images in 8 dW chunks, implicit GEMM"},
         {5, 3, 3, 3, 4, 3, 1, 1, 1, 1, "3x3 maps, N=5 in one slice"},
-        {2, 3, 9, 9, 4, 3, 1, 1, 1, 0, "9x9: 81 columns, zero-padded strips"},
-        {1, 2, 24, 24, 3, 3, 1, 1, 1, 1, "24x24: 576 columns, col read in place"},
-        {2, 3, 23, 23, 5, 3, 1, 1, 1, 0, "23x23: 529 columns read in place, zero-padded strip"},
-        {2, 3, 10, 10, 5, 3, 1, 0, 1, 0, "10x10 pad 0: 8x8 output, general im2col"},
+        {2, 3, 9, 9, 4, 3, 1, 1, 1, 0, "9x9: implicit GEMM, grid of 99 padded to whole strips"},
+        {1, 2, 24, 24, 3, 3, 1, 1, 1, 1, "24x24: implicit GEMM forward, dx and dW"},
+        {2, 3, 23, 23, 5, 3, 1, 1, 1, 0, "23x23: implicit GEMM, odd width"},
+        {2, 3, 10, 10, 5, 3, 1, 0, 1, 0, "10x10 pad 0: 8x8 output, implicit GEMM (dx with pad 2)"},
         {2, 5, 8, 8, 7, 1, 1, 0, 1, 1, "1x1 on 8x8: pointwise, no im2col"},
         {3, 6, 9, 9, 9, 1, 1, 0, 3, 0, "1x1 groups 3 on 9x9: pointwise, B packed"},
+        {2, 6, 16, 16, 9, 3, 1, 1, 3, 1, "groups 3 on 16x16: implicit GEMM per group + bias"},
+        {1, 3, 18, 18, 4, 3, 1, 0, 1, 0, "18x18 pad 0: 16x16 output, implicit dW"},
+        {1, 2, 16, 16, 3, 5, 1, 2, 1, 0, "5x5 pad 2 on 16x16: implicit GEMM, K=5"},
+        {2, 3, 8, 20, 5, 3, 1, 1, 1, 1, "8x20 non-square: implicit GEMM, implicit dW"},
+        {1, 3, 48, 48, 4, 3, 2, 1, 1, 0, "48x48 stride 2: 24x24 output by im2col"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 }
