@@ -59,7 +59,8 @@ CU_SRC="$(ls kernels/*.cu 2>/dev/null || true)"
 fail=0
 compile_c() {  # src obj
   local src=$1 obj=$2
-  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ dkd.h -nt "$obj" ] || [ build.sh -nt "$obj" ]; then
+  if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ dkd.h -nt "$obj" ] || [ build.sh -nt "$obj" ] ||
+     [ -n "$(find kernels -name '*.h' -newer "$obj" 2>/dev/null)" ]; then
     $CC $CFLAGS $EXTRA_CFLAGS -c "$src" -o "$obj" || return 1
   fi
 }

@@ -77,6 +77,7 @@
  */
 #include "dkd.h"
 #include "gemm.h"
+#include "winograd.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -103,15 +104,16 @@ typedef struct {
     size_t stage_off;       /* where the staging matrix starts in a slot (after col) */
     size_t slot_floats;     /* col + staging, per slot */
     int implicit;           /* forward and dx by the implicit GEMM (implicit_conv) */
+    int wino;               /* ... or, for 3x3 pad-1 ungrouped layers, by Winograd (winograd.c) */
 } Conv;
 
 /* Floats of an implicit-GEMM slot (see implicit_conv): the zero-padded input
  * [Cin, Hp·Wp] + slack, the output grid [OUT, OH·Wp rounded up to NR], and the offset
  * table (Cin·K·K ints, stored in float-sized cells). */
 static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT) {
-    size_t Hp = (size_t)H + 2 * P, Wp = (size_t)W + 2 * P, OH = Hp - K + 1;
+    size_t Hp = (size_t)H + 2 * P, Wp = (size_t)W + P, OH = Hp - K + 1;
     size_t Qn = (OH * Wp + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
-    return (size_t)Cin * Hp * Wp + K + GEMM_NR + (size_t)OUT * Qn + (size_t)Cin * K * K;
+    return (size_t)Cin * (P + Hp * Wp) + K + GEMM_NR + (size_t)OUT * Qn + (size_t)Cin * K * K;
 }
 
 static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
@@ -139,6 +141,12 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
     d.implicit = K > 1 && S == 1 && G < C && d.per_slice == 1 && H * W >= CONV_MIN_COLS && P < K;
     if (d.implicit) {
         size_t f = implicit_floats(d.Cg, H, W, P, K, d.OCg), b = implicit_floats(d.OCg, d.OH, d.OW, K - 1 - P, K, d.Cg);
+        if (f > d.slot_floats) d.slot_floats = f;
+        if (b > d.slot_floats) d.slot_floats = b;
+    }
+    d.wino = d.implicit && winograd_applies(C, OC, H, W, K, S, P, G);
+    if (d.wino) {
+        size_t f = winograd_slot_floats(C, H, W, OC), b = winograd_slot_floats(OC, d.OH, d.OW, C);
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
@@ -297,14 +305,18 @@ static void col2im_add(float *dx, float *dcol, int ni, const Conv *d) {
 
 /* im2col copies every input pixel K·K times, and for the thin layers of the CIFAR
  * ResNets (16-64 channels) that copy costs a third as much as the multiply itself.
- * For a stride-1 convolution it can be avoided. Pad the image once with P zeros on
- * every side (planes of Hp x Wp, Hp = H+2P, Wp = W+2P) and number the outputs on that
- * wider grid, q = oh·Wp + ow. Then the input under tap (c,kh,kw) of output q is
- *     xp[c·Hp·Wp + kh·Wp + kw + q]
+ * For a stride-1 convolution it can be avoided. Copy the image once into rows of
+ * Wp = W+P floats: its W pixels, then P zeros, which serve as the right border of this
+ * row AND the left border of the next one; P zero rows above and below (Hp = H+2P
+ * rows) and P zeros in front. Pixel (ih, iw) then sits at P + (ih+P)·Wp + iw of its
+ * channel's plane (plane = P + Hp·Wp floats; iw = -P lands in the previous row's
+ * zeros). Number the outputs on the same wider grid, q = oh·Wp + ow: the input under
+ * tap (c,kh,kw) of output q, pixel (oh-P+kh, ow-P+kw), is
+ *     xp[c·plane + kh·Wp + kw + q]
  * so row k = (c,kh,kw) of the column matrix is the padded buffer read from offset
- * off[k] = c·Hp·Wp + kh·Wp + kw: no copy needed, just a table of K·K·C offsets, and
+ * off[k] = c·plane + kh·Wp + kw: no copy needed, just a table of K·K·C offsets, and
  * gemm_serial_offsets reads B through it. The grid has Wp - OW junk columns per row
- * (outputs that wrap around the border, computed and thrown away: 6% at 32x32, 25%
+ * (outputs that wrap around the border, computed and thrown away: 3% at 32x32, 11%
  * at 8x8), and its result is copied into y row by row. The padding is a cheap copy
  * of the input (one pass, not K·K).
  *
@@ -321,31 +333,32 @@ static void col2im_add(float *dx, float *dcol, int ni, const Conv *d) {
  * (Qn: rounded up to NR), and the offset of every row k = (c,kh,kw). */
 typedef struct {
     int Hp, Wp, OH, OW, Q, Qn, KK;
+    size_t plane;     /* floats per padded channel: P + Hp·Wp */
     float *xp, *grid;
     int *off;
 } Implicit;
 
 static Implicit implicit_setup(const float *in, int Cin, int H, int W, int P, int K, float *slot) {
     Implicit m;
-    m.Hp = H + 2 * P; m.Wp = W + 2 * P; m.OH = m.Hp - K + 1; m.OW = m.Wp - K + 1;
+    m.Hp = H + 2 * P; m.Wp = W + P; m.OH = m.Hp - K + 1; m.OW = W + 2 * P - K + 1;
     m.Q = m.OH * m.Wp; m.Qn = (m.Q + GEMM_NR - 1) / GEMM_NR * GEMM_NR; m.KK = Cin * K * K;
-    size_t plane = (size_t)m.Hp * m.Wp, xp_floats = (size_t)Cin * plane + K + GEMM_NR;
+    m.plane = P + (size_t)m.Hp * m.Wp;
+    size_t xp_floats = (size_t)Cin * m.plane + K + GEMM_NR;
     m.xp = slot;
     m.grid = slot + xp_floats;
     /* the padded input, and zero slack after it (the last strips read past Q) */
     memset(m.xp, 0, xp_floats * sizeof(float));
     for (int c = 0; c < Cin; c++)
         for (int ih = 0; ih < H; ih++)
-            memcpy(m.xp + c * plane + (size_t)(ih + P) * m.Wp + P, in + ((size_t)c * H + ih) * W, (size_t)W * sizeof(float));
+            memcpy(m.xp + c * m.plane + P + (size_t)(ih + P) * m.Wp, in + ((size_t)c * H + ih) * W, (size_t)W * sizeof(float));
     return m;
 }
 /* off[k] for k = (c,kh,kw); OUT: rows of the grid (the table sits after it) */
 static void implicit_offsets(Implicit *m, int Cin, int K, int OUT) {
     m->off = (int *)(m->grid + (size_t)OUT * m->Qn);
-    size_t plane = (size_t)m->Hp * m->Wp;
     for (int c = 0, k = 0; c < Cin; c++)
         for (int kh = 0; kh < K; kh++)
-            for (int kw = 0; kw < K; kw++) m->off[k++] = (int)(c * plane) + kh * m->Wp + kw;
+            for (int kw = 0; kw < K; kw++) m->off[k++] = (int)(c * m->plane) + kh * m->Wp + kw;
 }
 
 /* one image (and group): out [OUT, OH, OW] (+)= conv(in [Cin, H, W], w [OUT, Cin·K·K])
@@ -556,12 +569,24 @@ static void conv_dw_dw_channel_padded(float *dwc, const float *dy, const float *
 
 /* ---- the public functions ------------------------------------------------------------ */
 
+/* Winograd layers: the transformed weights (of w for the forward, of wt for dx) sit at
+ * the end of the workspace. */
+static size_t wino_u_floats(const Conv *d) {
+    if (!d->wino) return 0;
+    size_t f = winograd_u_floats(d->C, d->OC), b = winograd_u_floats(d->OC, d->C);
+    return f > b ? f : b;
+}
+static float *wino_u(float *ws, const Conv *d) {
+    return ws + (size_t)d->slots * d->slot_floats + (d->chunks > 1 ? (size_t)d->chunks * d->OC * d->KK : 0) +
+           (size_t)d->OC * d->KK;
+}
+
 size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
     if (is_depthwise(C, OC, G)) return dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
     size_t flipped = d.implicit ? (size_t)OC * d.KK : 0;   /* wt for the implicit dx */
-    return (size_t)d.slots * d.slot_floats + partials + flipped;
+    return (size_t)d.slots * d.slot_floats + partials + flipped + wino_u_floats(&d);
 }
 
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
@@ -580,12 +605,18 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         }
         return;
     }
+    float *U = d.wino ? wino_u(ws, &d) : NULL;
+    if (d.wino) winograd_weights(U, w, C, OC);
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int s = 0; s < d.slices; s++) {
         int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
         int cols = ni * d.PP;
         float *col = ws + (size_t)thread_id() * d.slot_floats;
         float *stage = col + d.stage_off;                       /* [OCg, cols] when ni > 1 */
+        if (d.wino) {   /* (G = 1) */
+            winograd_image(y + (size_t)n0 * OC * d.PP, x + (size_t)n0 * C * H * W, U, b, 0.0f, C, H, W, OC, col);
+            continue;
+        }
         for (int g = 0; g < G; g++) {
             const float *xg = x + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W;
             const float *wg = w + (size_t)g * d.OCg * d.KK;
@@ -604,7 +635,7 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
             gemm_serial(0, 0, d.OCg, cols, d.KK, 1.0f, wg, d.KK, col, d.ldcol, 0.0f, out, ldo);
             if (d.per_slice > 1) scatter_images(y + (size_t)n0 * OC * d.PP, stage, ni, OC, g * d.OCg, d.OCg, d.PP);
         }
-        if (b && !d.implicit)   /* (the implicit path adds the bias itself) */
+        if (b && !d.implicit)   /* (the implicit and Winograd paths add the bias themselves) */
             for (int i = 0; i < ni; i++)
                 for (int o = 0; o < OC; o++) {
                     float *yr = y + ((size_t)(n0 + i) * OC + o) * d.PP;
@@ -659,6 +690,8 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     int dx_implicit = dx && d.implicit;
     float *wt = ws + (size_t)d.slots * d.slot_floats + (d.chunks > 1 ? (size_t)d.chunks * wsize : 0);
     if (dx_implicit) flip_weights(wt, w, &d);
+    float *Ut = dx_implicit && d.wino ? wino_u(ws, &d) : NULL;   /* dx by Winograd: transformed wt */
+    if (Ut) winograd_weights(Ut, wt, OC, C);
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int k = 0; k < d.chunks; k++) {
         float *col = ws + (size_t)thread_id() * d.slot_floats;
@@ -689,9 +722,10 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                         im2col(col, xg, ni, &d);
                         gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, col, d.ldcol, beta, dwg, d.KK);
                     }
-                    if (dx) implicit_conv(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, dyg,
-                                          wt + (size_t)g * d.Cg * d.OCg * K * K, NULL, 1.0f,
-                                          d.OCg, d.OH, d.OW, K - 1 - P, K, d.Cg, col);
+                    if (Ut) winograd_image(dx + (size_t)n0 * C * H * W, dyg, Ut, NULL, 1.0f, OC, d.OH, d.OW, C, col);
+                    else if (dx) implicit_conv(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, dyg,
+                                               wt + (size_t)g * d.Cg * d.OCg * K * K, NULL, 1.0f,
+                                               d.OCg, d.OH, d.OW, K - 1 - P, K, d.Cg, col);
                     continue;
                 }
                 im2col(col, xg, ni, &d);

@@ -300,6 +300,21 @@ void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *
 
 static int nblocks(int M, int N, int mb, int nb) { return ((M + mb - 1) / mb) * ((N + nb - 1) / nb); }
 
+size_t gemm_packed_a_floats(int M, int K) {
+    size_t n = 0;
+    for (int i0 = 0, rows; i0 < M; i0 += rows) {
+        rows = strip_rows(M - i0);
+        n += (size_t)packed_rows(rows) * K;
+    }
+    return n;
+}
+void gemm_pack_a(float *Ap, const float *A, int lda, int M, int K) { pack_a(Ap, 0, A, lda, M, K); }
+void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { scale_c(M, N, beta, C, ldc); return; }
+    multiply_packed(M, N, K, 1.0f, Ap, Bp, beta, C, ldc);
+}
+
 void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,
                          float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;

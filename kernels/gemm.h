@@ -31,6 +31,16 @@ void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *
                  const float *B, int ldb, float beta, float *C, int ldc);
 
 
+/* Packed operands, for callers that produce B already packed (winograd.c):
+ * gemm_pack_a writes op(A) = A [M,K] (row-major, not transposed, K not blocked) in the
+ * micro-kernel's strip order into gemm_packed_a_floats(M, K) floats; gemm_packed then
+ * computes C[M,N] = A·B + beta·C (beta 0 or 1) from it and a B packed in strips of NR
+ * columns (strip s: K x NR floats, Bp[s·K·NR + k·NR + c] = B[k][s·NR + c]; columns past N
+ * are computed from whatever is there and not stored). Calling thread only. */
+size_t gemm_packed_a_floats(int M, int K);
+void gemm_pack_a(float *Ap, const float *A, int lda, int M, int K);
+void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc);
+
 /* C[M,N] = A[M,K] · B + beta·C (beta 0 or 1) on the calling thread, for a B that is never
  * stored: B[k][j] = base[off[k] + j], every row a window of one buffer at its own offset.
  * conv.c's implicit GEMM (a convolution read straight from the zero-padded image) uses

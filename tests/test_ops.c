@@ -246,6 +246,9 @@ static void test_conv(void) {
         {1, 2, 16, 16, 3, 5, 1, 2, 1, 0, "5x5 pad 2 on 16x16: implicit GEMM, K=5"},
         {2, 3, 8, 20, 5, 3, 1, 1, 1, 1, "8x20 non-square: implicit GEMM, implicit dW"},
         {1, 3, 48, 48, 4, 3, 2, 1, 1, 0, "48x48 stride 2: 24x24 output by im2col"},
+        {1, 32, 9, 9, 32, 3, 1, 1, 1, 1, "32->32 on 9x9 + bias: Winograd, odd size"},
+        {1, 32, 18, 18, 33, 3, 1, 1, 1, 0, "32->33 on 18x18: Winograd, a tile block ends mid-row"},
+        {2, 40, 8, 12, 32, 3, 1, 1, 1, 0, "40->32 on 8x12: Winograd, non-square"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 }
@@ -783,7 +786,7 @@ static void test_sgd(void) {
 
 static void test_threads(void) {
     printf("determinism (1 vs 2 threads)\n");
-    int N = 6, C = 16, H = 16, W = 16, OC = 24, K = 3;
+    int N = 6, C = 32, H = 16, W = 16, OC = 32, K = 3;   /* conv: Winograd forward + dx, implicit dW */
     size_t nx = (size_t)N * C * H * W, ny = (size_t)N * OC * H * W, nw = (size_t)OC * C * K * K;
     float *x = frand(nx, 101, 1), *w = frand(nw, 102, 0.2f), *b = frand((size_t)OC, 103, 1), *dy = frand(ny, 104, 1);
     float *y[2], *dx[2], *dw[2], *db[2], *yb[2], *sm[2], *si[2], *rm[2], *rv[2], *dxb[2], *dg[2], *dbb[2], *gm[2], *yp[2], *dp[2];

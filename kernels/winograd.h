@@ -1,0 +1,26 @@
+/* kernels/winograd.h — Winograd F(2x2, 3x3) convolution on the CPU: the fast path that
+ * conv.c takes for 3x3, stride-1, pad-1, ungrouped layers (forward and dx). Private to
+ * the CPU reference; see winograd.c for the method. */
+#ifndef DKD_WINOGRAD_H
+#define DKD_WINOGRAD_H
+
+#include <stddef.h>
+
+/* 1 if a layer takes the Winograd path: K = 3, S = 1, P = 1, G = 1, at least 64 output
+ * positions, at least 32 channels in and out, and DKD_WINOGRAD is not 0 in the
+ * environment. */
+int winograd_applies(int C, int OC, int H, int W, int K, int S, int P, int G);
+
+/* Floats of the transformed, packed weights (U) of a C -> OC layer. */
+size_t winograd_u_floats(int C, int OC);
+/* U from w [OC, C, 3, 3]: once per call, before the images. */
+void winograd_weights(float *U, const float *w, int C, int OC);
+
+/* Per-thread scratch of winograd_image, in floats. */
+size_t winograd_slot_floats(int C, int H, int W, int OC);
+/* One image: y [OC, H, W] (+)= conv3x3(x [C, H, W]) with padding 1 and the weights U.
+ * beta 0: y is overwritten (+ bias[o] if bias is not NULL); beta 1: added to. */
+void winograd_image(float *y, const float *x, const float *U, const float *bias, float beta, int C, int H, int W,
+                    int OC, float *slot);
+
+#endif
