@@ -21,8 +21,8 @@ static void bench_usage(void) {
            "  for a teacher->student pair (default resnet56 -> resnet20) and prints images/s.\n"
            "  --infer: instead time eval-mode inference of the listed models (default: all 15).\n"
            "  --check-devices: one DKD step of each of the 11 pairs on CUDA and on the CPU, compared.\n"
-           "  --profile: also time every op of the timed steps (synchronising after each) and print\n"
-           "             a table, largest first: where a step's time goes.\n");
+           "  --profile: also time every op of the timed steps or forwards (synchronising after\n"
+           "             each) and print a table, largest first: where the time goes.\n");
 }
 
 static void fill_random(float *h, size_t n, uint64_t seed) {
@@ -145,7 +145,7 @@ int compare_backends_step(const Backend *ref, const Backend *dut, const char *tn
     return ok;
 }
 
-static double bench_infer(const Backend *be, const char *name, int B, int steps, int warm) {
+static double bench_infer(const Backend *be, const char *name, int B, int steps, int warm, int profile) {
     Net *n = model_build(name);
     if (!n) dkd_die("%s", dkd_errbuf);
     if (net_setup(n, be, B, 0)) dkd_die("%s", dkd_errbuf);
@@ -154,12 +154,17 @@ static double bench_infer(const Backend *be, const char *name, int B, int steps,
     fill_random(hx, xin, 3);
     double t0 = 0;
     for (int it = 0; it < warm + steps; it++) {
-        if (it == warm) { be->sync(); t0 = now_seconds(); }
+        if (it == warm) { be->sync(); t0 = now_seconds(); net_profile = profile; }
         be->upload(n->x, hx, xin * sizeof(float));
         net_forward(n, B, 0);
     }
     be->sync();
     double dt = now_seconds() - t0;
+    if (profile) {
+        net_profile = 0;
+        printf("profile of %s, %d forward(s), %.1f ms each:\n", name, steps, 1e3 * dt / steps);
+        net_profile_report(dt);
+    }
     free(hx); net_free(n);
     return (double)B * steps / dt;
 }
@@ -210,7 +215,7 @@ int cmd_bench(int argc, char **argv) {
                     if (model_find(tok) == &model_table[i]) mi = &model_table[i];
                 if (!mi) continue;
             }
-            printf("%-12s %8d %12.1f\n", nm, infer_batch, bench_infer(be, nm, infer_batch, steps, warm));
+            printf("%-12s %8d %12.1f\n", nm, infer_batch, bench_infer(be, nm, infer_batch, steps, warm, profile));
             fflush(stdout);
         }
         return 0;

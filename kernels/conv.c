@@ -104,7 +104,8 @@ typedef struct {
     size_t stage_off;       /* where the staging matrix starts in a slot (after col) */
     size_t slot_floats;     /* col + staging, per slot */
     int implicit;           /* forward and dx by the implicit GEMM (implicit_conv) */
-    int wino;               /* ... or, for 3x3 pad-1 ungrouped layers, by Winograd (winograd.c) */
+    int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
+    int wino_n, wino_slices; /* images per Winograd call, number of calls */
 } Conv;
 
 /* Floats of an implicit-GEMM slot (see implicit_conv): the zero-padded input
@@ -144,9 +145,11 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
-    d.wino = d.implicit && winograd_applies(C, OC, H, W, K, S, P, G);
-    if (d.wino) {
-        size_t f = winograd_slot_floats(C, H, W, OC), b = winograd_slot_floats(OC, d.OH, d.OW, C);
+    d.wino = !(G == C && G == OC) && winograd_applies(C, OC, H, W, K, S, P, G);
+    if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
+        d.wino_n = winograd_images_per_call(N, H, W);
+        d.wino_slices = (N + d.wino_n - 1) / d.wino_n;
+        size_t f = winograd_slot_floats(C, H, W, OC, d.wino_n), b = winograd_slot_floats(OC, d.OH, d.OW, C, d.wino_n);
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
@@ -163,6 +166,10 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
 static int conv_threads(const Conv *d) {
     int t = dkd_num_threads();
     return t < d->slots ? t : d->slots;
+}
+static int wino_threads(const Conv *d) {
+    int t = conv_threads(d);
+    return t < d->wino_slices ? t : d->wino_slices;
 }
 /* Depthwise: work items are planes (forward, dx) or channels (dW); slots for the
  * padded-plane scratch: min(processors, channels). */
@@ -585,7 +592,7 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
     if (is_depthwise(C, OC, G)) return dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
-    size_t flipped = d.implicit ? (size_t)OC * d.KK : 0;   /* wt for the implicit dx */
+    size_t flipped = d.implicit || d.wino ? (size_t)OC * d.KK : 0;   /* wt for dx */
     return (size_t)d.slots * d.slot_floats + partials + flipped + wino_u_floats(&d);
 }
 
@@ -605,18 +612,23 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         }
         return;
     }
-    float *U = d.wino ? wino_u(ws, &d) : NULL;
-    if (d.wino) winograd_weights(U, w, C, OC);
+    if (d.wino) {   /* Winograd (G = 1), wino_n images per call */
+        float *U = wino_u(ws, &d);
+        winograd_weights(U, w, C, OC);
+        #pragma omp parallel for schedule(static) num_threads(wino_threads(&d))
+        for (int s = 0; s < d.wino_slices; s++) {
+            int n0 = s * d.wino_n, ni = N - n0 < d.wino_n ? N - n0 : d.wino_n;
+            winograd_images(y + (size_t)n0 * OC * d.PP, x + (size_t)n0 * C * H * W, ni, U, b, 0.0f, C, H, W, OC,
+                            ws + (size_t)thread_id() * d.slot_floats);
+        }
+        return;
+    }
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int s = 0; s < d.slices; s++) {
         int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
         int cols = ni * d.PP;
         float *col = ws + (size_t)thread_id() * d.slot_floats;
         float *stage = col + d.stage_off;                       /* [OCg, cols] when ni > 1 */
-        if (d.wino) {   /* (G = 1) */
-            winograd_image(y + (size_t)n0 * OC * d.PP, x + (size_t)n0 * C * H * W, U, b, 0.0f, C, H, W, OC, col);
-            continue;
-        }
         for (int g = 0; g < G; g++) {
             const float *xg = x + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W;
             const float *wg = w + (size_t)g * d.OCg * d.KK;
@@ -686,12 +698,9 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     /* dW partial sums: chunk k covers slices [k·slices/chunks, (k+1)·slices/chunks). */
     size_t wsize = (size_t)OC * d.KK;
     float *part = d.chunks > 1 ? ws + (size_t)d.slots * d.slot_floats : dw;
-    /* dx as the convolution of dy with the flipped weights (implicit GEMM) */
-    int dx_implicit = dx && d.implicit;
+    /* dx as the convolution of dy with the flipped weights (implicit GEMM or Winograd) */
     float *wt = ws + (size_t)d.slots * d.slot_floats + (d.chunks > 1 ? (size_t)d.chunks * wsize : 0);
-    if (dx_implicit) flip_weights(wt, w, &d);
-    float *Ut = dx_implicit && d.wino ? wino_u(ws, &d) : NULL;   /* dx by Winograd: transformed wt */
-    if (Ut) winograd_weights(Ut, wt, OC, C);
+    if (dx && (d.implicit || d.wino)) flip_weights(wt, w, &d);
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int k = 0; k < d.chunks; k++) {
         float *col = ws + (size_t)thread_id() * d.slot_floats;
@@ -722,8 +731,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                         im2col(col, xg, ni, &d);
                         gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, col, d.ldcol, beta, dwg, d.KK);
                     }
-                    if (Ut) winograd_image(dx + (size_t)n0 * C * H * W, dyg, Ut, NULL, 1.0f, OC, d.OH, d.OW, C, col);
-                    else if (dx) implicit_conv(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, dyg,
+                    if (dx && !d.wino) implicit_conv(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, dyg,
                                                wt + (size_t)g * d.Cg * d.OCg * K * K, NULL, 1.0f,
                                                d.OCg, d.OH, d.OW, K - 1 - P, K, d.Cg, col);
                     continue;
@@ -731,11 +739,21 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                 im2col(col, xg, ni, &d);
                 /* dW_g (+)= dY · col^T  (the first slice of the chunk overwrites) */
                 gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, col, d.ldcol, beta, dwg, d.KK);
-                if (dx) {   /* dcol = W_g^T · dY (into col, no longer needed), dx += col2im(dcol) */
+                if (dx && !d.wino) {   /* dcol = W_g^T · dY (into col, no longer needed), dx += col2im(dcol) */
                     gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 0.0f, col, d.ldcol);
                     col2im_add(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, col, ni, &d);
                 }
             }
+        }
+    }
+    if (dx && d.wino) {   /* dx += conv(dy, wt) by Winograd, wino_n images per call */
+        float *Ut = wino_u(ws, &d);
+        winograd_weights(Ut, wt, OC, C);
+        #pragma omp parallel for schedule(static) num_threads(wino_threads(&d))
+        for (int s = 0; s < d.wino_slices; s++) {
+            int n0 = s * d.wino_n, ni = N - n0 < d.wino_n ? N - n0 : d.wino_n;
+            winograd_images(dx + (size_t)n0 * C * H * W, dy + (size_t)n0 * OC * d.PP, ni, Ut, NULL, 1.0f, OC, d.OH,
+                            d.OW, C, ws + (size_t)thread_id() * d.slot_floats);
         }
     }
     if (d.chunks > 1) {   /* dw = Σ_k partial_k, in chunk order */

@@ -230,22 +230,28 @@ static void store_tile(float *restrict C, int ldc, int mr, int nr, const float *
     }
 }
 
-/* C [mc, nc] = alpha · A·B + beta·C for packed A (strips as pack_a) and packed B (strips
- * of kc x NR, one after the other). */
-static void multiply_packed(int mc, int nc, int kc, float alpha, const float *Ap, const float *Bp, float beta,
-                            float *C, int ldc) {
+/* C [mc, nc] = alpha · A·B + beta·C for rows [0, mc) of a packed A (strips as pack_a)
+ * and a packed B (strips of kc x NR, one after the other). The strips of A were cut
+ * with `left` rows to go at its first row: pack_a cuts them from the first row of what
+ * it packs (left = mc, see multiply_packed); gemm_packed hands over blocks of a taller A. */
+static void multiply_packed_rows(int mc, int left, int nc, int kc, float alpha, const float *Ap, const float *Bp,
+                                 float beta, float *C, int ldc) {
     float t[GEMM_MR * GEMM_NR];
     for (int j0 = 0; j0 < nc; j0 += GEMM_NR) {              /* one B strip, kept in L1 ... */
         const float *b = Bp + (size_t)(j0 / GEMM_NR) * kc * GEMM_NR, *a = Ap;
         int nr = imin(GEMM_NR, nc - j0);
         for (int i0 = 0, rows; i0 < mc; i0 += rows) {       /* ... against every A strip   */
-            rows = strip_rows(mc - i0);
+            rows = strip_rows(left - i0);
             if (rows == 4) micro_kernel_4(kc, a, b, GEMM_NR, t);
             else           micro_kernel_6(kc, a, b, GEMM_NR, t);
             store_tile(C + (size_t)i0 * ldc + j0, ldc, rows, nr, t, alpha, beta);
             a += (size_t)packed_rows(rows) * kc;
         }
     }
+}
+static void multiply_packed(int mc, int nc, int kc, float alpha, const float *Ap, const float *Bp, float beta,
+                            float *C, int ldc) {
+    multiply_packed_rows(mc, mc, nc, kc, alpha, Ap, Bp, beta, C, ldc);   /* A packed by pack_a */
 }
 
 /* ---- one block of C ---------------------------------------------------------------- */
@@ -309,10 +315,23 @@ size_t gemm_packed_a_floats(int M, int K) {
     return n;
 }
 void gemm_pack_a(float *Ap, const float *A, int lda, int M, int K) { pack_a(Ap, 0, A, lda, M, K); }
+void gemm_a_strip(int M, int i, int *first, int *rows, int *hp) {
+    int i0 = 0, r = strip_rows(M);
+    while (i0 + r <= i) { i0 += r; r = strip_rows(M - i0); }   /* strips before are full: hp == rows */
+    *first = i0; *rows = r; *hp = packed_rows(r);
+}
 void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { scale_c(M, N, beta, C, ldc); return; }
-    multiply_packed(M, N, K, 1.0f, Ap, Bp, beta, C, ldc);
+    /* A in blocks of whole strips, about MC rows (they stay in L2 while every strip of B
+     * passes), instead of all of A once per B strip (ResNet's 512-channel layers: 1 MB) */
+    for (int i0 = 0; i0 < M;) {
+        int i1 = i0;
+        while (i1 < M && i1 - i0 < GEMM_MC) i1 += strip_rows(M - i1);
+        multiply_packed_rows(i1 - i0, M - i0, N, K, 1.0f, Ap, Bp, beta, C + (size_t)i0 * ldc, ldc);
+        for (int i = i0, rows; i < i1; i += rows) { rows = strip_rows(M - i); Ap += (size_t)packed_rows(rows) * K; }
+        i0 = i1;
+    }
 }
 
 void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,

@@ -38,6 +38,10 @@ void gemm_serial(int tA, int tB, int M, int N, int K, float alpha, const float *
  * columns (strip s: K x NR floats, Bp[s·K·NR + k·NR + c] = B[k][s·NR + c]; columns past N
  * are computed from whatever is there and not stored). Calling thread only. */
 size_t gemm_packed_a_floats(int M, int K);
+/* Where gemm_pack_a puts row i of an M-row A: the strip holding it starts at row *first,
+ * holds *rows real rows and *hp packed ones (hp >= rows; the extra rows are zeros), and
+ * element (i, k) is at Ap[first·K + k·hp + (i - first)]. */
+void gemm_a_strip(int M, int i, int *first, int *rows, int *hp);
 void gemm_pack_a(float *Ap, const float *A, int lda, int M, int K);
 void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc);
 

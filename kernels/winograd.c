@@ -32,11 +32,14 @@
  * of 4 outputs), and rounding differs from a direct sum (the 1/2 in G is exact; the
  * extra additions add a few ulps: the golden tests against PyTorch report the size).
  *
- * How it runs (winograd_image, one image on the calling thread)
+ * How it runs (winograd_images: a few images on the calling thread)
  * --------------------------------------------------------------
- * 1. Copy the image into a zero-bordered buffer (1 zero row/column around it, rounded
- *    up to whole tiles), so no tile needs bounds checks, split into its even and odd
- *    columns so that the transforms read contiguous runs (split_image).
+ * 1. Copy the images into zero-bordered buffers (1 zero row/column around each, rounded
+ *    up to whole tiles), so no tile needs bounds checks, split into their even and odd
+ *    columns so that the transforms read contiguous runs (split_image). Small maps
+ *    (8x8: 16 tiles, 4x4: 4) are done several images at a time, so that a block still
+ *    has WINO_TB tiles for the GEMMs (winograd_images_per_call). Which images share a
+ *    call changes nothing in the results: every tile is computed on its own.
  * 2. For a block of up to WINO_TB tiles (their V and M then stay in L2): the input
  *    transform writes V directly in the order the GEMM micro-kernel reads B (strips of
  *    NR tiles: gemm.h), done as row transforms (d B, along a tile row) then column
@@ -53,6 +56,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 enum { WINO_TB = 64 };   /* tiles per block (a multiple of GEMM_NR) */
 
@@ -65,72 +71,102 @@ int winograd_applies(int C, int OC, int H, int W, int K, int S, int P, int G) {
     /* Below 32 channels the transforms (per channel) cost as much as the multiply-adds
      * they save (per channel pair): one thread, batch 64, 3x3 layer C -> C, forward:
      *   16 ch @ 32x32: Winograd 11.7 ms, implicit GEMM 10.4 ms
-     *   32 ch @ 16x16: 8.0 vs 10.8        64 ch @ 8x8: 7.0 vs 11.2  */
-    return enabled && K == 3 && S == 1 && P == 1 && G == 1 && H * W >= 64 && C >= 32 && OC >= 32;
+     *   32 ch @ 16x16: 8.0 vs 10.8        64 ch @ 8x8: 7.0 vs 11.2
+     * (H, W unused: maps of any size are fine, small ones go several images at a time) */
+    return enabled && K == 3 && S == 1 && P == 1 && G == 1 && C >= 32 && OC >= 32;
 }
 
 /* ---- weights: U[ξ] = G g G^T for every (o, c), then packed for the GEMM ------------ */
 
-size_t winograd_u_floats(int C, int OC) {
-    return 16 * gemm_packed_a_floats(OC, C) + (size_t)OC * C;   /* + one unpacked U[ξ] */
-}
+size_t winograd_u_floats(int C, int OC) { return 16 * gemm_packed_a_floats(OC, C); }
 
-void winograd_weights(float *U, const float *w, int C, int OC) {
-    size_t packed = gemm_packed_a_floats(OC, C);
-    float *tmp = U + 16 * packed;   /* U[ξ] as a plain [OC, C] matrix, then packed */
-    for (int xi = 0; xi < 16; xi++) {
-        int i = xi / 4, j = xi % 4;
-        for (int o = 0; o < OC; o++)
-            for (int c = 0; c < C; c++) {
-                const float *g = w + ((size_t)o * C + c) * 9;
-                float Gg[3];   /* row i of G·g (a 4x3 matrix) */
-                for (int k = 0; k < 3; k++) {
-                    float g0 = g[0 * 3 + k], g1 = g[1 * 3 + k], g2 = g[2 * 3 + k];
-                    Gg[k] = i == 0 ? g0 : i == 1 ? 0.5f * (g0 + g1 + g2) : i == 2 ? 0.5f * (g0 - g1 + g2) : g2;
-                }
-                /* element j of that row times G^T */
-                tmp[(size_t)o * C + c] = j == 0 ? Gg[0] : j == 1 ? 0.5f * (Gg[0] + Gg[1] + Gg[2])
-                                       : j == 2 ? 0.5f * (Gg[0] - Gg[1] + Gg[2]) : Gg[2];
-            }
-        gemm_pack_a(U + (size_t)xi * packed, tmp, C, OC, C);
+/* u[ξ] = (G g G^T)[ξ] for one 3x3 kernel g (row-major) */
+static void transform_kernel(const float *g, float u[16]) {
+    float Gg[4][3];   /* G·g */
+    for (int k = 0; k < 3; k++) {
+        float g0 = g[k], g1 = g[3 + k], g2 = g[6 + k];
+        Gg[0][k] = g0;
+        Gg[1][k] = 0.5f * (g0 + g1 + g2);
+        Gg[2][k] = 0.5f * (g0 - g1 + g2);
+        Gg[3][k] = g2;
+    }
+    for (int i = 0; i < 4; i++) {   /* (G·g)·G^T */
+        u[4 * i + 0] = Gg[i][0];
+        u[4 * i + 1] = 0.5f * (Gg[i][0] + Gg[i][1] + Gg[i][2]);
+        u[4 * i + 2] = 0.5f * (Gg[i][0] - Gg[i][1] + Gg[i][2]);
+        u[4 * i + 3] = Gg[i][2];
     }
 }
 
-/* ---- one image ------------------------------------------------------------------------ */
+/* Written straight into the GEMM's packed order (gemm_a_strip says where row o goes),
+ * so the 16 matrices are written once: for VGG-13's 512-channel layers they are 16 MB,
+ * and a plain copy first, packed after, cost a fifth of the layer's time. */
+void winograd_weights(float *U, const float *w, int C, int OC) {
+    size_t packed = gemm_packed_a_floats(OC, C);
+    #pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; o++) {
+        int first, rows, hp;
+        gemm_a_strip(OC, o, &first, &rows, &hp);
+        float *dst = U + (size_t)first * C + (o - first);   /* element (o, c) at dst[c·hp] */
+        for (int c = 0; c < C; c++) {
+            float u[16];
+            transform_kernel(w + ((size_t)o * C + c) * 9, u);
+            for (int xi = 0; xi < 16; xi++) dst[(size_t)xi * packed + (size_t)c * hp] = u[xi];
+        }
+        if (o == first + rows - 1)   /* the strip's padding rows (if any) are zeros */
+            for (int r = rows; r < hp; r++)
+                for (int c = 0; c < C; c++)
+                    for (int xi = 0; xi < 16; xi++) U[(size_t)xi * packed + (size_t)first * C + (size_t)c * hp + r] = 0.0f;
+    }
+}
+
+/* ---- a group of images ------------------------------------------------------------------ */
 
 typedef struct {
-    int C, H, W, OC;
-    int TH, TW, T;      /* tiles: TH x TW = T (outputs 2ty..2ty+1, 2tx..2tx+1) */
+    int C, H, W, OC, ni;
+    int TH, TW, T;      /* tiles per image: TH x TW (outputs 2ty..2ty+1, 2tx..2tx+1); T of all ni
+                           images, numbered image by image, row by row (tile row R = n·TH + ty) */
     int Hp, Wh;         /* zero-bordered image: Hp = 2·TH + 2 rows of 2·Wh = 2·TW + 2 columns */
     int Tb;             /* tiles per block, rounded up to whole strips of NR */
-    float *xe, *xo;     /* the bordered image, split into its even and odd columns */
+    float *xe, *xo;     /* the bordered images, split into their even and odd columns */
     float *E;           /* row transforms of one channel: [Hp][4][TW] */
     float *V, *M;       /* the block's transformed inputs and products */
     float *out;         /* 4 x TW: one tile row of outputs before interleaving */
 } Wino;
 
-static Wino wino_geometry(int C, int H, int W, int OC, float *slot) {
+static Wino wino_geometry(int C, int H, int W, int OC, int ni, float *slot) {
     Wino g;
     if (!slot) { static float none; slot = &none; }   /* sizes only: no pointers are used */
-    g.C = C; g.H = H; g.W = W; g.OC = OC;
-    g.TH = (H + 1) / 2; g.TW = (W + 1) / 2; g.T = g.TH * g.TW;
+    g.C = C; g.H = H; g.W = W; g.OC = OC; g.ni = ni;
+    g.TH = (H + 1) / 2; g.TW = (W + 1) / 2; g.T = ni * g.TH * g.TW;
     g.Hp = 2 * g.TH + 2; g.Wh = g.TW + 1;
     int Tr = (g.T + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
     g.Tb = Tr < WINO_TB ? Tr : WINO_TB;
     size_t plane = (size_t)g.Hp * g.Wh;
     g.xe = slot;
-    g.xo = g.xe + (size_t)C * plane;
-    g.E = g.xo + (size_t)C * plane;
+    g.xo = g.xe + (size_t)ni * C * plane;
+    g.E = g.xo + (size_t)ni * C * plane;
     g.V = g.E + (size_t)g.Hp * 4 * g.TW;            /* 16 x [Tb/NR strips][C][NR]   */
     g.M = g.V + (size_t)16 * C * g.Tb;              /* 16 x [OC][Tb]                */
     g.out = g.M + (size_t)16 * OC * g.Tb;
     return g;
 }
 
-size_t winograd_slot_floats(int C, int H, int W, int OC) {
-    Wino g = wino_geometry(C, H, W, OC, NULL);   /* (sizes only) */
-    return 2 * (size_t)C * g.Hp * g.Wh + (size_t)g.Hp * 4 * g.TW + (size_t)16 * C * g.Tb + (size_t)16 * OC * g.Tb +
-           (size_t)4 * g.TW;
+size_t winograd_slot_floats(int C, int H, int W, int OC, int ni) {
+    Wino g = wino_geometry(C, H, W, OC, ni, NULL);   /* (sizes only) */
+    return 2 * (size_t)ni * C * g.Hp * g.Wh + (size_t)g.Hp * 4 * g.TW + (size_t)16 * C * g.Tb +
+           (size_t)16 * OC * g.Tb + (size_t)4 * g.TW;
+}
+
+int winograd_images_per_call(int N, int H, int W) {
+    int per_image = ((H + 1) / 2) * ((W + 1) / 2), procs = 1;
+#ifdef _OPENMP
+    procs = omp_get_num_procs();
+#endif
+    int ni = (WINO_TB + per_image - 1) / per_image;    /* a whole block of tiles ...     */
+    int share = (N + procs - 1) / procs;               /* ... but work for every core     */
+    if (ni > share) ni = share;
+    return ni < 1 ? 1 : ni;
 }
 
 /* Step 1: the image with a border of zeros (pixel (ih, iw) at row ih+1, column iw+1),
@@ -144,8 +180,8 @@ static void split_row(int W, const float *restrict xr, float *restrict e, float 
 }
 static void split_image(const Wino *g, const float *x) {
     size_t plane = (size_t)g->Hp * g->Wh;
-    memset(g->xe, 0, 2 * (size_t)g->C * plane * sizeof(float));
-    for (int c = 0; c < g->C; c++)
+    memset(g->xe, 0, 2 * (size_t)g->ni * g->C * plane * sizeof(float));
+    for (int c = 0; c < g->ni * g->C; c++)   /* (image n, channel c) planes follow each other */
         for (int ih = 0; ih < g->H; ih++) {
             const float *xr = x + ((size_t)c * g->H + ih) * g->W;
             float *e = g->xe + c * plane + (size_t)(ih + 1) * g->Wh, *o = g->xo + c * plane + (size_t)(ih + 1) * g->Wh;
@@ -164,7 +200,7 @@ static void row_transform(int TW, const float *restrict e, const float *restrict
         E3[t] = o[t] - o[t + 1];
     }
 }
-static void row_transforms(const Wino *g, int c, int r0, int r1) {
+static void row_transforms(const Wino *g, int c, int r0, int r1) {   /* c: plane n·C + c */
     size_t plane = (size_t)g->Hp * g->Wh;
     int TW = g->TW;
     for (int r = r0; r < r1; r++) {
@@ -246,28 +282,32 @@ static void output_transforms(const Wino *g, float *y, int o, int ty, int txa, i
     }
 }
 
-void winograd_image(float *y, const float *x, const float *U, const float *bias, float beta, int C, int H, int W,
-                    int OC, float *slot) {
-    Wino g = wino_geometry(C, H, W, OC, slot);
+void winograd_images(float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C, int H,
+                     int W, int OC, float *slot) {
+    Wino g = wino_geometry(C, H, W, OC, ni, slot);
     split_image(&g, x);                                                  /* 1 */
-    size_t packed = gemm_packed_a_floats(OC, C);
+    size_t packed = gemm_packed_a_floats(OC, C), ysz = (size_t)OC * H * W;
     for (int b0 = 0; b0 < g.T; b0 += g.Tb) {
         int nb = g.T - b0 < g.Tb ? g.T - b0 : g.Tb;
-        int ty0 = b0 / g.TW, ty1 = (b0 + nb - 1) / g.TW;                 /* tile rows of the block */
-        for (int c = 0; c < C; c++) {                                    /* 2 */
-            row_transforms(&g, c, 2 * ty0, 2 * ty1 + 4);
-            for (int ty = ty0; ty <= ty1; ty++) {
-                int txa = ty == ty0 ? b0 % g.TW : 0, txb = ty == ty1 ? (b0 + nb - 1) % g.TW + 1 : g.TW;
-                column_transforms(&g, c, ty, txa, txb, ty * g.TW + txa - b0);
+        int R0 = b0 / g.TW, R1 = (b0 + nb - 1) / g.TW;                   /* tile rows of the block */
+        for (int c = 0; c < C; c++)                                      /* 2 */
+            for (int n = R0 / g.TH; n <= R1 / g.TH; n++) {               /* the images in the block */
+                int tya = n == R0 / g.TH ? R0 % g.TH : 0, tyb = n == R1 / g.TH ? R1 % g.TH : g.TH - 1;
+                row_transforms(&g, n * C + c, 2 * tya, 2 * tyb + 4);
+                for (int ty = tya; ty <= tyb; ty++) {
+                    int R = n * g.TH + ty;
+                    int txa = R == R0 ? b0 % g.TW : 0, txb = R == R1 ? (b0 + nb - 1) % g.TW + 1 : g.TW;
+                    column_transforms(&g, c, ty, txa, txb, R * g.TW + txa - b0);
+                }
             }
-        }
         for (int xi = 0; xi < 16; xi++)                                  /* 3 */
             gemm_packed(OC, nb, C, U + (size_t)xi * packed, g.V + (size_t)xi * C * g.Tb, 0.0f,
                         g.M + (size_t)xi * OC * g.Tb, g.Tb);
         for (int o = 0; o < OC; o++)                                     /* 4 */
-            for (int ty = ty0; ty <= ty1; ty++) {
-                int txa = ty == ty0 ? b0 % g.TW : 0, txb = ty == ty1 ? (b0 + nb - 1) % g.TW + 1 : g.TW;
-                output_transforms(&g, y, o, ty, txa, txb, ty * g.TW + txa - b0, bias ? bias[o] : 0.0f, beta);
+            for (int R = R0; R <= R1; R++) {
+                int txa = R == R0 ? b0 % g.TW : 0, txb = R == R1 ? (b0 + nb - 1) % g.TW + 1 : g.TW;
+                output_transforms(&g, y + (size_t)(R / g.TH) * ysz, o, R % g.TH, txa, txb, R * g.TW + txa - b0,
+                                  bias ? bias[o] : 0.0f, beta);
             }
     }
 }

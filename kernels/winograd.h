@@ -6,9 +6,8 @@
 
 #include <stddef.h>
 
-/* 1 if a layer takes the Winograd path: K = 3, S = 1, P = 1, G = 1, at least 64 output
- * positions, at least 32 channels in and out, and DKD_WINOGRAD is not 0 in the
- * environment. */
+/* 1 if a layer takes the Winograd path: K = 3, S = 1, P = 1, G = 1, at least 32 channels
+ * in and out, and DKD_WINOGRAD is not 0 in the environment. */
 int winograd_applies(int C, int OC, int H, int W, int K, int S, int P, int G);
 
 /* Floats of the transformed, packed weights (U) of a C -> OC layer. */
@@ -16,11 +15,15 @@ size_t winograd_u_floats(int C, int OC);
 /* U from w [OC, C, 3, 3]: once per call, before the images. */
 void winograd_weights(float *U, const float *w, int C, int OC);
 
-/* Per-thread scratch of winograd_image, in floats. */
-size_t winograd_slot_floats(int C, int H, int W, int OC);
-/* One image: y [OC, H, W] (+)= conv3x3(x [C, H, W]) with padding 1 and the weights U.
- * beta 0: y is overwritten (+ bias[o] if bias is not NULL); beta 1: added to. */
-void winograd_image(float *y, const float *x, const float *U, const float *bias, float beta, int C, int H, int W,
-                    int OC, float *slot);
+/* How many images winograd_images should take at once for a batch of N (enough tiles
+ * for one block, but at most an equal share per processor). */
+int winograd_images_per_call(int N, int H, int W);
+/* Per-thread scratch of winograd_images for ni images, in floats. */
+size_t winograd_slot_floats(int C, int H, int W, int OC, int ni);
+/* ni images, one after the other: y [ni, OC, H, W] (+)= conv3x3(x [ni, C, H, W]) with
+ * padding 1 and the weights U. beta 0: y is overwritten (+ bias[o] if bias is not NULL);
+ * beta 1: added to. Calling thread only. */
+void winograd_images(float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C, int H,
+                     int W, int OC, float *slot);
 
 #endif

@@ -249,6 +249,10 @@ static void test_conv(void) {
         {1, 32, 9, 9, 32, 3, 1, 1, 1, 1, "32->32 on 9x9 + bias: Winograd, odd size"},
         {1, 32, 18, 18, 33, 3, 1, 1, 1, 0, "32->33 on 18x18: Winograd, a tile block ends mid-row"},
         {2, 40, 8, 12, 32, 3, 1, 1, 1, 0, "40->32 on 8x12: Winograd, non-square"},
+        {20, 32, 4, 4, 32, 3, 1, 1, 1, 0, "32->32 on 4x4, 20 images: Winograd, several images per call"},
+        {9, 32, 2, 2, 33, 3, 1, 1, 1, 1, "32->33 on 2x2 + bias: Winograd, one tile per image"},
+        {3, 33, 3, 5, 32, 3, 1, 1, 1, 0, "33->32 on 3x5: Winograd, odd tiny maps"},
+        {4, 32, 1, 1, 32, 3, 1, 1, 1, 0, "32->32 on 1x1: Winograd, a tile mostly padding"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 }
