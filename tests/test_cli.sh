@@ -31,6 +31,14 @@ n=$(echo "$out" | grep -cE "^(resnet|ResNet|wrn|vgg|Mobile|Shuffle)")
 [ "$n" = 15 ] && ok "dkd list shows 15 models" || bad "dkd list shows $n models"
 echo "$out" | grep -q "dkd,res56,res20" && echo "$out" | grep -q "dkd,res32x4,shuv2" && ok "dkd list shows the pairs" || bad "dkd list pairs"
 
+# --- bench: a tiny step and forward, with the per-op profile
+out=$(./dkd bench --teacher resnet20 --student resnet8x4 --batch 4 --steps 1 --warmup 0 --threads 2 --profile 2>&1)
+echo "$out" | grep -q "F conv 3x3" && echo "$out" | grep -q "B conv 3x3" && echo "$out" | grep -q "sum of the ops" &&
+  echo "$out" | grep -q "img/s" && ok "dkd bench --profile: per-op table and img/s" || bad "dkd bench --profile: $(echo "$out" | tail -3)"
+out=$(./dkd bench --infer resnet20,vgg8 --infer-batch 4 --steps 1 --warmup 0 --threads 2 --profile 2>&1)
+echo "$out" | grep -q "profile of vgg8" && echo "$out" | grep -qE "^vgg8 +4 +[0-9.]+" && ok "dkd bench --infer --profile" ||
+  bad "dkd bench --infer --profile: $(echo "$out" | tail -3)"
+
 # --- bad input
 fails_with "unknown mode" "unknown mode" ./dkd frobnicate
 fails_with "unknown model" "unknown model" ./dkd train resnet21 $D
