@@ -87,8 +87,9 @@
 enum {
     CONV_MIN_COLS = 64,     /* a slice holds ceil(64/PP) images when PP < 64 */
     CONV_DW_CHUNKS = 8,     /* dW is summed over at most 8 image chunks, then added */
-    IMPLICIT_DW_MIN_OW = 16  /* implicit dW only on maps this wide (8x8: 25% junk columns,
-                                short rows: im2col + GEMM is faster there) */
+    IMPLICIT_DW_MIN_OW = 16  /* implicit dW only on maps this wide: on 8x8 (rows of 72 grid
+                                positions, 11% junk) im2col + GEMM is faster (64 ch, batch
+                                64, 1 thread: 14.0 vs 16.2 ms) */
 };
 
 /* Everything the loops need about one convolution, derived from the arguments. */
