@@ -146,7 +146,7 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
-    d.wino = !(G == C && G == OC) && winograd_applies(C, OC, H, W, K, S, P, G);
+    d.wino = winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
     if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
         d.wino_n = winograd_images_per_call(N, H, W);
         d.wino_slices = (N + d.wino_n - 1) / d.wino_n;

@@ -147,24 +147,27 @@ static void pack_b(float *Bp, int tB, const float *B, int ldb, int kc, int nc) {
 
 /* ---- the micro-kernel ------------------------------------------------------------ */
 
-/* t[r][c] = Σ_{k < kc} a[k][r] · b[k][c] for one strip a of `rows` packed rows (6 or 4)
- * and one strip b of NR columns whose rows are bk floats apart (NR when packed).
- * acc lives in registers: the r-loop is unrolled (rows is a constant in each call
- * below, the function is inlined), the c-loop is one vector FMA per vector of NR (the
- * omp simd pragma asks for exactly that). It is called through micro_kernel_6/_4,
- * which are kept out of line: inlined into the loops below, gcc would keep some of
- * their values in vector registers and spill accumulators to the stack (measured:
- * 40% slower). */
-static inline void micro_kernel(int rows, int kc, const float *restrict a, const float *restrict b, size_t bk,
-                                float *restrict t) {
+/* t[r][c] = Σ_{k < kc} a[k][r] · b_k[c] for one strip a of `rows` packed rows (6 or 4)
+ * and one strip of B, NR columns wide, whose row k is b_k = b + k·NR (packed B), or
+ * b_k = b + off[k] with a table of row offsets (use_off: B never stored, see
+ * gemm_serial_offsets; one more load per k, the same FMAs).
+ * acc lives in registers: the r-loop is unrolled (rows and use_off are constants in
+ * each call below and the function is inlined, so the choice of b_k costs nothing), the c-loop is one vector FMA per vector of NR (the omp simd pragma asks
+ * for exactly that). It is called through micro_kernel_6/_4 and their offset-table
+ * twins, which are kept out of line: inlined into the loops below, gcc would keep
+ * some of their values in vector registers and spill accumulators to the stack
+ * (measured: 40% slower). */
+static inline void micro_kernel(int rows, int kc, const float *restrict a, const float *b, int use_off,
+                                const int *restrict off, float *restrict t) {
     float acc[GEMM_MR][GEMM_NR];
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < GEMM_NR; c++) acc[r][c] = 0.0f;
-    for (int k = 0; k < kc; k++, a += rows, b += bk) {
+    for (int k = 0; k < kc; k++, a += rows) {
+        const float *restrict bk = use_off ? b + off[k] : b + (size_t)k * GEMM_NR;
         for (int r = 0; r < rows; r++) {
             float ar = a[r];
             #pragma omp simd
-            for (int c = 0; c < GEMM_NR; c++) acc[r][c] = MADD(ar, b[c], acc[r][c]);
+            for (int c = 0; c < GEMM_NR; c++) acc[r][c] = MADD(ar, bk[c], acc[r][c]);
         }
     }
     for (int r = 0; r < rows; r++)
@@ -176,37 +179,17 @@ static inline void micro_kernel(int rows, int kc, const float *restrict a, const
 #else
 #define NOINLINE
 #endif
-static NOINLINE void micro_kernel_6(int kc, const float *a, const float *b, size_t bk, float *t) {
-    micro_kernel(GEMM_MR, kc, a, b, bk, t);
+static NOINLINE void micro_kernel_6(int kc, const float *a, const float *b, float *t) {
+    micro_kernel(GEMM_MR, kc, a, b, 0, NULL, t);
 }
-static NOINLINE void micro_kernel_4(int kc, const float *a, const float *b, size_t bk, float *t) {
-    micro_kernel(4, kc, a, b, bk, t);
-}
-
-/* The same tile, for a B that is not stored as a matrix: row k of the strip is the NR
- * floats at b + off[k] (gemm_serial_offsets). One more load per k (the offset); the
- * FMAs are the same. */
-static inline void micro_kernel_offsets(int rows, int kc, const float *restrict a, const float *b,
-                                        const int *restrict off, float *restrict t) {
-    float acc[GEMM_MR][GEMM_NR];
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < GEMM_NR; c++) acc[r][c] = 0.0f;
-    for (int k = 0; k < kc; k++, a += rows) {
-        const float *restrict bk = b + off[k];
-        for (int r = 0; r < rows; r++) {
-            float ar = a[r];
-            #pragma omp simd
-            for (int c = 0; c < GEMM_NR; c++) acc[r][c] = MADD(ar, bk[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < GEMM_NR; c++) t[r * GEMM_NR + c] = acc[r][c];
+static NOINLINE void micro_kernel_4(int kc, const float *a, const float *b, float *t) {
+    micro_kernel(4, kc, a, b, 0, NULL, t);
 }
 static NOINLINE void micro_kernel_offsets_6(int kc, const float *a, const float *b, const int *off, float *t) {
-    micro_kernel_offsets(GEMM_MR, kc, a, b, off, t);
+    micro_kernel(GEMM_MR, kc, a, b, 1, off, t);
 }
 static NOINLINE void micro_kernel_offsets_4(int kc, const float *a, const float *b, const int *off, float *t) {
-    micro_kernel_offsets(4, kc, a, b, off, t);
+    micro_kernel(4, kc, a, b, 1, off, t);
 }
 
 /* C[0..mr)[0..nr) = alpha·t + beta·C (beta 0: C is not read; beta 1: C + alpha·t). */
@@ -231,19 +214,21 @@ static void store_tile(float *restrict C, int ldc, int mr, int nr, const float *
 }
 
 /* C [mc, nc] = alpha · A·B + beta·C for rows [0, mc) of a packed A (strips as pack_a)
- * and a packed B (strips of kc x NR, one after the other). The strips of A were cut
- * with `left` rows to go at its first row: pack_a cuts them from the first row of what
- * it packs (left = mc, see multiply_packed); gemm_packed hands over blocks of a taller A. */
-static void multiply_packed_rows(int mc, int left, int nc, int kc, float alpha, const float *Ap, const float *Bp,
-                                 float beta, float *C, int ldc) {
+ * and B in strips of NR columns: packed (off == NULL: strip s is kc x NR floats at
+ * B + s·kc·NR), or read through row offsets (strip s starts at B + s·NR, its row k at
+ * off[k] from there). The strips of A were cut with `left` rows to go at its first row:
+ * pack_a cuts them from the first row of what it packs (left = mc, see
+ * multiply_packed); gemm_packed hands over blocks of a taller A. */
+static void multiply_strips(int mc, int left, int nc, int kc, float alpha, const float *Ap, const float *B,
+                            const int *off, float beta, float *C, int ldc) {
     float t[GEMM_MR * GEMM_NR];
     for (int j0 = 0; j0 < nc; j0 += GEMM_NR) {              /* one B strip, kept in L1 ... */
-        const float *b = Bp + (size_t)(j0 / GEMM_NR) * kc * GEMM_NR, *a = Ap;
+        const float *b = off ? B + j0 : B + (size_t)(j0 / GEMM_NR) * kc * GEMM_NR, *a = Ap;
         int nr = imin(GEMM_NR, nc - j0);
         for (int i0 = 0, rows; i0 < mc; i0 += rows) {       /* ... against every A strip   */
             rows = strip_rows(left - i0);
-            if (rows == 4) micro_kernel_4(kc, a, b, GEMM_NR, t);
-            else           micro_kernel_6(kc, a, b, GEMM_NR, t);
+            if (off) { if (rows == 4) micro_kernel_offsets_4(kc, a, b, off, t); else micro_kernel_offsets_6(kc, a, b, off, t); }
+            else     { if (rows == 4) micro_kernel_4(kc, a, b, t);              else micro_kernel_6(kc, a, b, t); }
             store_tile(C + (size_t)i0 * ldc + j0, ldc, rows, nr, t, alpha, beta);
             a += (size_t)packed_rows(rows) * kc;
         }
@@ -251,7 +236,7 @@ static void multiply_packed_rows(int mc, int left, int nc, int kc, float alpha, 
 }
 static void multiply_packed(int mc, int nc, int kc, float alpha, const float *Ap, const float *Bp, float beta,
                             float *C, int ldc) {
-    multiply_packed_rows(mc, mc, nc, kc, alpha, Ap, Bp, beta, C, ldc);   /* A packed by pack_a */
+    multiply_strips(mc, mc, nc, kc, alpha, Ap, Bp, NULL, beta, C, ldc);   /* A packed by pack_a */
 }
 
 /* ---- one block of C ---------------------------------------------------------------- */
@@ -328,7 +313,7 @@ void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float be
     for (int i0 = 0; i0 < M;) {
         int i1 = i0;
         while (i1 < M && i1 - i0 < GEMM_MC) i1 += strip_rows(M - i1);
-        multiply_packed_rows(i1 - i0, M - i0, N, K, 1.0f, Ap, Bp, beta, C + (size_t)i0 * ldc, ldc);
+        multiply_strips(i1 - i0, M - i0, N, K, 1.0f, Ap, Bp, NULL, beta, C + (size_t)i0 * ldc, ldc);
         for (int i = i0, rows; i < i1; i += rows) { rows = strip_rows(M - i); Ap += (size_t)packed_rows(rows) * K; }
         i0 = i1;
     }
@@ -338,24 +323,14 @@ void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const flo
                          float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { scale_c(M, N, beta, C, ldc); return; }
-    float *Ap = thread_pack_buffer(), t[GEMM_MR * GEMM_NR];
+    float *Ap = thread_pack_buffer();
     for (int i0 = 0; i0 < M; i0 += GEMM_MC) {
         int mc = imin(GEMM_MC, M - i0);
         for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
             int kc = imin(GEMM_KC, K - p0);
             pack_a(Ap, 0, A + (size_t)i0 * lda + p0, lda, mc, kc);
             float b = p0 == 0 ? beta : 1.0f;       /* later k-blocks add to what is in C */
-            for (int j0 = 0; j0 < N; j0 += GEMM_NR) {
-                const float *a = Ap;
-                int nr = imin(GEMM_NR, N - j0);
-                for (int i = 0, rows; i < mc; i += rows) {
-                    rows = strip_rows(mc - i);
-                    if (rows == 4) micro_kernel_offsets_4(kc, a, base + j0, off + p0, t);
-                    else           micro_kernel_offsets_6(kc, a, base + j0, off + p0, t);
-                    store_tile(C + (size_t)(i0 + i) * ldc + j0, ldc, rows, nr, t, 1.0f, b);
-                    a += (size_t)packed_rows(rows) * kc;
-                }
-            }
+            multiply_strips(mc, mc, N, kc, 1.0f, Ap, base, off + p0, b, C + (size_t)i0 * ldc, ldc);
         }
     }
 }

@@ -62,7 +62,7 @@
 
 enum { WINO_TB = 64 };   /* tiles per block (a multiple of GEMM_NR) */
 
-int winograd_applies(int C, int OC, int H, int W, int K, int S, int P, int G) {
+int winograd_applies(int C, int OC, int K, int S, int P, int G) {
     static int enabled = -1;
     if (enabled < 0) {
         const char *e = getenv("DKD_WINOGRAD");
@@ -72,7 +72,7 @@ int winograd_applies(int C, int OC, int H, int W, int K, int S, int P, int G) {
      * they save (per channel pair): one thread, batch 64, 3x3 layer C -> C, forward:
      *   16 ch @ 32x32: Winograd 11.7 ms, implicit GEMM 10.4 ms
      *   32 ch @ 16x16: 8.0 vs 10.8        64 ch @ 8x8: 7.0 vs 11.2
-     * (H, W unused: maps of any size are fine, small ones go several images at a time) */
+     * Maps of any size are fine: small ones go several images at a time. */
     return enabled && K == 3 && S == 1 && P == 1 && G == 1 && C >= 32 && OC >= 32;
 }
 

@@ -8,7 +8,7 @@
 
 /* 1 if a layer takes the Winograd path: K = 3, S = 1, P = 1, G = 1, at least 32 channels
  * in and out, and DKD_WINOGRAD is not 0 in the environment. */
-int winograd_applies(int C, int OC, int H, int W, int K, int S, int P, int G);
+int winograd_applies(int C, int OC, int K, int S, int P, int G);
 
 /* Floats of the transformed, packed weights (U) of a C -> OC layer. */
 size_t winograd_u_floats(int C, int OC);
