@@ -109,14 +109,7 @@ typedef struct {
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
 } Conv;
 
-/* Floats of an implicit-GEMM slot (see implicit_conv): the zero-padded input
- * [Cin, Hp·Wp] + slack, the output grid [OUT, OH·Wp rounded up to NR], and the offset
- * table (Cin·K·K ints, stored in float-sized cells). */
-static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT) {
-    size_t Hp = (size_t)H + 2 * P, Wp = (size_t)W + P, OH = Hp - K + 1;
-    size_t Qn = (OH * Wp + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
-    return (size_t)Cin * (P + Hp * Wp) + K + GEMM_NR + (size_t)OUT * Qn + (size_t)Cin * K * K;
-}
+static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT);   /* below */
 
 static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
     Conv d;
@@ -342,20 +335,33 @@ static void col2im_add(float *dx, float *dcol, int ni, const Conv *d) {
 typedef struct {
     int Hp, Wp, OH, OW, Q, Qn, KK;
     size_t plane;     /* floats per padded channel: P + Hp·Wp */
+    size_t xp_floats; /* the padded input + slack (the last strips read past Q) */
     float *xp, *grid;
     int *off;
 } Implicit;
 
-static Implicit implicit_setup(const float *in, int Cin, int H, int W, int P, int K, float *slot) {
+static Implicit implicit_geometry(int Cin, int H, int W, int P, int K) {
     Implicit m;
     m.Hp = H + 2 * P; m.Wp = W + P; m.OH = m.Hp - K + 1; m.OW = W + 2 * P - K + 1;
     m.Q = m.OH * m.Wp; m.Qn = (m.Q + GEMM_NR - 1) / GEMM_NR * GEMM_NR; m.KK = Cin * K * K;
     m.plane = P + (size_t)m.Hp * m.Wp;
-    size_t xp_floats = (size_t)Cin * m.plane + K + GEMM_NR;
+    m.xp_floats = (size_t)Cin * m.plane + K + GEMM_NR;
+    m.xp = m.grid = NULL; m.off = NULL;
+    return m;
+}
+/* Floats of an implicit-GEMM slot: the padded input, the output grid [OUT, Qn] and the
+ * offset table (Cin·K·K ints, stored in float-sized cells). */
+static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT) {
+    Implicit m = implicit_geometry(Cin, H, W, P, K);
+    return m.xp_floats + (size_t)OUT * m.Qn + (size_t)m.KK;
+}
+
+static Implicit implicit_setup(const float *in, int Cin, int H, int W, int P, int K, float *slot) {
+    Implicit m = implicit_geometry(Cin, H, W, P, K);
     m.xp = slot;
-    m.grid = slot + xp_floats;
+    m.grid = slot + m.xp_floats;
     /* the padded input, and zero slack after it (the last strips read past Q) */
-    memset(m.xp, 0, xp_floats * sizeof(float));
+    memset(m.xp, 0, m.xp_floats * sizeof(float));
     for (int c = 0; c < Cin; c++)
         for (int ih = 0; ih < H; ih++)
             memcpy(m.xp + c * m.plane + P + (size_t)(ih + P) * m.Wp, in + ((size_t)c * H + ih) * W, (size_t)W * sizeof(float));
@@ -584,9 +590,25 @@ static size_t wino_u_floats(const Conv *d) {
     size_t f = winograd_u_floats(d->C, d->OC), b = winograd_u_floats(d->OC, d->C);
     return f > b ? f : b;
 }
-static float *wino_u(float *ws, const Conv *d) {
-    return ws + (size_t)d->slots * d->slot_floats + (d->chunks > 1 ? (size_t)d->chunks * d->OC * d->KK : 0) +
-           (size_t)d->OC * d->KK;
+/* Workspace after the slots: dW partials, the flipped kernel wt (implicit and Winograd
+ * layers, for dx), Winograd's transformed weights. */
+static float *conv_wt(float *ws, const Conv *d) {
+    return ws + (size_t)d->slots * d->slot_floats + (d->chunks > 1 ? (size_t)d->chunks * d->OC * d->KK : 0);
+}
+static float *wino_u(float *ws, const Conv *d) { return conv_wt(ws, d) + (size_t)d->OC * d->KK; }
+
+/* out [N, OUT, H, W] (+)= conv3x3(in [N, Cin, H, W]) by Winograd with the transformed
+ * weights U, wino_n images per call, calls shared by the threads (forward: x -> y;
+ * backward: dy -> dx with the flipped kernel's U, beta 1). */
+static void wino_batch(float *out, const float *in, const float *U, const float *bias, float beta, int Cin, int OUT,
+                       const Conv *d, float *ws) {
+    size_t plane = (size_t)d->H * d->W;   /* (stride 1, pad 1: output as large as the input) */
+    #pragma omp parallel for schedule(static) num_threads(wino_threads(d))
+    for (int s = 0; s < d->wino_slices; s++) {
+        int n0 = s * d->wino_n, ni = d->N - n0 < d->wino_n ? d->N - n0 : d->wino_n;
+        winograd_images(out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, ni, U, bias, beta, Cin, d->H,
+                        d->W, OUT, ws + (size_t)thread_id() * d->slot_floats);
+    }
 }
 
 size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
@@ -614,14 +636,8 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         return;
     }
     if (d.wino) {   /* Winograd (G = 1), wino_n images per call */
-        float *U = wino_u(ws, &d);
-        winograd_weights(U, w, C, OC);
-        #pragma omp parallel for schedule(static) num_threads(wino_threads(&d))
-        for (int s = 0; s < d.wino_slices; s++) {
-            int n0 = s * d.wino_n, ni = N - n0 < d.wino_n ? N - n0 : d.wino_n;
-            winograd_images(y + (size_t)n0 * OC * d.PP, x + (size_t)n0 * C * H * W, ni, U, b, 0.0f, C, H, W, OC,
-                            ws + (size_t)thread_id() * d.slot_floats);
-        }
+        winograd_weights(wino_u(ws, &d), w, C, OC);
+        wino_batch(y, x, wino_u(ws, &d), b, 0.0f, C, OC, &d, ws);
         return;
     }
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
@@ -700,7 +716,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     size_t wsize = (size_t)OC * d.KK;
     float *part = d.chunks > 1 ? ws + (size_t)d.slots * d.slot_floats : dw;
     /* dx as the convolution of dy with the flipped weights (implicit GEMM or Winograd) */
-    float *wt = ws + (size_t)d.slots * d.slot_floats + (d.chunks > 1 ? (size_t)d.chunks * wsize : 0);
+    float *wt = conv_wt(ws, &d);
     if (dx && (d.implicit || d.wino)) flip_weights(wt, w, &d);
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int k = 0; k < d.chunks; k++) {
@@ -748,14 +764,8 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         }
     }
     if (dx && d.wino) {   /* dx += conv(dy, wt) by Winograd, wino_n images per call */
-        float *Ut = wino_u(ws, &d);
-        winograd_weights(Ut, wt, OC, C);
-        #pragma omp parallel for schedule(static) num_threads(wino_threads(&d))
-        for (int s = 0; s < d.wino_slices; s++) {
-            int n0 = s * d.wino_n, ni = N - n0 < d.wino_n ? N - n0 : d.wino_n;
-            winograd_images(dx + (size_t)n0 * C * H * W, dy + (size_t)n0 * OC * d.PP, ni, Ut, NULL, 1.0f, OC, d.OH,
-                            d.OW, C, ws + (size_t)thread_id() * d.slot_floats);
-        }
+        winograd_weights(wino_u(ws, &d), wt, OC, C);
+        wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws);
     }
     if (d.chunks > 1) {   /* dw = Σ_k partial_k, in chunk order */
         #pragma omp parallel for schedule(static)

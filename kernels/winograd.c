@@ -134,28 +134,37 @@ typedef struct {
     float *out;         /* 4 x TW: one tile row of outputs before interleaving */
 } Wino;
 
-static Wino wino_geometry(int C, int H, int W, int OC, int ni, float *slot) {
+/* The sizes, and (slot given) where each buffer sits in the slot, one after the other;
+ * *floats: the slot's size. */
+static Wino wino_geometry(int C, int H, int W, int OC, int ni, float *slot, size_t *floats) {
     Wino g;
-    if (!slot) { static float none; slot = &none; }   /* sizes only: no pointers are used */
     g.C = C; g.H = H; g.W = W; g.OC = OC; g.ni = ni;
     g.TH = (H + 1) / 2; g.TW = (W + 1) / 2; g.T = ni * g.TH * g.TW;
     g.Hp = 2 * g.TH + 2; g.Wh = g.TW + 1;
     int Tr = (g.T + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
     g.Tb = Tr < WINO_TB ? Tr : WINO_TB;
-    size_t plane = (size_t)g.Hp * g.Wh;
-    g.xe = slot;
-    g.xo = g.xe + (size_t)ni * C * plane;
-    g.E = g.xo + (size_t)ni * C * plane;
-    g.V = g.E + (size_t)g.Hp * 4 * g.TW;            /* 16 x [Tb/NR strips][C][NR]   */
-    g.M = g.V + (size_t)16 * C * g.Tb;              /* 16 x [OC][Tb]                */
-    g.out = g.M + (size_t)16 * OC * g.Tb;
+    size_t sizes[6] = {
+        (size_t)ni * C * g.Hp * g.Wh,   /* xe */
+        (size_t)ni * C * g.Hp * g.Wh,   /* xo */
+        (size_t)g.Hp * 4 * g.TW,        /* E */
+        (size_t)16 * C * g.Tb,          /* V: 16 x [Tb/NR strips][C][NR] */
+        (size_t)16 * OC * g.Tb,         /* M: 16 x [OC][Tb] */
+        (size_t)4 * g.TW,               /* out */
+    };
+    float **at[6] = {&g.xe, &g.xo, &g.E, &g.V, &g.M, &g.out};
+    size_t off = 0;
+    for (int i = 0; i < 6; i++) {
+        *at[i] = slot ? slot + off : NULL;
+        off += sizes[i];
+    }
+    if (floats) *floats = off;
     return g;
 }
 
 size_t winograd_slot_floats(int C, int H, int W, int OC, int ni) {
-    Wino g = wino_geometry(C, H, W, OC, ni, NULL);   /* (sizes only) */
-    return 2 * (size_t)ni * C * g.Hp * g.Wh + (size_t)g.Hp * 4 * g.TW + (size_t)16 * C * g.Tb +
-           (size_t)16 * OC * g.Tb + (size_t)4 * g.TW;
+    size_t floats;
+    wino_geometry(C, H, W, OC, ni, NULL, &floats);
+    return floats;
 }
 
 int winograd_images_per_call(int N, int H, int W) {
@@ -282,9 +291,17 @@ static void output_transforms(const Wino *g, float *y, int o, int ty, int txa, i
     }
 }
 
+/* The tiles of tile row R (R = n·TH + ty, over all images) that lie in the block of nb
+ * tiles from tile b0: tx in [*txa, *txb). */
+static void row_span(const Wino *g, int R, int b0, int nb, int *txa, int *txb) {
+    int R0 = b0 / g->TW, R1 = (b0 + nb - 1) / g->TW;
+    *txa = R == R0 ? b0 % g->TW : 0;
+    *txb = R == R1 ? (b0 + nb - 1) % g->TW + 1 : g->TW;
+}
+
 void winograd_images(float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C, int H,
                      int W, int OC, float *slot) {
-    Wino g = wino_geometry(C, H, W, OC, ni, slot);
+    Wino g = wino_geometry(C, H, W, OC, ni, slot, NULL);
     split_image(&g, x);                                                  /* 1 */
     size_t packed = gemm_packed_a_floats(OC, C), ysz = (size_t)OC * H * W;
     for (int b0 = 0; b0 < g.T; b0 += g.Tb) {
@@ -294,9 +311,8 @@ void winograd_images(float *y, const float *x, int ni, const float *U, const flo
             for (int n = R0 / g.TH; n <= R1 / g.TH; n++) {               /* the images in the block */
                 int tya = n == R0 / g.TH ? R0 % g.TH : 0, tyb = n == R1 / g.TH ? R1 % g.TH : g.TH - 1;
                 row_transforms(&g, n * C + c, 2 * tya, 2 * tyb + 4);
-                for (int ty = tya; ty <= tyb; ty++) {
-                    int R = n * g.TH + ty;
-                    int txa = R == R0 ? b0 % g.TW : 0, txb = R == R1 ? (b0 + nb - 1) % g.TW + 1 : g.TW;
+                for (int ty = tya, R = n * g.TH + ty, txa, txb; ty <= tyb; ty++, R++) {
+                    row_span(&g, R, b0, nb, &txa, &txb);
                     column_transforms(&g, c, ty, txa, txb, R * g.TW + txa - b0);
                 }
             }
@@ -304,8 +320,8 @@ void winograd_images(float *y, const float *x, int ni, const float *U, const flo
             gemm_packed(OC, nb, C, U + (size_t)xi * packed, g.V + (size_t)xi * C * g.Tb, 0.0f,
                         g.M + (size_t)xi * OC * g.Tb, g.Tb);
         for (int o = 0; o < OC; o++)                                     /* 4 */
-            for (int R = R0; R <= R1; R++) {
-                int txa = R == R0 ? b0 % g.TW : 0, txb = R == R1 ? (b0 + nb - 1) % g.TW + 1 : g.TW;
+            for (int R = R0, txa, txb; R <= R1; R++) {
+                row_span(&g, R, b0, nb, &txa, &txb);
                 output_transforms(&g, y + (size_t)(R / g.TH) * ysz, o, R % g.TH, txa, txb, R * g.TW + txa - b0,
                                   bias ? bias[o] : 0.0f, beta);
             }
