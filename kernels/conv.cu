@@ -1,14 +1,17 @@
-/* kernels/conv.cu — 2-D convolution on the GPU: im2col + GEMM, col2im as a
- * gather, a direct kernel for depthwise convolutions, and the SGEMM itself in
- * three versions of increasing speed. Read kernels/conv.c (the C reference,
- * same signatures with suffix _cpu) first: this file computes the same thing.
+/* kernels/conv.cu — 2-D convolution on the GPU: im2col + GEMM (the GEMM is
+ * kernels/gemm.cu), col2im as a gather, and a direct kernel for depthwise
+ * convolutions. Read kernels/conv.c (the C reference, same signatures with
+ * suffix _cpu; its top holds the plain seven-loop convolution) first: this
+ * file computes the same thing.
  *
  * What it computes (shapes in the legend of dkd.h; Cg = C/G, OCg = OC/G):
  *   x [N,C,H,W], w [OC,Cg,K,K], b [OC] or NULL -> y [N,OC,OH,OW],
  *   OH = (H+2P-K)/S+1, OW likewise,
  *   y[n,o,oh,ow] = b[o] + sum_{c<Cg, kh<K, kw<K} w[o,c,kh,kw] * x[n, g*Cg+c, oh*S-P+kh, ow*S-P+kw]
  *   (g = o / OCg the group of o; x outside the image is 0: zero padding).
- * Backward (dy [N,OC,OH,OW] given): dx += (may be NULL), dw = , db = (may be NULL).
+ * Backward, given dy [N,OC,OH,OW]: dx [N,C,H,W] is ACCUMULATED (+=; dx may be
+ * NULL when the input needs no gradient), dw [OC,Cg,K,K] and db [OC] are
+ * OVERWRITTEN (=; db may be NULL when the layer has no bias).
  *
  * How: the convolution becomes a matrix product. im2col copies, for every
  * output position, the Cg*K*K input values it sees into one column:
@@ -17,6 +20,7 @@
  *     forward   Y_g   [OCg, Nc*OHW] = W_g [OCg, Cg*K*K] · cols_g
  *     weights   dW_g  [OCg, Cg*K*K] = dY_g · cols_g^T          (sum over images AND positions)
  *     inputs    dcols_g [Cg*K*K, Nc*OHW] = W_g^T · dY_g, then col2im
+ * The groups are the batch index (grid z) of one batched GEMM launch.
  * The BATCH IS FOLDED INTO THE GEMM: the columns of all Nc images sit side by
  * side, so one GEMM per group does the work of Nc small ones. That keeps the
  * GEMMs large even for 8x8 feature maps (64 columns per image) and, for dW,
@@ -35,215 +39,37 @@
  * Depthwise (G == C == OC, MobileNetV2): each output channel reads ONE input
  * channel, K*K weights — far too little work for a GEMM, so a direct kernel
  * computes one output element per thread; its backward gathers dx the same
- * way and reduces dw with one block per weight (fixed-order tree reduction).
+ * way and reduces dw with one block per weight (block_sum of reduce.cuh).
+ *
+ * Why no Winograd here (kernels/winograd.c uses it on the CPU): see
+ * kernels/README.md, "Winograd on the GPU".
  *
  * Thread mapping: the copy kernels (im2col, col2im, layouts, depthwise) use one
  * thread per output element, 1-D blocks of conv_cuda_set_block_size() threads
  * (default 256), consecutive threads on consecutive addresses (coalesced).
  * The bias gradient is one block per output channel (a block reduction).
- * The GEMM versions are described where they are defined.
  *
- * Knobs (tests and benchmarks): DKD_GEMM_VERSION=1|2|3 or
- * gemm_cuda_set_version(v) picks the SGEMM kernel (default: the fastest, 3);
+ * Knobs (tests and benchmarks): DKD_GEMM_VERSION=1..4 or
+ * gemm_cuda_set_version(v) picks the GEMM kernel (kernels/gemm.cu);
  * conv_cuda_set_block_size(n) sets the 1-D block size (a multiple of 32).
- * All versions give the same result up to the sign of zero sums: each sums
- * its K products in the same order k = 0, 1, ..., K-1.
  */
 #include "kernels/cuda_common.h"   // defines: LAUNCH, SHARED, cudaCheck, ceil_div
-#include "kernels/cuda_ops.h"      // defines: the *_cuda declarations (extern "C")
+#include "kernels/cuda_ops.h"      // defines: the *_cuda declarations (extern "C"), gemm_cuda_batched
+#include "kernels/reduce.cuh"      // defines: block_sum
 
 extern "C" {
 /* Tuning knobs of this file (declared here; not part of the dkd.h contract). */
-void gemm_cuda_set_version(int v);       /* 1, 2, 3; 0 = default (env DKD_GEMM_VERSION, else 3) */
-int gemm_cuda_version(void);             /* the version in use */
 void conv_cuda_set_block_size(int n);    /* threads of the 1-D kernels: multiple of 32 in 32..1024; 0 = 256 */
 void conv_cuda_set_workspace_cap(size_t floats); /* workspace limit that sets the chunk size; 0 = default */
 }
 
-enum { GEMM_VERSIONS = 3, GEMM_FASTEST = 3 };
 static const size_t WS_CAP_FLOATS = (size_t)1 << 25;   /* 128 MiB of workspace at most, unless one image needs more */
 static size_t g_ws_cap = WS_CAP_FLOATS;
-
-static int g_gemm_version = 0;   /* 0: not chosen yet */
 static int g_block = 256;
 
-void gemm_cuda_set_version(int v) { g_gemm_version = (v >= 1 && v <= GEMM_VERSIONS) ? v : 0; }
-int gemm_cuda_version(void) {
-    if (g_gemm_version == 0) {
-        const char *e = getenv("DKD_GEMM_VERSION");
-        int v = e ? atoi(e) : GEMM_FASTEST;
-        if (v < 1 || v > GEMM_VERSIONS) {
-            fprintf(stderr, "dkd: DKD_GEMM_VERSION=%s is not 1..%d: using %d\n", e, GEMM_VERSIONS, GEMM_FASTEST);
-            v = GEMM_FASTEST;
-        }
-        g_gemm_version = v;
-    }
-    return g_gemm_version;
-}
 void conv_cuda_set_block_size(int n) { g_block = (n >= 32 && n <= 1024 && n % 32 == 0) ? n : 256; }
 /* Tests use a tiny cap to exercise the chunked path (one image per chunk). */
 void conv_cuda_set_workspace_cap(size_t floats) { g_ws_cap = floats ? floats : WS_CAP_FLOATS; }
-
-/* ========================================================================= */
-/* SGEMM: C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + beta * C   (row-major)   */
-/*   op(A)[i,k] = tA ? A[k*lda + i] : A[i*lda + k]                            */
-/*   op(B)[k,j] = tB ? B[j*ldb + k] : B[k*ldb + j]                            */
-/* Batched over blockIdx.z: matrix z starts at A + z*sA, B + z*sB, C + z*sC   */
-/* (conv uses z = group). beta == 0 never reads C (it may hold NaN garbage).   */
-/* ========================================================================= */
-
-static __device__ __forceinline__ float load_a(const float *A, int tA, int lda, int M, int K, int i, int k) {
-    if (i >= M || k >= K) return 0.0f;
-    return tA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-}
-static __device__ __forceinline__ float load_b(const float *B, int tB, int ldb, int K, int N, int k, int j) {
-    if (k >= K || j >= N) return 0.0f;
-    return tB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
-}
-static __device__ __forceinline__ void store_c(float *C, int ldc, int i, int j, float acc, float alpha, float beta) {
-    float *c = C + (size_t)i * ldc + j;
-    *c = beta == 0.0f ? alpha * acc : alpha * acc + beta * *c;
-}
-
-/* Version 1 — the C loop body, with the two outer loops (i over rows, j over
- * columns) mapped to threads: one thread per element of C, 16x16 blocks.
- * Every thread reads a whole row of A and a whole column of B from global
- * memory: 2K loads per 2K flops, so it runs at the speed of memory (L2 hits
- * help a little), far below the arithmetic peak.
- * measured gain: not yet measured on a GPU (the baseline). */
-__global__ void sgemm_kernel1(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
-                              const float *B, int ldb, float beta, float *C, int ldc,
-                              long long sA, long long sB, long long sC) {
-    A += blockIdx.z * sA; B += blockIdx.z * sB; C += blockIdx.z * sC;
-    int j = blockIdx.x * blockDim.x + threadIdx.x;   /* consecutive threads: consecutive columns */
-    int i = blockIdx.y * blockDim.y + threadIdx.y;
-    if (i >= M || j >= N) return;
-    float acc = 0.0f;
-    for (int k = 0; k < K; k++) acc += load_a(A, tA, lda, M, K, i, k) * load_b(B, tB, ldb, K, N, k, j);
-    store_c(C, ldc, i, j, acc, alpha, beta);
-}
-
-/* Version 2 — shared-memory tiling. A 16x16 block computes a 16x16 tile of C;
- * it walks along K in steps of 16: the block loads a 16x16 tile of A and one
- * of B into shared memory (each thread loads one element of each), waits
- * (__syncthreads), and every thread does 16 multiply-adds from shared memory.
- * Each global load now serves 16 threads: global traffic drops 16-fold, and
- * the kernel becomes limited by shared-memory bandwidth (2 shared loads per
- * multiply-add). Out-of-range elements are loaded as 0, so edges need no
- * special case. The second __syncthreads keeps a fast thread from
- * overwriting a tile that a slow one is still reading.
- * measured gain: not yet measured on a GPU. */
-#define T2 16
-__global__ void sgemm_kernel2(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
-                              const float *B, int ldb, float beta, float *C, int ldc,
-                              long long sA, long long sB, long long sC) {
-    SHARED(float, As, T2 * T2);   /* As[ty][kk] = op(A)[row0+ty, k0+kk] */
-    SHARED(float, Bs, T2 * T2);   /* Bs[kk][tx] = op(B)[k0+kk, col0+tx] */
-    A += blockIdx.z * sA; B += blockIdx.z * sB; C += blockIdx.z * sC;
-    int tx = threadIdx.x, ty = threadIdx.y;
-    int i = blockIdx.y * T2 + ty, j = blockIdx.x * T2 + tx;
-    float acc = 0.0f;
-    for (int k0 = 0; k0 < K; k0 += T2) {
-        As[ty * T2 + tx] = load_a(A, tA, lda, M, K, i, k0 + tx);
-        Bs[ty * T2 + tx] = load_b(B, tB, ldb, K, N, k0 + ty, j);
-        __syncthreads();
-        for (int kk = 0; kk < T2; kk++) acc += As[ty * T2 + kk] * Bs[kk * T2 + tx];
-        __syncthreads();
-    }
-    if (i < M && j < N) store_c(C, ldc, i, j, acc, alpha, beta);
-}
-
-/* Version 3 — register blocking. A block of 256 threads computes a 64x64 tile
- * of C; each thread owns a 4x4 micro-tile (rows ty+16r, columns tx+16c) held
- * in 16 registers. Per step along K (BK = 8) the block stages a 64x8 slice of
- * A (stored transposed, As[k][m], so a thread's 4 A values sit in one row)
- * and an 8x64 slice of B in shared memory; then for each k a thread loads 4
- * values of A and 4 of B into registers and does 16 multiply-adds: 8 shared
- * loads per 16 FMAs instead of 2 per 1 in version 2, so the arithmetic units,
- * not shared memory, become the limit. The strided micro-tile (stride 16, not
- * 4 adjacent elements) keeps the 16 threads of a half-warp on 16 consecutive
- * shared-memory words (no bank conflicts) and on consecutive C addresses when
- * storing (coalesced). Global loads are arranged so consecutive threads read
- * consecutive addresses for either transpose flag.
- * measured gain: not yet measured on a GPU. */
-#define BM3 64
-#define BN3 64
-#define BK3 8
-#define TM3 4
-#define TN3 4
-__global__ __launch_bounds__(256) void sgemm_kernel3(int tA, int tB, int M, int N, int K, float alpha,
-                                                     const float *A, int lda, const float *B, int ldb,
-                                                     float beta, float *C, int ldc,
-                                                     long long sA, long long sB, long long sC) {
-    SHARED(float, As, BK3 * BM3);   /* As[kk][m] = op(A)[row0+m, k0+kk] */
-    SHARED(float, Bs, BK3 * BN3);   /* Bs[kk][n] = op(B)[k0+kk, col0+n] */
-    A += blockIdx.z * sA; B += blockIdx.z * sB; C += blockIdx.z * sC;
-    int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-    int row0 = blockIdx.y * BM3, col0 = blockIdx.x * BN3;
-    float acc[TM3][TN3];
-    for (int r = 0; r < TM3; r++)
-        for (int c = 0; c < TN3; c++) acc[r][c] = 0.0f;
-    for (int k0 = 0; k0 < K; k0 += BK3) {
-        /* stage the tiles: 512 elements each, 2 per thread */
-        for (int e = tid; e < BM3 * BK3; e += 256) {
-            int m, kk;
-            if (tA) { m = e % BM3; kk = e / BM3; }   /* A stored [K][M]: walk along m */
-            else    { kk = e % BK3; m = e / BK3; }   /* A stored [M][K]: walk along k */
-            As[kk * BM3 + m] = load_a(A, tA, lda, M, K, row0 + m, k0 + kk);
-        }
-        for (int e = tid; e < BK3 * BN3; e += 256) {
-            int n, kk;
-            if (tB) { kk = e % BK3; n = e / BK3; }   /* B stored [N][K]: walk along k */
-            else    { n = e % BN3; kk = e / BN3; }   /* B stored [K][N]: walk along n */
-            Bs[kk * BN3 + n] = load_b(B, tB, ldb, K, N, k0 + kk, col0 + n);
-        }
-        __syncthreads();
-        for (int kk = 0; kk < BK3; kk++) {
-            float a[TM3], b[TN3];
-            for (int r = 0; r < TM3; r++) a[r] = As[kk * BM3 + ty + 16 * r];
-            for (int c = 0; c < TN3; c++) b[c] = Bs[kk * BN3 + tx + 16 * c];
-            for (int r = 0; r < TM3; r++)
-                for (int c = 0; c < TN3; c++) acc[r][c] += a[r] * b[c];
-        }
-        __syncthreads();
-    }
-    for (int r = 0; r < TM3; r++) {
-        int i = row0 + ty + 16 * r;
-        if (i >= M) continue;
-        for (int c = 0; c < TN3; c++) {
-            int j = col0 + tx + 16 * c;
-            if (j < N) store_c(C, ldc, i, j, acc[r][c], alpha, beta);
-        }
-    }
-}
-
-/* One launcher for the three versions; `batch` matrices (grid z). */
-static void gemm_batched(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
-                         const float *B, int ldb, long long sB, float beta, float *C, int ldc, long long sC, int batch) {
-    if (M <= 0 || N <= 0 || batch <= 0) return;
-    switch (gemm_cuda_version()) {
-    case 1: {
-        dim3 grid(ceil_div(N, 16), ceil_div(M, 16), batch), block(16, 16);
-        LAUNCH(sgemm_kernel1, grid, block, 0, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sA, sB, sC);
-        break;
-    }
-    case 2: {
-        dim3 grid(ceil_div(N, T2), ceil_div(M, T2), batch), block(T2, T2);
-        LAUNCH(sgemm_kernel2, grid, block, 0, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sA, sB, sC);
-        break;
-    }
-    default: {
-        dim3 grid(ceil_div(N, BN3), ceil_div(M, BM3), batch);
-        LAUNCH(sgemm_kernel3, grid, 256, 0, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sA, sB, sC);
-        break;
-    }
-    }
-}
-
-void sgemm_cuda(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_batched(tA, tB, M, N, K, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
-}
 
 /* ========================================================================= */
 /* Layout kernels (one thread per element written)                           */
@@ -314,24 +140,8 @@ __global__ void nchw_to_gemm_kernel(float *dY, const float *dy, int n0, int Nc, 
 }
 
 /* ========================================================================= */
-/* Reductions (bias gradient, depthwise weight gradient)                     */
+/* Bias gradient (a block reduction per output channel)                      */
 /* ========================================================================= */
-
-/* Sum of v over the block, valid in thread 0. blockDim.x: a multiple of 32.
- * Fixed order: lanes fold by halves (shuffles), then warp sums likewise. */
-static __device__ float block_sum(float v) {
-    SHARED(float, warp_sums, 32);
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int off = 16; off > 0; off /= 2) v += __shfl_down_sync(0xffffffffu, v, off);
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    v = 0.0f;
-    if (warp == 0) {
-        v = lane < nwarps ? warp_sums[lane] : 0.0f;
-        for (int off = 16; off > 0; off /= 2) v += __shfl_down_sync(0xffffffffu, v, off);
-    }
-    return v;
-}
 
 /* db[o] = sum over n, p of dy[n, o, p]: one block per output channel; thread
  * t sums elements t, t+blockDim, ... in order, then the block adds up. */
@@ -343,7 +153,7 @@ __global__ void bias_grad_kernel(float *db, const float *dy, int N, int OC, int 
         size_t n = e / OHW, p = e % OHW;
         acc += dy[(n * OC + o) * OHW + p];
     }
-    acc = block_sum(acc);
+    acc = (float)block_sum((double)acc);
     if (threadIdx.x == 0) db[o] = acc;
 }
 
@@ -414,7 +224,7 @@ __global__ void depthwise_backward_dw_kernel(float *dw, const float *dy, const f
         if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
         acc += dy[(n * C + c) * OHW + p] * x[((n * C + c) * H + h) * W + ww];
     }
-    acc = block_sum(acc);
+    acc = (float)block_sum((double)acc);
     if (threadIdx.x == 0) dw[(size_t)c * K * K + tap] = acc;
 }
 
@@ -462,7 +272,7 @@ void conv2d_forward_cuda(float *y, const float *x, const float *w, const float *
         size_t total = (size_t)C * K * K * ncols;
         LAUNCH(im2col_kernel, ceil_div_sz(total, bs), bs, 0, cols, x, n0, cur, C, H, W, K, S, P, OH, OW);
         /* per group g: Y_g [OCg, ncols] = W_g [OCg, CgKK] · cols_g [CgKK, ncols] */
-        gemm_batched(0, 0, OCg, ncols, CgKK, 1.0f, w, CgKK, (long long)OCg * CgKK,
+        gemm_cuda_batched(0, 0, OCg, ncols, CgKK, 1.0f, w, CgKK, (long long)OCg * CgKK,
                      cols, ncols, (long long)CgKK * ncols, 0.0f, Y, ncols, (long long)OCg * ncols, G);
         total = (size_t)cur * OC * OHW;
         LAUNCH(gemm_to_nchw_kernel, ceil_div_sz(total, bs), bs, 0, y, Y, b, n0, cur, OC, OHW);
@@ -497,11 +307,11 @@ void conv2d_backward_cuda(float *dx, float *dw, float *db, const float *dy, cons
         LAUNCH(nchw_to_gemm_kernel, ceil_div_sz(total, bs), bs, 0, dY, dy, n0, cur, OC, OHW);
         /* dW_g [OCg, CgKK] (+)= dY_g [OCg, ncols] · cols_g^T: the batch is in the K loop.
          * The first chunk overwrites dw, later chunks add to it (in chunk order). */
-        gemm_batched(0, 1, OCg, CgKK, ncols, 1.0f, dY, ncols, (long long)OCg * ncols,
+        gemm_cuda_batched(0, 1, OCg, CgKK, ncols, 1.0f, dY, ncols, (long long)OCg * ncols,
                      cols, ncols, (long long)CgKK * ncols, n0 == 0 ? 0.0f : 1.0f, dw, CgKK, (long long)OCg * CgKK, G);
         if (dx) {
             /* dcols_g [CgKK, ncols] = W_g^T · dY_g, written over cols (no longer needed) */
-            gemm_batched(1, 0, CgKK, ncols, OCg, 1.0f, w, CgKK, (long long)OCg * CgKK,
+            gemm_cuda_batched(1, 0, CgKK, ncols, OCg, 1.0f, w, CgKK, (long long)OCg * CgKK,
                          dY, ncols, (long long)OCg * ncols, 0.0f, cols, ncols, (long long)CgKK * ncols, G);
             total = (size_t)cur * C * H * W;
             LAUNCH(col2im_kernel, ceil_div_sz(total, bs), bs, 0, dx, cols, n0, cur, C, H, W, K, S, P, OH, OW);

@@ -14,8 +14,20 @@ void conv2d_forward_cuda(float *y, const float *x, const float *w, const float *
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
 void conv2d_backward_cuda(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+/* kernels/gemm.cu: C = alpha op(A) op(B) + beta C (sgemm_cpu's contract), and
+ * the same for `batch` matrices at strides sA, sB, sC (floats) in one launch. */
 void sgemm_cuda(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
+void gemm_cuda_batched(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
+                       const float *B, int ldb, long long sB, float beta, float *C, int ldc, long long sC, int batch);
+/* The GEMM version knob (tests, benchmarks): 1..gemm_cuda_versions(); 0 = the
+ * default (environment DKD_GEMM_VERSION, else the last version). */
+void gemm_cuda_set_version(int v);
+int gemm_cuda_version(void);
+int gemm_cuda_versions(void);
+/* GFLOP/s of version v on G packed M x N x K products, timed with CUDA events
+ * over `reps` launches (dkd bench --gemm); -1 if the device lacks the memory. */
+double gemm_cuda_gflops(int v, int tA, int tB, int M, int N, int K, int G, int reps);
 void batchnorm_forward_train_cuda(float *y, float *save_mean, float *save_invstd,
                                  float *run_mean, float *run_var, const float *x,
                                  const float *gamma, const float *beta,

@@ -1,8 +1,9 @@
 /* tests/emu_conv.cpp — the CUDA convolution (kernels/conv.cu) under the CPU
  * emulator, against the C reference (kernels/conv.c).
  *
- * For every shape below and every SGEMM version (1 naive, 2 shared-memory
- * tiles, 3 register blocking):
+ * For every shape below and every GEMM version of kernels/gemm.cu (1 naive,
+ * 2 shared-memory tiles, 3 register blocking, 4 float4 loads + double
+ * buffering):
  *   - forward y, backward dx (accumulating onto non-zero values), dw, db match
  *     conv2d_forward_cpu / conv2d_backward_cpu within the tolerance model
  *     |got - ref| <= 1e-5 * max|ref| + 1e-5 * |ref|: the GPU sums in another
@@ -17,34 +18,27 @@
  * Shapes: N=1, odd channels, H=W=1, non-square, groups > 1, depthwise,
  * stride 2, K=1 and K=5, sizes that are not multiples of 16/32/64 and GEMM
  * dimensions above one tile; dx and db NULL.
- * sgemm_cuda itself is checked against sgemm_cpu for all transposes, strides
- * (lda > columns), alpha and beta (beta = 0 must not read C: C starts as NaN).
+ * The GEMM itself (gemm_cuda_batched, every version) is checked against
+ * sgemm_cpu for all transposes, alpha and beta (beta = 0 must not read C: C
+ * starts as NaN), batches, ragged shapes (no dimension a multiple of a tile)
+ * and leading dimensions that allow float4 loads or forbid them.
+ * Every kernel also runs under the emulator's shared-memory race detector
+ * (tests/cuda_emu.h), which stops the test at the first race.
  */
 #include "dkd.h"
 #include "kernels/cuda_common.h"
 #include "kernels/cuda_ops.h"
 #include "test.h"
+#include "emu_test.h"     // defines: schedules, NSCHED, max_abs, the GPU stand-ins
 
-/* The same file also builds against the real CUDA runtime (g++ -I$CUDA/include,
- * linked with the nvcc-compiled kernels and -lcudart) to run on a GPU: there
- * is then one schedule, the hardware's, and repeated runs must still agree. */
-#ifndef DKD_CUDA_EMU
-static inline int emu_set_schedule(const char *) { return 0; }
-static inline const char *emu_schedule(void) { return "(a real GPU)"; }
-static inline long long emu_launch_count(void) { return 0; }
-static inline long long emu_thread_count(void) { return 0; }
-#endif
 
-/* The tuning knobs of kernels/conv.cu (declared there too). */
+/* The tuning knobs of kernels/conv.cu (declared there too); the GEMM's are in kernels/cuda_ops.h. */
 extern "C" {
-void gemm_cuda_set_version(int v);
-int gemm_cuda_version(void);
 void conv_cuda_set_block_size(int n);
 void conv_cuda_set_workspace_cap(size_t floats);
 }
 
-static const char *schedules[] = {"forward", "reverse", "random:1", "random:2"};
-enum { NSCHED = 4, GUARD = 16 };
+enum { GUARD = 16 };
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -70,11 +64,6 @@ static int guard_ok(const float *d, size_t n) {
     cudaCheck(cudaMemcpy(g, d + n, sizeof g, cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < sizeof g; i++) if (g[i] != 0xff) return 0;
     return 1;
-}
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) if (fabs((double)x[i]) > m) m = fabs((double)x[i]);
-    return m;
 }
 /* The tolerance model of this file: atol scales with the tensor's magnitude. */
 static int close_to(const char *name, const float *got, const float *ref, size_t n) {
@@ -160,7 +149,7 @@ static void test_shape(int si) {
     free(ws);
 
     char name[128];
-    for (int v = 1; v <= 3; v++) {
+    for (int v = 1; v <= gemm_cuda_versions(); v++) {
         gemm_cuda_set_version(v);
         Result r[NSCHED];
         int same = 1, guards = 1;
@@ -216,44 +205,75 @@ static void test_shape(int si) {
     free(hx); free(hw); free(hb); free(hdy); free(hdx0);
 }
 
-static void test_sgemm(void) {
-    printf("sgemm_cuda vs sgemm_cpu:\n");
-    const int M = 70, N = 45, K = 37, pad = 3;
-    float *hA = (float *)xmalloc(sizeof(float) * 80 * 80), *hB = (float *)xmalloc(sizeof(float) * 80 * 80);
-    float *hC = (float *)xmalloc(sizeof(float) * M * (N + pad)), *ref = (float *)xmalloc(sizeof(float) * M * (N + pad));
-    float *got = (float *)xmalloc(sizeof(float) * M * (N + pad));
-    test_fill(hA, 80 * 80, 11, 1.0f); test_fill(hB, 80 * 80, 12, 1.0f); test_fill(hC, (size_t)M * (N + pad), 13, 1.0f);
-    float *dA = dev_from(hA, 80 * 80), *dB = dev_from(hB, 80 * 80), *dC = dev_alloc((size_t)M * (N + pad));
-    for (int v = 1; v <= 3; v++) {
-        gemm_cuda_set_version(v);
-        for (int t = 0; t < 8; t++) {
-            int tA = t & 1, tB = (t >> 1) & 1, use_beta = t >> 2;
-            int lda = (tA ? M : K) + pad, ldb = (tB ? K : N) + pad, ldc = N + pad;
-            float alpha = 0.75f, beta = use_beta ? 0.5f : 0.0f;
-            memcpy(ref, hC, sizeof(float) * M * ldc);
-            sgemm_cpu(tA, tB, M, N, K, alpha, hA, lda, hB, ldb, beta, ref, ldc);
-            if (use_beta) cudaCheck(cudaMemcpy(dC, hC, sizeof(float) * M * ldc, cudaMemcpyHostToDevice));
-            else cudaCheck(cudaMemset(dC, 0xff, sizeof(float) * M * ldc));   /* NaN: must not be read */
-            emu_set_schedule(schedules[t % NSCHED]);
-            sgemm_cuda(tA, tB, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
-            to_host(got, dC, (size_t)M * ldc);
-            /* compare the M x N part; the padding columns must be untouched */
-            int pad_ok = 1;
-            for (int i = 0; i < M; i++)
+/* A leading dimension for a stored matrix with `cols` columns: a multiple of
+ * 4 floats (version 4 may use float4 loads) or not (it must fall back). */
+static int lead_dim(int cols, int vec_friendly) {
+    if (vec_friendly) return (cols + 3) / 4 * 4 + 4;
+    int ld = cols + 1;
+    return ld % 4 ? ld : ld + 1;
+}
+
+/* One GEMM case: `batch` products of op(A)[M,K] op(B)[K,N] at strides that
+ * keep (or break) 16-byte alignment, under every version and transpose flag,
+ * against sgemm_cpu matrix by matrix. Checks, per version: within tolerance
+ * of the C GEMM, padding columns of C untouched, beta = 0 never reads C (it
+ * starts as NaN); across versions: the same values (each element is one
+ * thread's sum over k in order, in every version). */
+static void sgemm_case(int M, int N, int K, int batch, int vec_friendly) {
+    printf("  M=%d N=%d K=%d batch=%d, leading dimensions %s\n", M, N, K, batch,
+           vec_friendly ? "multiples of 4 (float4 loads where inside)" : "not multiples of 4 (scalar loads)");
+    for (int t = 0; t < 8; t++) {
+        int tA = t & 1, tB = (t >> 1) & 1, use_beta = t >> 2;
+        int lda = lead_dim(tA ? M : K, vec_friendly), ldb = lead_dim(tB ? K : N, vec_friendly);
+        int ldc = lead_dim(N, vec_friendly);
+        long long sA = (long long)lda * (tA ? K : M), sB = (long long)ldb * (tB ? N : K), sC = (long long)ldc * M;
+        size_t na = (size_t)sA * batch, nb = (size_t)sB * batch, nc = (size_t)sC * batch;
+        float *hA = (float *)xmalloc(na * sizeof(float)), *hB = (float *)xmalloc(nb * sizeof(float));
+        float *hC = (float *)xmalloc(nc * sizeof(float)), *ref = (float *)xmalloc(nc * sizeof(float));
+        float *got = (float *)xmalloc(nc * sizeof(float)), *first = (float *)xmalloc(nc * sizeof(float));
+        test_fill(hA, na, 11 + t, 1.0f); test_fill(hB, nb, 12 + t, 1.0f); test_fill(hC, nc, 13 + t, 1.0f);
+        float alpha = 0.75f, beta = use_beta ? 0.5f : 0.0f;
+        memcpy(ref, hC, nc * sizeof(float));
+        for (int z = 0; z < batch; z++)
+            sgemm_cpu(tA, tB, M, N, K, alpha, hA + z * sA, lda, hB + z * sB, ldb, beta, ref + z * sC, ldc);
+        float *dA = dev_from(hA, na), *dB = dev_from(hB, nb), *dC = dev_alloc(nc);
+        int same = 1;
+        for (int v = 1; v <= gemm_cuda_versions(); v++) {
+            gemm_cuda_set_version(v);
+            if (use_beta) cudaCheck(cudaMemcpy(dC, hC, nc * sizeof(float), cudaMemcpyHostToDevice));
+            else cudaCheck(cudaMemset(dC, 0xff, nc * sizeof(float)));   /* NaN: must not be read */
+            emu_set_schedule(schedules[(t + v) % NSCHED]);
+            gemm_cuda_batched(tA, tB, M, N, K, alpha, dA, lda, sA, dB, ldb, sB, beta, dC, ldc, sC, batch);
+            to_host(got, dC, nc);
+            /* the padding columns j >= N of every row: untouched (NaN or the old C) */
+            int pad_ok = guard_ok(dC, nc);
+            for (size_t r = 0; r < (size_t)batch * M; r++)
                 for (int j = N; j < ldc; j++) {
-                    float want = use_beta ? hC[i * ldc + j] : got[i * ldc + j];
-                    pad_ok &= use_beta ? got[i * ldc + j] == want : isnan(got[i * ldc + j]);
-                    got[i * ldc + j] = ref[i * ldc + j] = 0;
+                    size_t i = r * ldc + j;
+                    pad_ok &= use_beta ? got[i] == hC[i] : isnan(got[i]);
+                    got[i] = ref[i] = 0;
                 }
-            char name[96];
-            snprintf(name, sizeof name, "  v%d tA=%d tB=%d beta=%.1f", v, tA, tB, beta);
-            check_close(name, got, ref, (size_t)M * ldc, 1e-5, 1e-5);
-            check(pad_ok, "  v%d tA=%d tB=%d beta=%.1f: columns beyond N untouched", v, tA, tB, beta);
+            char name[128];
+            snprintf(name, sizeof name, "    v%d tA=%d tB=%d beta=%.1f", v, tA, tB, beta);
+            check_close(name, got, ref, nc, 1e-5, 1e-5);
+            check(pad_ok, "    v%d tA=%d tB=%d beta=%.1f: nothing written outside C's M x N parts", v, tA, tB, beta);
+            if (v == 1) memcpy(first, got, nc * sizeof(float));
+            else for (size_t i = 0; i < nc; i++) same &= got[i] == first[i];
         }
+        check(same, "    tA=%d tB=%d beta=%.1f: versions 1..%d give the same values", tA, tB, beta, gemm_cuda_versions());
+        cudaCheck(cudaFree(dA)); cudaCheck(cudaFree(dB)); cudaCheck(cudaFree(dC));
+        free(hA); free(hB); free(hC); free(ref); free(got); free(first);
     }
     gemm_cuda_set_version(0);
-    cudaCheck(cudaFree(dA)); cudaCheck(cudaFree(dB)); cudaCheck(cudaFree(dC));
-    free(hA); free(hB); free(hC); free(ref); free(got);
+}
+
+static void test_sgemm(void) {
+    printf("gemm_cuda_batched (kernels/gemm.cu, every version) vs sgemm_cpu:\n");
+    sgemm_case(1, 1, 1, 1, 1);          /* the smallest */
+    sgemm_case(70, 45, 37, 1, 0);       /* ragged in every dimension, scalar loads */
+    sgemm_case(64, 64, 16, 1, 1);       /* exactly one tile of versions 3 and 4 */
+    sgemm_case(67, 130, 45, 2, 1);      /* float4 where inside, scalar at the ragged edges; batched */
+    sgemm_case(5, 33, 130, 3, 0);       /* small M (a conv's output channels), long K; batched */
 }
 
 int main(void) {
@@ -262,5 +282,6 @@ int main(void) {
     for (int s = 0; s < NSHAPES; s++) test_shape(s);
     printf("emu_conv: %lld kernel launches, %lld emulated threads, %.1f s\n", emu_launch_count(), emu_thread_count(),
            now_seconds() - t0);
+    check_race_free("emu_conv");
     return test_summary();
 }
