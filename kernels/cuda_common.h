@@ -15,11 +15,17 @@
  *
  *   SHARED(type, name, count)
  *       declares a block-shared array:  nvcc: __shared__ type name[count];
- *       emulator: one array per block, filled with NaN (or 0x7f bytes) at every
- *       block start, so a kernel that reads shared memory before writing it
- *       fails loudly instead of passing by luck.
+ *       emulator: one array per block, every byte 0xff at each block start
+ *       (a float or double NaN, an int -1), so a kernel that reads shared
+ *       memory before writing it fails loudly instead of passing by luck; and
+ *       every load and store goes through the emulator's race detector (two
+ *       threads touching one word between barriers, one of them writing).
  *   EXTERN_SHARED(type, name)
  *       the dynamically sized shared array (size = LAUNCH's smem_bytes).
+ *   SHARED_PTR(type)
+ *       the type of a pointer into a shared array, for a helper function's
+ *       parameter (nvcc: type *; emulator: the watched pointer type). Use
+ *       shared arrays through [] and + only: never take &a[i] or cast them.
  *
  *   cudaCheck(call)   every CUDA runtime call goes through it: on error it
  *                     prints the call, file:line and the CUDA message, exits.
@@ -71,13 +77,15 @@ static inline void launch_check(const char *kernel, const char *file, int line) 
 /* tests/cuda_emu.h provides emu_launch() and emu_shared(). */
 #define LAUNCH(kernel, grid, block, smem, ...) \
     emu_launch(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), (size_t)(smem), [=]() { kernel(__VA_ARGS__); })
-#define SHARED(type, name, count) type *name = (type *)emu_shared(sizeof(type) * (size_t)(count), #name)
-#define EXTERN_SHARED(type, name) type *name = (type *)emu_dynamic_shared()
+#define SHARED(type, name, count) emu::SharedPtr<type> name = {(type *)emu_shared(sizeof(type) * (size_t)(count), #name)}
+#define EXTERN_SHARED(type, name) emu::SharedPtr<type> name = {(type *)emu_dynamic_shared()}
+#define SHARED_PTR(type) emu::SharedPtr<type>
 #else
 #define LAUNCH(kernel, grid, block, smem, ...) \
     do { kernel<<<(grid), (block), (smem)>>>(__VA_ARGS__); launch_check(#kernel, __FILE__, __LINE__); } while (0)
 #define SHARED(type, name, count) __shared__ type name[count]
 #define EXTERN_SHARED(type, name) extern __shared__ type name[]
+#define SHARED_PTR(type) type *
 #endif
 
 #endif /* DKD_CUDA_COMMON_H */

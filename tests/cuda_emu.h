@@ -49,9 +49,16 @@
  *     and thread before the process dies (a fiber stack overflow too: every
  *     stack has a guard page; raise DKD_EMU_STACK_KB if a kernel needs more).
  *
+ *   - shared-memory races: every access to a SHARED array is recorded, and
+ *     two threads touching one word in the same barrier interval, one of
+ *     them writing, is reported even when every schedule happens to give the
+ *     same result (part 2b; DKD_EMU_RACECHECK=0 turns it off);
+ *
  * What it does NOT model: timing and performance (it is about a million times
  * slower than a GPU: test small shapes), the memory model between threads
- * that are not separated by a barrier (all memory is coherent here), host
+ * that are not separated by a barrier (all memory is coherent here; races on
+ * SHARED memory are reported by the detector of part 2b, races on global
+ * memory only show when the schedules change a result), host
  * pointers passed to kernels (they work here and crash on a GPU), fused
  * multiply-add (nvcc contracts a*b+c into one rounding; g++ with -std=c++17
  * does not, so GPU results may differ in the last bits), several streams
@@ -63,14 +70,15 @@
  * (and that is emulated); two different shared arrays used by one kernel must
  * have different names.
  *
- * Other knobs: DKD_EMU_TRACE=1 prints every launch; DKD_EMU_STACK_KB=n sets the
+ * Other knobs: DKD_EMU_RACECHECK=0 turns the race detector off; DKD_EMU_TRACE=1 prints every launch; DKD_EMU_STACK_KB=n sets the
  * fiber stack size (default 64); DKD_EMU_UCONTEXT=1 switches fibers with
  * glibc's swapcontext even on x86-64 (see "Switching between fibers").
  *
- * The file has five parts: 1. keywords and types, 2. the runtime API (memory,
- * errors, devices, streams, events), 3. the scheduler (fibers, barriers, warp
+ * The file has six parts: 1. keywords and types, 2. the runtime API (memory,
+ * errors, devices, streams, events), 2b. the shared-memory race detector,
+ * 3. the scheduler (fibers, barriers, warp
  * operations, launches), 4. intrinsics (shuffles, atomics, fast math),
- * 5. test helpers (emu_set_schedule, emu_launch_count).
+ * 5. test helpers (emu_set_schedule, emu_set_racecheck, emu_launch_count).
  */
 #ifndef DKD_CUDA_EMU_H
 #define DKD_CUDA_EMU_H
@@ -226,6 +234,12 @@ struct State {
     long long launches = 0, threads = 0, switches = 0;
     int trace = -1;
     char *altstack = nullptr;
+    /* the shared-memory race detector (part 3b) */
+    int racecheck = -1;              /* RACE_OFF, RACE_FATAL, RACE_COUNT (-1: not read from the environment yet) */
+    long long races = 0;             /* races reported so far */
+    uint32_t interval = 0;           /* barrier interval: +1 at every block start and every __syncthreads */
+    uint32_t (*clock)[32] = nullptr; /* [MAX_THREADS][32]: thread t's view of its warp's lane clocks */
+    struct Shadow *shadow = nullptr; /* [SHARED_ARENA / 4]: last accesses of each 4-byte word */
 };
 inline State g;
 
@@ -383,6 +397,165 @@ inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSucces
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = 0) { e->t = emu_now(); return cudaSuccess; }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
 inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)((b->t - a->t) * 1e3); return cudaSuccess; }
+
+namespace emu {
+
+/* ========================================================================= */
+/* 2b. The shared-memory race detector                                       */
+/* ========================================================================= */
+/* Different schedules catch a race only when it changes a result; many races
+ * do not (two threads write the same value, or the reader happens to run
+ * after the writer under every order tried). So every SHARED access is also
+ * recorded, like compute-sanitizer's racecheck does on a GPU:
+ *
+ *   - Time inside a block is cut into barrier INTERVALS: a new one starts at
+ *     the block's start and whenever a __syncthreads completes. Accesses in
+ *     different intervals are ordered by the barrier between them.
+ *   - Inside one interval only __syncwarp orders threads, and only the lanes
+ *     it names. That is tracked with vector clocks: each thread counts its own
+ *     __syncwarp calls (its clock) and remembers the latest clock of each lane
+ *     of its warp it has synchronised with; a __syncwarp merges the
+ *     participants' views. Access a (thread A, A's clock then) is ordered
+ *     before thread B's access now when B's view of A's clock has reached it.
+ *     (Shuffles exchange registers, not memory: they do not order accesses.)
+ *   - For every 4-byte word of shared memory the detector keeps the last
+ *     write (interval, thread, clock) and the last read, plus a flag "read by
+ *     several threads in this interval". A read after another thread's
+ *     unordered write, and a write after another thread's unordered read or
+ *     write, is a RACE: it is reported with the array, the element, the kernel,
+ *     block and both threads. (A write after reads by several threads is
+ *     reported unless the last reader was the writer itself and no other
+ *     thread read: the detector keeps one reader, so it stays on the safe side.)
+ *
+ * By default a race stops the program like every other error found here;
+ * DKD_EMU_RACECHECK=0 turns the detector off, and emu_set_racecheck(RACE_COUNT)
+ * lets a test count races (emu_race_count) instead of stopping. Only SHARED
+ * and EXTERN_SHARED arrays are watched: they are reached through the
+ * SharedPtr / SharedRef types below (kernels/cuda_common.h declares them that
+ * way under the emulator), which call race_access on every load and store. */
+enum { RACE_OFF = 0, RACE_FATAL = 1, RACE_COUNT = 2 };
+struct Shadow {
+    uint32_t w_interval, r_interval;   /* interval of the last write / read (0: none yet) */
+    uint32_t w_clock, r_clock;         /* that thread's clock at the access */
+    uint16_t w_thread, r_thread;       /* which thread (linear index in the block) */
+    uint8_t r_many;                    /* read by more than one thread in r_interval */
+};
+
+inline int racecheck_mode(void) {
+    if (g.racecheck < 0) { const char *e = getenv("DKD_EMU_RACECHECK"); g.racecheck = (e && e[0] == '0') ? RACE_OFF : RACE_FATAL; }
+    return g.racecheck;
+}
+
+/* A new barrier interval: every thread's clock view restarts (own clock 1). */
+inline void race_new_interval(void) {
+    if (racecheck_mode() == RACE_OFF) return;
+    if (!g.clock) {
+        g.clock = new uint32_t[MAX_THREADS][32];
+        g.shadow = new Shadow[SHARED_ARENA / 4]();
+    }
+    if (++g.interval == 0) {   /* wrapped after 4 billion barriers: forget everything */
+        memset(g.shadow, 0, sizeof(Shadow) * (SHARED_ARENA / 4));
+        g.interval = 1;
+    }
+    for (int t = 0; t < g.T; t++) {
+        memset(g.clock[t], 0, sizeof g.clock[t]);
+        g.clock[t][t % 32] = 1;
+    }
+}
+
+/* A completed __syncwarp(mask) of warp `base`: merge the participants' views, tick their clocks. */
+inline void race_syncwarp(int base, unsigned mask) {
+    if (racecheck_mode() == RACE_OFF || !g.clock) return;
+    uint32_t joined[32] = {0};
+    for (int j = 0; j < 32; j++)
+        if ((mask >> j) & 1u)
+            for (int l = 0; l < 32; l++) if (g.clock[base + j][l] > joined[l]) joined[l] = g.clock[base + j][l];
+    for (int j = 0; j < 32; j++)
+        if ((mask >> j) & 1u) {
+            memcpy(g.clock[base + j], joined, sizeof joined);
+            g.clock[base + j][j]++;
+        }
+}
+
+/* Was thread a's access at clock c (in the current interval) ordered before thread u's now? */
+inline bool race_ordered(int a, uint32_t c, int u) {
+    return a == u || ((a / 32 == u / 32) && g.clock[u][a % 32] >= c);
+}
+
+/* "array[index]" of the shared word at byte offset off. */
+inline void race_where(char *buf, size_t n, size_t off) {
+    for (const SharedArray &a : g.shared)
+        if (off >= a.off && off < a.off + a.bytes) { snprintf(buf, n, "SHARED array '%s', byte %zu", a.name, off - a.off); return; }
+    if (off < g.dyn_bytes) { snprintf(buf, n, "EXTERN_SHARED memory, byte %zu", off); return; }
+    snprintf(buf, n, "shared memory byte %zu", off);
+}
+
+inline void race_report(size_t off, const char *kind, int other, int u) {
+    g.races++;
+    if (racecheck_mode() == RACE_COUNT && g.races > 5) return;   /* counted, not printed */
+    char where[160];
+    race_where(where, sizeof where, off);
+    const Thread &o = g.th[other];
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "shared-memory race on %s: %s by thread (%u,%u,%u) and thread (%u,%u,%u) in the same barrier interval.\n"
+             "  hint: a __syncthreads() (or __syncwarp() within a warp) is missing between the two accesses",
+             where, kind, g.th[u].tid.x, g.th[u].tid.y, g.th[u].tid.z, o.tid.x, o.tid.y, o.tid.z);
+    if (racecheck_mode() == RACE_FATAL) fail("%s", msg);
+    fflush(stdout);
+    fprintf(stderr, "cuda_emu: race in kernel %s (launched at %s:%d), block (%u,%u,%u):\n  %s\n", g.kname, g.kfile,
+            g.kline, blockIdx.x, blockIdx.y, blockIdx.z, msg);
+}
+
+/* The running thread reads (write = 0) or writes n bytes of shared memory at p. */
+inline void race_access(const void *p, size_t n, int write) {
+    if (racecheck_mode() == RACE_OFF) return;
+    if (!g.cur || !g.in_launch) fail("shared memory accessed outside a kernel");
+    int u = (int)(g.cur - g.th);
+    uint32_t now = g.interval, clk = g.clock[u][u % 32];
+    size_t off0 = (size_t)((const char *)p - g.shared_mem);
+    for (size_t off = off0 & ~(size_t)3; off < off0 + n; off += 4) {
+        Shadow &s = g.shadow[off / 4];
+        if (s.w_interval == now && !race_ordered(s.w_thread, s.w_clock, u))
+            race_report(off, write ? "a write after a write" : "a read after a write", s.w_thread, u);
+        if (write) {
+            if (s.r_interval == now) {
+                if (!race_ordered(s.r_thread, s.r_clock, u)) race_report(off, "a write after a read", s.r_thread, u);
+                else if (s.r_many) race_report(off, "a write after reads by several threads", s.r_thread, u);
+            }
+            s.w_interval = now; s.w_thread = (uint16_t)u; s.w_clock = clk;
+        } else {
+            if (s.r_interval == now && s.r_thread != u) s.r_many = 1;
+            else if (s.r_interval != now) s.r_many = 0;
+            s.r_interval = now; s.r_thread = (uint16_t)u; s.r_clock = clk;
+        }
+    }
+}
+
+/* What a SHARED array is under the emulator: a pointer whose elements are
+ * SharedRefs, so that every load and store is seen by race_access. Kernels
+ * use it like a plain array or pointer (a[i], *p, p + i); a helper that
+ * receives one declares its parameter as SHARED_PTR(type). */
+template <class T> struct SharedRef {
+    T *p;
+    operator T() const { race_access(p, sizeof(T), 0); return *p; }
+    SharedRef &operator=(const T &v) { race_access(p, sizeof(T), 1); *p = v; return *this; }
+    SharedRef &operator=(const SharedRef &o) { return *this = (T)o; }
+    SharedRef &operator+=(const T &v) { T x = *this; return *this = x + v; }
+    SharedRef &operator-=(const T &v) { T x = *this; return *this = x - v; }
+    SharedRef &operator*=(const T &v) { T x = *this; return *this = x * v; }
+    SharedRef &operator/=(const T &v) { T x = *this; return *this = x / v; }
+};
+template <class T> struct SharedPtr {
+    T *p;
+    SharedRef<T> operator[](long long i) const { return SharedRef<T>{p + i}; }
+    SharedRef<T> operator*() const { return SharedRef<T>{p}; }
+    SharedPtr operator+(long long i) const { return SharedPtr{p + i}; }
+    SharedPtr operator-(long long i) const { return SharedPtr{p - i}; }
+    bool operator!() const { return !p; }
+};
+
+} // namespace emu
 
 /* ========================================================================= */
 /* 3. The scheduler                                                          */
@@ -708,6 +881,7 @@ inline void complete_warp_op(int t) {
     }
     for (int j = 0; j < 32; j++)
         if ((m >> j) & 1u) { g.th[base + j].result = res[j]; g.th[base + j].state = READY; }
+    if (f.op == W_SYNCWARP) race_syncwarp(base, m);
 }
 
 /* Run one block: rounds of "every runnable fiber runs until it parks", then
@@ -716,6 +890,7 @@ inline void run_block(void) {
     int T = g.T;
     /* fresh shared memory for this block: dynamic part first, NaN-filled */
     g.shared.clear();
+    race_new_interval();
     g.static_bytes = 0;
     g.shared_used = (g.dyn_bytes + 15) & ~(size_t)15;
     if (g.dyn_bytes) memset(g.shared_mem, 0xff, g.dyn_bytes);
@@ -767,6 +942,7 @@ inline void run_block(void) {
             uint64_t count = 0;
             for (int t = 0; t < T; t++) count += g.th[t].val != 0;
             for (int t = 0; t < T; t++) { g.th[t].result = count; g.th[t].state = READY; }
+            race_new_interval();   /* every access before the barrier is ordered before every access after it */
             continue;
         }
         if (g.n_free != g.n_fibers) fail("emulator: %d fibers not returned (internal error)", g.n_fibers - g.n_free);
@@ -1011,6 +1187,12 @@ inline const char *emu_schedule(void) { emu::init_schedule(); return emu::g.sche
 /* 1: switch fibers with ucontext (portable, slower); 0: the fast x86-64
  * switch where there is one. Call between launches. */
 inline void emu_use_ucontext(int on) { emu::g.fast = on ? 0 : EMU_HAVE_FAST_SWITCH; }
+/* The race detector (part 2b): emu::RACE_OFF, RACE_FATAL (the default) or
+ * RACE_COUNT (report, count, go on); returns the previous mode. */
+inline int emu_set_racecheck(int mode) { int old = emu::racecheck_mode(); emu::g.racecheck = mode; return old; }
+inline int emu_racecheck(void) { return emu::racecheck_mode(); }
+/* Races reported so far (in RACE_COUNT mode; a fatal one ends the program). */
+inline long long emu_race_count(void) { return emu::g.races; }
 /* Kernels launched and threads run so far (to report the cost of a test). */
 inline long long emu_launch_count(void) { return emu::g.launches; }
 inline long long emu_thread_count(void) { return emu::g.threads; }

@@ -11,7 +11,12 @@
  *     before written (NaN), device memory never written (NaN), an early return
  *     before a barrier, a full-mask shuffle in a half warp, lanes at different
  *     warp operations, launches over the limits, a segfault in a kernel and a
- *     fiber stack overflow (reported with kernel, block and thread). The
+ *     fiber stack overflow (reported with kernel, block and thread);
+ *   - the shared-memory race detector reports races whose results agree under
+ *     every schedule (one word stored by every thread; a __syncwarp where a
+ *     __syncthreads is needed; a write after another thread's read), stays
+ *     silent where __syncthreads or (inside a warp) __syncwarp orders the
+ *     accesses, and stops the program by default. The
  *     fatal ones run in a forked child: the test asserts a non-zero exit and
  *     the message.
  * The scheduler tests run twice: with the fast x86-64 fiber switch and with
@@ -20,12 +25,11 @@
 #include "dkd.h"
 #include "kernels/cuda_common.h"
 #include "test.h"
+#include "emu_test.h"     // defines: schedules, NSCHED
 
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *schedules[] = {"forward", "reverse", "random:1", "random:2"};
-enum { NSCHED = 4 };
 
 /* ------------------------------------------------------------------ kernels */
 
@@ -55,6 +59,34 @@ __global__ void rotate_kernel(float *y, const float *x, int with_sync) {
     buf[t] = x[blockIdx.x * T + t];
     if (with_sync) __syncthreads();
     y[blockIdx.x * T + t] = buf[(t + 1) % T];
+}
+
+/* Races whose results agree under every schedule (the race detector's job):
+ * every thread stores the same value in one word and reads it back, no barrier. */
+__global__ void same_value_kernel(float *y) {
+    SHARED(float, flag, 1);
+    flag[0] = 7.0f;
+    y[blockIdx.x * blockDim.x + threadIdx.x] = flag[0];
+}
+/* y[t] = x[t+1] through shared memory with only a __syncwarp between the
+ * store and the load: right for lanes inside a warp, a race at the last lane
+ * of each warp, which reads the next warp's word. cross = 0 reads the
+ * partner t^1 instead, which is in the same warp: no race. */
+__global__ void warp_sync_kernel(float *y, const float *x, int cross) {
+    SHARED(float, wbuf, 1024);
+    int t = threadIdx.x, T = blockDim.x;
+    wbuf[t] = x[t];
+    __syncwarp();
+    y[t] = wbuf[cross ? (t + 1) % T : t ^ 1];
+}
+/* A read, then (no barrier) another thread overwrites the word: write after read. */
+__global__ void write_after_read_kernel(float *y) {
+    SHARED(float, war, 64);
+    int t = threadIdx.x;
+    war[t] = (float)t;
+    __syncthreads();
+    y[t] = war[(t + 1) % 64];
+    war[t] = 0.0f;
 }
 
 /* Reads shared memory nobody wrote. */
@@ -254,6 +286,8 @@ static void test_missing_sync(void) {
     float *dx = to_dev(hx, (size_t)B * T), *dy;
     cudaCheck(cudaMalloc(&dy, sizeof(float) * B * T));
     float got[NSCHED][512];
+    int old_mode = emu_set_racecheck(emu::RACE_COUNT);   /* here the schedules must catch it on their own */
+    long long races0 = emu_race_count();
     for (int with = 1; with >= 0; with--) {
         int all_right = 1, all_same = 1;
         for (int s = 0; s < NSCHED; s++) {
@@ -267,7 +301,70 @@ static void test_missing_sync(void) {
         else check(!all_right && !all_same, "without the barrier: caught (results %s the reference, %s across schedules)",
                    all_right ? "MATCH" : "differ from", all_same ? "SAME" : "differ");
     }
+    emu_set_racecheck(old_mode);
+    emu::g.races = races0;   /* the races of the barrier-free run were wanted */
     cudaCheck(cudaFree(dx)); cudaCheck(cudaFree(dy));
+}
+
+/* Runs kernel `launch` under every schedule in RACE_COUNT mode: the races
+ * reported and whether all schedules gave the same bits. */
+static long long races_of(void (*launch)(float *), float *dy, size_t n, int *all_same) {
+    static float got[NSCHED][1024];
+    long long before = emu_race_count();
+    int old = emu_set_racecheck(emu::RACE_COUNT);
+    *all_same = 1;
+    for (int s = 0; s < NSCHED; s++) {
+        emu_set_schedule(schedules[s]);
+        launch(dy);
+        cudaCheck(cudaMemcpy(got[s], dy, n * sizeof(float), cudaMemcpyDeviceToHost));
+        if (s) *all_same &= memcmp(got[s], got[0], n * sizeof(float)) == 0;
+    }
+    emu_set_racecheck(old);
+    long long r = emu_race_count() - before;
+    emu::g.races = before;   /* these races were wanted: do not leave them for check_race_free */
+    return r;
+}
+static float *g_x64;
+static void launch_same_value(float *dy) { LAUNCH(same_value_kernel, 2, 64, 0, dy); }
+static void launch_cross_warp(float *dy) { LAUNCH(warp_sync_kernel, 1, 64, 0, dy, g_x64, 1); }
+static void launch_in_warp(float *dy) { LAUNCH(warp_sync_kernel, 1, 64, 0, dy, g_x64, 0); }
+static void launch_war(float *dy) { LAUNCH(write_after_read_kernel, 1, 64, 0, dy); }
+static void launch_rotate_nosync(float *dy) { LAUNCH(rotate_kernel, 1, 64, 0, dy, g_x64, 0); }
+static void launch_rotate_sync(float *dy) { LAUNCH(rotate_kernel, 1, 64, 0, dy, g_x64, 1); }
+static void launch_block_sum(float *dy) { LAUNCH(block_sum_kernel, 2, 96, 0, dy, g_x64, 32); }
+static void child_race_fatal(void) {
+    float *y; cudaCheck(cudaMalloc(&y, 64 * sizeof(float)));
+    emu_set_racecheck(emu::RACE_FATAL);
+    LAUNCH(same_value_kernel, 1, 64, 0, y);
+}
+
+static void test_race_detector(void) {
+    printf("shared-memory race detector:\n");
+    float hx[64];
+    for (int i = 0; i < 64; i++) hx[i] = (float)(i * 3 + 1);
+    g_x64 = to_dev(hx, 64);
+    float *dy;
+    cudaCheck(cudaMalloc(&dy, 128 * sizeof(float)));
+    int same;
+    long long r = races_of(launch_same_value, dy, 128, &same);
+    check(same && r > 0, "one word stored and loaded by every thread, no barrier: results %s under every schedule, "
+          "%lld races reported", same ? "the same" : "DIFFER", r);
+    r = races_of(launch_cross_warp, dy, 64, &same);
+    check(same && r > 0, "__syncwarp only, reading the next warp's word: results %s, %lld races reported",
+          same ? "the same" : "DIFFER", r);
+    r = races_of(launch_in_warp, dy, 64, &same);
+    check(same && r == 0, "__syncwarp, reading a word of the same warp: %lld races (none: __syncwarp orders a warp)", r);
+    r = races_of(launch_war, dy, 64, &same);
+    check(r > 0, "a word read, then overwritten by another thread without a barrier: %lld races reported", r);
+    r = races_of(launch_rotate_nosync, dy, 64, &same);
+    check(r > 0, "the rotation without its __syncthreads: %lld races reported", r);
+    r = races_of(launch_rotate_sync, dy, 64, &same);
+    check(same && r == 0, "the rotation with its __syncthreads: %lld races", r);
+    r = races_of(launch_block_sum, dy, 2, &same);
+    check(same && r == 0, "the shared-memory block reduction: %lld races", r);
+    cudaCheck(cudaFree(dy)); cudaCheck(cudaFree(g_x64));
+    emu_set_schedule("forward");
+    expect_fatal("a race stops the program by default", child_race_fatal, "shared-memory race on SHARED array 'flag'");
 }
 
 static void test_uninitialised(void) {
@@ -393,6 +490,7 @@ int main(void) {
         test_warp_ops();
     }
     emu_use_ucontext(0);
+    test_race_detector();
     test_uninitialised();
     test_indices_atomics();
     test_runtime_api();
@@ -409,5 +507,6 @@ int main(void) {
     expect_fatal("grid y of 70000", child_grid_y, "grid (1 x 70000 x 1)");
     expect_fatal("64 KiB of dynamic shared memory", child_smem, "dynamic shared memory");
     printf("emulator: %lld launches, %lld threads in this test\n", emu_launch_count(), emu_thread_count());
+    check_race_free("emu_emulator");
     return test_summary();
 }

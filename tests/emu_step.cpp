@@ -59,25 +59,12 @@
 #include "dkd.h"
 #include "kernels/cuda_common.h"
 #include "test.h"
+#include "emu_test.h"     // defines: schedules, NSCHED, max_abs, the GPU stand-ins
 
-/* The same file also builds against the real CUDA runtime (g++ -I$CUDA/include,
- * linked with the nvcc-compiled kernels and -lcudart) to run on a GPU: there
- * is then one schedule, the hardware's, and repeated runs must still agree. */
-#ifndef DKD_CUDA_EMU
-static inline int emu_set_schedule(const char *) { return 0; }
-static inline const char *emu_schedule(void) { return "(a real GPU)"; }
-static inline long long emu_launch_count(void) { return 0; }
-static inline long long emu_thread_count(void) { return 0; }
-#endif
 
 static const double TOL_SCALE = 3e-4, TOL_GLOBAL = 1e-5, TOL_REL = 1e-4;
 enum { B = 3, NDATA = 7, NC = 100 };
 
-static double max_abs(const float *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) if (fabs((double)x[i]) > m) m = fabs((double)x[i]);
-    return m;
-}
 
 /* The tolerance model above. verbose: 1 always report, 0 report failures, -1 silent.
  * Returns 1 if within tolerance; *used gets the largest |err| / tolerance
@@ -335,5 +322,6 @@ int main(void) {
     run_pair("MobileNetV2", "vgg8", 2);
     printf("emu_step: %lld kernel launches, %lld emulated threads, %.1f s\n", emu_launch_count(), emu_thread_count(),
            now_seconds() - t0);
+    check_race_free("emu_step");
     return test_summary();
 }
