@@ -1,5 +1,5 @@
 /* kernels/batchnorm.cu — 2-D batch normalisation on the GPU (reference:
- * kernels/batchnorm.c; PyTorch semantics, SPEC §2.8).
+ * kernels/batchnorm.c; PyTorch semantics, derived step by step in docs/batchnorm.md).
  *
  * What it computes, per channel c over its n = N*HW values (x, y [N,C,HW]):
  *   train     mean = sum x / n,  var = sum (x-mean)^2 / n   (biased: used to normalise)
@@ -25,11 +25,10 @@
  *   flat positions e = t, t+T, t+2T... of the channel (e -> n = e/HW,
  *   hw = e%HW), so a warp reads 32 neighbouring floats of a run: coalesced.
  *   Each thread keeps DOUBLE partial sums (float partials over 65536 values
- *   lose digits); the block combines them with a fixed-shape tree: a
- *   butterfly of warp shuffles inside each warp, the warp totals through
- *   shared memory, and the same butterfly in warp 0. Same block size, same
- *   tree, same rounding: the result never depends on thread timing, and no
- *   atomics are needed because one block owns the channel.
+ *   lose digits); the block combines them with block_sum (kernels/reduce.cuh:
+ *   a fixed-shape tree of warp butterflies, the total in every thread). Same
+ *   block size, same tree, same rounding: the result never depends on thread
+ *   timing, and no atomics are needed because one block owns the channel.
  *   The forward makes three passes over the channel (sum -> mean, then
  *   sum (x-mean)^2 -> var: the two-pass variance, no cancellation; then y),
  *   the backward two (the two sums, then dx). The second and third passes
@@ -42,31 +41,12 @@
  */
 #include "kernels/cuda_common.h"   // defines: LAUNCH, SHARED, ceil_div_sz
 #include "kernels/cuda_ops.h"      // defines: the _cuda declarations
+#include "kernels/reduce.cuh"      // defines: block_sum (double, the total in every thread)
 
 /* Tuning knob: threads per block of the per-channel kernels (multiple of 32, <= 1024). */
 extern "C" { int batchnorm_cuda_threads = 256; }
 
 enum { BN_EVAL_THREADS = 256 };
-
-/* Sum of v over the block, returned to EVERY thread. Fixed shape: butterfly
- * (xor) shuffles in each warp — every lane ends with the same bits, since
- * a+b == b+a exactly —, warp totals in shared memory, butterfly in warp 0.
- * blockDim.x must be a multiple of 32. Two barriers: the second also makes
- * bn_partials safe to reuse by the next call. */
-__device__ static double block_sum(double v) {
-    SHARED(double, bn_partials, 33);
-    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0) bn_partials[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < nwarps ? bn_partials[lane] : 0.0;
-        for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-        if (lane == 0) bn_partials[32] = v;
-    }
-    __syncthreads();
-    return bn_partials[32];
-}
 
 /* Flat position e of channel c -> index into x [N,C,HW]. */
 __device__ static inline size_t chan_index(int e, int c, int C, int HW) {

@@ -1,5 +1,6 @@
 /* kernels/loss.c — cross-entropy, KD and decoupled KD (DKD) losses with their gradients
- * with respect to the student logits, on the CPU (SPEC §3).
+ * with respect to the student logits, on the CPU. The derivation of every formula
+ * below, step by step: docs/dkd_loss.md.
  *
  *   z [B,NC] student logits, v [B,NC] teacher logits (a constant), y [B] labels
  *   dz [B,NC] = dL/dz of the TOTAL loss L (=, every element written)
@@ -21,7 +22,7 @@
  *   KD   L = (λ/B) Σ CE_b + kd_weight·(T²/B) Σ KL_b
  *   DKD  L = (λ/B) Σ CE_b + w·(T²/B) Σ (α·TCKD_b + β·NCKD_b)
  *
- * Gradients (SPEC §3.5; derivatives with respect to z/T, times 1/T for the chain rule,
+ * Gradients (docs/dkd_loss.md §4-6; derivatives with respect to z/T, times 1/T for the chain rule,
  * so T²·(1/T) leaves a factor T):
  *   dCE_b/dz_j    = P_j - [j=y]
  *   dKL_b/dz_j    = (p_j - q_j) / T
@@ -34,7 +35,7 @@
  *   g_j = (λ/B)P_j + (w·T/B)(β(p̂_j - q̂_j) - α(p_t - q_t)p̂_j)            (j ≠ y)
  * Every row of g sums to 0 (each term is invariant to adding a constant to the row).
  *
- * Numerics (SPEC §3.6-3.7): everything is in log space, in double. log p_nt is NOT
+ * Numerics (docs/dkd_loss.md §7): everything is in log space, in double. log p_nt is NOT
  * log(1 - p_t) (which has no correct digits once p_t is within 6e-8 of 1 in float)
  * but a log-sum-exp over the non-target classes:
  *   L_n = logsumexp_{j≠y}(s_j),  L = logaddexp(s_y, L_n),
@@ -45,6 +46,7 @@
  * Rows are independent: the loop over rows is the only loop, in order.
  */
 #include "dkd.h"
+#include "loss.h"     // defines: LOSS_TERMS, ROW_*, loss_scales (shared with loss.cu)
 
 #include <math.h>
 #include <string.h>
@@ -84,64 +86,83 @@ static int bad_label(float *dz_row, float *row3, int label, int NC) {
 
 enum { MAX_NC = 4096 };   /* row buffers on the stack; the models have NC = 100 */
 
+/* One row of a loss: the three scalings of its logits (a = z, s = z/T, u = v/T)
+ * and where its outputs go. row_begin fills them for row b (s and u only when
+ * the teacher's v is given) and returns 0 when the label is outside [0, NC):
+ * the row is then already written (NaN terms, zero gradient) and is skipped. */
+typedef struct {
+    double *a, *s, *u;   /* [NC] buffers of the caller */
+    float *g;            /* the row of dz, or NULL */
+    float *out;          /* the row's LOSS_TERMS terms */
+    int t;               /* the label */
+} Row;
+
+static int row_begin(Row *r, int b, float *dz, float *rows, const float *z, const float *v, const int *y, int NC,
+                     double T) {
+    const float *zr = z + (size_t)b * NC;
+    r->g = dz ? dz + (size_t)b * NC : NULL;
+    r->out = rows + (size_t)b * LOSS_TERMS;
+    r->t = y[b];
+    if (bad_label(r->g, r->out, r->t, NC)) return 0;
+    scaled_row(r->a, zr, NC, 1.0);
+    if (v) {
+        scaled_row(r->s, zr, NC, T);
+        scaled_row(r->u, v + (size_t)b * NC, NC, T);
+    }
+    return 1;
+}
+
 void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p) {
     double a[MAX_NC];
     if (NC > MAX_NC) dkd_die("ce_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
+    LossScales sc = loss_scales(LOSS_CE, p, B);
+    Row r = {a, NULL, NULL, NULL, NULL, 0};
     for (int b = 0; b < B; b++) {
-        const float *zr = z + (size_t)b * NC;
-        float *g = dz ? dz + (size_t)b * NC : NULL;
-        if (bad_label(g, rows + b * 3, y[b], NC)) continue;
-        scaled_row(a, zr, NC, 1.0);
+        if (!row_begin(&r, b, dz, rows, z, NULL, y, NC, 1.0)) continue;
+        float *g = r.g, *row = r.out;
+        int t = r.t;
         double L = logsumexp(a, NC, -1);
-        rows[b * 3 + 0] = (float)(L - a[y[b]]);
-        rows[b * 3 + 1] = rows[b * 3 + 2] = 0.0f;
+        row[ROW_CE] = (float)(L - a[t]);
+        row[ROW_KD1] = row[ROW_KD2] = 0.0f;
         if (g)
             for (int j = 0; j < NC; j++)
-                g[j] = (float)((double)p.ce_weight / B * (exp(a[j] - L) - (j == y[b])));
+                g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)));
     }
 }
 
 void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
     double a[MAX_NC], s[MAX_NC], u[MAX_NC];
     if (NC > MAX_NC) dkd_die("kd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
-    double T = p.T;
+    LossScales sc = loss_scales(LOSS_KD, p, B);
+    Row r = {a, s, u, NULL, NULL, 0};
     for (int b = 0; b < B; b++) {
-        const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
-        float *g = dz ? dz + (size_t)b * NC : NULL;
-        int t = y[b];
-        if (bad_label(g, rows + b * 3, t, NC)) continue;
-        scaled_row(a, zr, NC, 1.0);
-        scaled_row(s, zr, NC, T);
-        scaled_row(u, vr, NC, T);
+        if (!row_begin(&r, b, dz, rows, z, v, y, NC, p.T)) continue;
+        float *g = r.g, *row = r.out;
+        int t = r.t;
         double L = logsumexp(a, NC, -1), Ls = logsumexp(s, NC, -1), Lu = logsumexp(u, NC, -1);
         double kl = 0.0;
         for (int j = 0; j < NC; j++) {
             double lq = u[j] - Lu, lp = s[j] - Ls;
             kl += exp(lq) * (lq - lp);
         }
-        rows[b * 3 + 0] = (float)(L - a[t]);
-        rows[b * 3 + 1] = (float)kl;
-        rows[b * 3 + 2] = 0.0f;
-        if (g) {
-            double kce = (double)p.ce_weight / B, kkd = (double)p.kd_weight * T / B;
+        row[ROW_CE] = (float)(L - a[t]);
+        row[ROW_KD1] = (float)kl;
+        row[ROW_KD2] = 0.0f;
+        if (g)
             for (int j = 0; j < NC; j++)
-                g[j] = (float)(kce * (exp(a[j] - L) - (j == t)) + kkd * (exp(s[j] - Ls) - exp(u[j] - Lu)));
-        }
+                g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)) + sc.kd * (exp(s[j] - Ls) - exp(u[j] - Lu)));
     }
 }
 
 void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
     double a[MAX_NC], s[MAX_NC], u[MAX_NC];
     if (NC > MAX_NC) dkd_die("dkd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
-    double T = p.T;
+    LossScales sc = loss_scales(LOSS_DKD, p, B);
+    Row r = {a, s, u, NULL, NULL, 0};
     for (int b = 0; b < B; b++) {
-        const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
-        float *g = dz ? dz + (size_t)b * NC : NULL;
-        int t = y[b];
-        if (bad_label(g, rows + b * 3, t, NC)) continue;
-        scaled_row(a, zr, NC, 1.0);
-        scaled_row(s, zr, NC, T);
-        scaled_row(u, vr, NC, T);
+        if (!row_begin(&r, b, dz, rows, z, v, y, NC, p.T)) continue;
+        float *g = r.g, *row = r.out;
+        int t = r.t;
         /* CE */
         double L = logsumexp(a, NC, -1);
         /* student: non-target log-mass, target / non-target log-probabilities */
@@ -157,11 +178,10 @@ void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const 
             double lqh = u[j] - Lnu, lph = s[j] - Ln;   /* log q̂_j, log p̂_j */
             nckd += exp(lqh) * (lqh - lph);
         }
-        rows[b * 3 + 0] = (float)(L - a[t]);
-        rows[b * 3 + 1] = (float)tckd;
-        rows[b * 3 + 2] = (float)nckd;
+        row[ROW_CE] = (float)(L - a[t]);
+        row[ROW_KD1] = (float)tckd;
+        row[ROW_KD2] = (float)nckd;
         if (g) {
-            double kce = (double)p.ce_weight / B, kkd = (double)p.warm * T / B;
             double dt = pt - qt;
             for (int j = 0; j < NC; j++) {
                 double ce = exp(a[j] - L) - (j == t), kd;
@@ -170,7 +190,7 @@ void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const 
                     double ph = exp(s[j] - Ln), qh = exp(u[j] - Lnu);
                     kd = p.beta * (ph - qh) - p.alpha * dt * ph;
                 }
-                g[j] = (float)(kce * ce + kkd * kd);
+                g[j] = (float)(sc.ce * ce + sc.kd * kd);
             }
         }
     }
@@ -183,9 +203,10 @@ LossValue loss_total(int kind, const float *rows, int B, LossParams p) {
     if (B <= 0) return v;
     double ce = 0.0, r1 = 0.0, r2 = 0.0;
     for (int b = 0; b < B; b++) {
-        ce += rows[b * 3 + 0];
-        r1 += rows[b * 3 + 1];
-        r2 += rows[b * 3 + 2];
+        const float *row = rows + (size_t)b * LOSS_TERMS;
+        ce += row[ROW_CE];
+        r1 += row[ROW_KD1];
+        r2 += row[ROW_KD2];
     }
     double T2B = (double)p.T * p.T / B;
     v.ce = ce / B;

@@ -1,6 +1,7 @@
 /* kernels/loss.cu — the three losses on the GPU, each a fused per-row kernel
  * that writes the row's loss terms and the gradient with respect to the
- * student logits (reference: kernels/loss.c; SPEC §3).
+ * student logits (reference: kernels/loss.c; every formula below is derived
+ * step by step in docs/dkd_loss.md).
  *
  * Inputs: z [B,NC] student logits, v [B,NC] teacher logits, y [B] labels
  * (int32 on the device), LossParams p (λ = p.ce_weight, T, α, β, w = p.warm).
@@ -11,8 +12,8 @@
  *   CE    rows = {CE_b, 0, 0}          CE_b = logsumexp(z) - z_y
  *         dz_j = (λ/B) (P_j - [j=y]),  P = softmax(z)
  *   KD    rows = {CE_b, KL(q||p)_b, 0} with p = softmax(z/T), q = softmax(v/T)
- *         dz_j = (λ/B)(P_j - [j=y]) + (kd_weight T/B)(p_j - q_j)        (SPEC §3.8)
- *   DKD   rows = {CE_b, TCKD_b, NCKD_b}, the stable per-row form of SPEC §3.6:
+ *         dz_j = (λ/B)(P_j - [j=y]) + (kd_weight T/B)(p_j - q_j)
+ *   DKD   rows = {CE_b, TCKD_b, NCKD_b}, the stable per-row form (docs/dkd_loss.md §7):
  *         L_n  = logsumexp_{j≠y}(z_j/T)  (student non-target log-mass, never 1-p_t)
  *         L    = logaddexp(s_y, L_n)   = max + log1p(exp(-|s_y - L_n|))
  *         log p_t = s_y - L,  log p_nt = L_n - L,  p̂_j = exp(s_j - L_n)
@@ -20,7 +21,7 @@
  *         TCKD = q_t (log q_t - log p_t) + q_nt (log q_nt - log p_nt)   (0 log 0 = 0)
  *         NCKD = sum_{j≠y} q̂_j ((u_j - L_n^T) - (s_j - L_n))
  *         dz_y = (λ/B)(P_y - 1) + (w T α/B)(p_t - q_t)
- *         dz_j = (λ/B) P_j + (w T/B)(β(p̂_j - q̂_j) - α(p_t - q_t) p̂_j)   (j ≠ y, SPEC §3.5)
+ *         dz_j = (λ/B) P_j + (w T/B)(β(p̂_j - q̂_j) - α(p_t - q_t) p̂_j)   (j ≠ y)
  *
  * How work maps to blocks and threads: ONE WARP PER ROW. A row of NC = 100
  * classes is 100 floats: lane l handles classes l, l+32, l+64, l+96, so a
@@ -37,24 +38,24 @@
  * Rows per block = loss_cuda_threads / 32 (a knob, default 128 threads = 4
  * rows; tests run several). Values are re-read from global memory (L1) on
  * each pass instead of being kept in registers, so any NC works.
+ *
+ * Precision: everything here is FLOAT, while loss.c (the reference) computes
+ * in double. The log-sum-exp form keeps every term bounded, so float loses
+ * nothing that matters: against the double reference the row terms agree to
+ * about 1e-6 relative, TCKD (a small difference of logs) to about 1e-4, and
+ * the gradient to 1e-7 absolute + 1e-4 relative (tests/emu_ops.cpp holds
+ * them to that).
+ * The gradient's scale factors a = λ/B and k = (KD weight)·T/B come from
+ * loss_scales (kernels/loss.h, shared with loss.c), computed on the host.
  */
 #include "kernels/cuda_common.h"   // defines: LAUNCH, ceil_div
 #include "kernels/cuda_ops.h"      // defines: the _cuda declarations
+#include "kernels/reduce.cuh"      // defines: warp_sum, warp_max (butterflies: the result in every lane)
+#include "kernels/loss.h"          // defines: LOSS_TERMS, ROW_*, loss_scales (shared with loss.c)
 #include <math.h>
 
 /* Tuning knob: threads per block (a multiple of 32, <= 1024); one warp per row. */
 extern "C" { int loss_cuda_threads = 128; }
-
-#define FULL_MASK 0xffffffffu
-
-__device__ static inline float warp_max(float v) {
-    for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, off));
-    return v;
-}
-__device__ static inline float warp_sum(float v) {
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(FULL_MASK, v, off);
-    return v;
-}
 
 /* log sum_{j != skip} exp(r_j / T) over one row, in every lane (skip = -1: all j).
  * Max-shifted: m + log sum exp(r_j/T - m), so nothing overflows. */
@@ -75,40 +76,46 @@ __device__ static float warp_logsumexp(const float *r, int NC, float T, int skip
 __device__ static int bad_label(float *dz, float *rows, int b, int t, int NC) {
     if (t >= 0 && t < NC) return 0;
     int lane = threadIdx.x % 32;
-    if (lane == 0) rows[3 * b + 0] = rows[3 * b + 1] = rows[3 * b + 2] = NAN;
+    if (lane == 0) rows[LOSS_TERMS * b + ROW_CE] = rows[LOSS_TERMS * b + ROW_KD1] = rows[LOSS_TERMS * b + ROW_KD2] = NAN;
     if (dz)
         for (int j = lane; j < NC; j += 32) dz[(size_t)b * NC + j] = 0.0f;
     return 1;
 }
 
+/* This warp's row b (one warp per row) and its label t. Returns 0 when the
+ * warp has nothing to do: no row (b >= B), or a bad label (the row is then
+ * written by bad_label). The answer is the same in every lane, so the whole
+ * warp leaves together, before any shuffle. */
+__device__ static int warp_row(int B, int NC, const int *y, float *dz, float *rows, int *b, int *t) {
+    *b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (*b >= B) return 0;
+    *t = y[*b];
+    return !bad_label(dz, rows, *b, *t, NC);
+}
+
 /* ------------------------------------------------------------------ CE */
 __global__ void ce_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
-                               const int *__restrict__ y, int B, int NC, LossParams p) {
-    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (b >= B) return;   /* the whole warp leaves together */
+                               const int *__restrict__ y, int B, int NC, float a) {
+    int b, t, lane = threadIdx.x % 32;
+    if (!warp_row(B, NC, y, dz, rows, &b, &t)) return;
     const float *zr = z + (size_t)b * NC;
-    int t = y[b];
-    if (bad_label(dz, rows, b, t, NC)) return;   /* same t in every lane */
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);
     if (lane == 0) {
-        rows[3 * b + 0] = Lz - zr[t];
-        rows[3 * b + 1] = 0.0f;
-        rows[3 * b + 2] = 0.0f;
+        rows[LOSS_TERMS * b + ROW_CE] = Lz - zr[t];
+        rows[LOSS_TERMS * b + ROW_KD1] = 0.0f;
+        rows[LOSS_TERMS * b + ROW_KD2] = 0.0f;
     }
     if (!dz) return;
-    float a = p.ce_weight / (float)B;
     for (int j = lane; j < NC; j += 32) dz[(size_t)b * NC + j] = a * (expf(zr[j] - Lz) - (j == t ? 1.0f : 0.0f));
 }
 
 /* ------------------------------------------------------------------ KD */
 __global__ void kd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
-                               const float *__restrict__ v, const int *__restrict__ y, int B, int NC, LossParams p) {
-    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (b >= B) return;
+                               const float *__restrict__ v, const int *__restrict__ y, int B, int NC, float T,
+                               float a, float k) {
+    int b, t, lane = threadIdx.x % 32;
+    if (!warp_row(B, NC, y, dz, rows, &b, &t)) return;
     const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
-    int t = y[b];
-    if (bad_label(dz, rows, b, t, NC)) return;   /* same t in every lane */
-    float T = p.T;
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);   /* CE, un-tempered */
     float Ls = warp_logsumexp(zr, NC, T, -1);      /* student, tempered */
     float Lu = warp_logsumexp(vr, NC, T, -1);      /* teacher, tempered */
@@ -120,12 +127,11 @@ __global__ void kd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows,
     }
     kl = warp_sum(kl);
     if (lane == 0) {
-        rows[3 * b + 0] = Lz - zr[t];
-        rows[3 * b + 1] = kl;
-        rows[3 * b + 2] = 0.0f;
+        rows[LOSS_TERMS * b + ROW_CE] = Lz - zr[t];
+        rows[LOSS_TERMS * b + ROW_KD1] = kl;
+        rows[LOSS_TERMS * b + ROW_KD2] = 0.0f;
     }
     if (!dz) return;
-    float a = p.ce_weight / (float)B, k = p.kd_weight * T / (float)B;
     for (int j = lane; j < NC; j += 32) {
         float P = expf(zr[j] - Lz), ps = expf(zr[j] / T - Ls), qs = expf(vr[j] / T - Lu);
         dz[(size_t)b * NC + j] = a * (P - (j == t ? 1.0f : 0.0f)) + k * (ps - qs);
@@ -139,12 +145,11 @@ __device__ static inline float logaddexp(float a, float b) {
 }
 
 __global__ void dkd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows, const float *__restrict__ z,
-                                const float *__restrict__ v, const int *__restrict__ y, int B, int NC, LossParams p) {
-    int b = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (b >= B) return;
+                                const float *__restrict__ v, const int *__restrict__ y, int B, int NC, LossParams p,
+                                float a, float k) {
+    int b, t, lane = threadIdx.x % 32;
+    if (!warp_row(B, NC, y, dz, rows, &b, &t)) return;
     const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
-    int t = y[b];
-    if (bad_label(dz, rows, b, t, NC)) return;   /* same t in every lane */
     float T = p.T;
     /* CE on the raw logits */
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);
@@ -169,12 +174,11 @@ __global__ void dkd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows
     }
     nckd = warp_sum(nckd);
     if (lane == 0) {
-        rows[3 * b + 0] = Lz - zr[t];
-        rows[3 * b + 1] = tckd;
-        rows[3 * b + 2] = nckd;
+        rows[LOSS_TERMS * b + ROW_CE] = Lz - zr[t];
+        rows[LOSS_TERMS * b + ROW_KD1] = tckd;
+        rows[LOSS_TERMS * b + ROW_KD2] = nckd;
     }
     if (!dz) return;
-    float a = p.ce_weight / (float)B, k = p.warm * T / (float)B;
     float dpt = pt - qt;
     for (int j = lane; j < NC; j += 32) {
         float P = expf(zr[j] - Lz), g;
@@ -197,17 +201,20 @@ static int loss_threads(void) {
 extern "C" void ce_loss_cuda(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p) {
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
-    LAUNCH(ce_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, y, B, NC, p);
+    LossScales sc = loss_scales(LOSS_CE, p, B);
+    LAUNCH(ce_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, y, B, NC, (float)sc.ce);
 }
 extern "C" void kd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC,
                              LossParams p) {
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
-    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p);
+    LossScales sc = loss_scales(LOSS_KD, p, B);
+    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p.T, (float)sc.ce, (float)sc.kd);
 }
 extern "C" void dkd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC,
                               LossParams p) {
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
-    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p);
+    LossScales sc = loss_scales(LOSS_DKD, p, B);
+    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p, (float)sc.ce, (float)sc.kd);
 }

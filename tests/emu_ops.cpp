@@ -12,10 +12,10 @@
  *   3. the forward schedule's result is compared with ref (tolerance below);
  *   4. the four schedules must give bit-identical results (a race or a
  *      missing barrier shows up as a difference).
- * Where a launcher has a block-size knob (batchnorm_cuda_threads,
- * linear_cuda_tile, loss_cuda_threads) every case runs at several values;
- * linear and the losses must then also be bit-identical ACROSS block sizes
- * (each output is summed by one thread / one warp in a fixed order).
+ * Where a launcher has a knob (batchnorm_cuda_threads, loss_cuda_threads, the
+ * GEMM version that linear uses) every case runs at several values; linear
+ * and the losses must then also be bit-identical ACROSS the values (each
+ * output is summed by one thread / one warp in a fixed order).
  * Shapes include N=1, odd channel counts, H=W=1 and sizes that are not
  * multiples of 32.
  *
@@ -39,34 +39,28 @@
  * Also: NaNs in max pooling windows (a NaN wins, as in PyTorch) and a label
  * outside [0, NC) (NaN row terms, zero gradient row, as loss.c does).
  * And, independent of the C reference, the DKD kernel is checked against the
- * float64 test vector of SPEC §3.9 (loss terms and gradient entries).
+ * float64 values of the worked example of docs/dkd_loss.md §8 (loss terms and
+ * gradient entries).
  */
 #include "dkd.h"
 #include "kernels/cuda_common.h"
 #include "kernels/cuda_ops.h"
 #include "test.h"
+#include "emu_test.h"     // defines: schedules, NSCHED, max_abs, the GPU stand-ins
 
 #include <functional>
 #include <vector>
 
-/* The same file also builds against the real CUDA runtime (g++ -I$CUDA/include,
- * linked with nvcc-compiled kernels and -lcudart) to run these checks on a GPU:
- * there is then one "schedule", the hardware's, and the four runs of a case
- * check that repeated launches give bit-identical results. */
 #ifndef DKD_CUDA_EMU
-static int emu_set_schedule(const char *) { return 0; }
-static long long emu_launch_count(void) { return 0; }
-static long long emu_thread_count(void) { return 0; }
 #define RUNS_WHAT "4 GPU runs"
 #else
 #define RUNS_WHAT "forward/reverse/random:1/random:2"
 #endif
 
 /* The block-size knobs of the launchers (defined in the .cu files). */
-extern "C" int batchnorm_cuda_threads, linear_cuda_tile, loss_cuda_threads;
+extern "C" int batchnorm_cuda_threads, loss_cuda_threads;
 
-static const char *schedules[] = {"forward", "reverse", "random:1", "random:2"};
-enum { NSCHED = 4, MAXARR = 12 };
+enum { MAXARR = 12 };
 
 /* One array of a case. */
 struct Arr {
@@ -305,9 +299,8 @@ static void test_pool(void) {
 
 /* ----------------------------------------------------------------- linear */
 static void test_linear(void) {
-    printf("linear (tiles 8, 16, 32)\n");
+    printf("linear (every GEMM version of kernels/gemm.cu)\n");
     int shapes[][3] = {{1, 1, 1}, {1, 7, 3}, {5, 33, 17}, {16, 64, 100}, {3, 100, 40}};
-    int tiles[] = {8, 16, 32};
     const double AT = 1e-5, RT = 1e-5;
     for (auto &s : shapes) {
         int N = s[0], IN = s[1], OUT = s[2];
@@ -318,16 +311,16 @@ static void test_linear(void) {
         linear_backward_cpu(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), N, IN, OUT);
         std::vector<std::vector<float>> fwd0, bwd0;
         int same_f = 1, same_b = 1;
-        for (int ti = 0; ti < 3; ti++) {
-            linear_cuda_tile = tiles[ti];
+        for (int ti = 0; ti < gemm_cuda_versions(); ti++) {
+            gemm_cuda_set_version(ti + 1);
             char l[96];
-            snprintf(l, sizeof l, "linear fwd N=%d IN=%d OUT=%d tile=%d", N, IN, OUT, tiles[ti]);
+            snprintf(l, sizeof l, "linear fwd N=%d IN=%d OUT=%d gemm v%d", N, IN, OUT, ti + 1);
             Arr f[] = {in("x", B_(x)), in("w", B_(w)), in("b", B_(b)), out("y", NULL, y.data(), y.size(), AT, RT)};
             run_case(l, f, 4, [&](void **d) {
                 linear_forward_cuda((float *)d[3], (float *)d[0], (float *)d[1], (float *)d[2], N, IN, OUT);
             });
             if (ti == 0) fwd0 = last_result; else same_f &= same_bits(fwd0, last_result);
-            snprintf(l, sizeof l, "linear bwd N=%d IN=%d OUT=%d tile=%d", N, IN, OUT, tiles[ti]);
+            snprintf(l, sizeof l, "linear bwd N=%d IN=%d OUT=%d gemm v%d", N, IN, OUT, ti + 1);
             Arr g[] = {in("dy", B_(dy)), in("x", B_(x)), in("w", B_(w)), out("dx", dx0.data(), dx.data(), dx.size(), AT, RT),
                        out("dw", NULL, dw.data(), dw.size(), AT, RT), out("db", NULL, db.data(), db.size(), AT, RT)};
             run_case(l, g, 6, [&](void **d) {
@@ -336,9 +329,9 @@ static void test_linear(void) {
             });
             if (ti == 0) bwd0 = last_result; else same_b &= same_bits(bwd0, last_result);
         }
-        check(same_f && same_b, "linear N=%d IN=%d OUT=%d: tiles 8/16/32 give bit-identical y, dx, dw, db", N, IN, OUT);
+        check(same_f && same_b, "linear N=%d IN=%d OUT=%d: every GEMM version gives bit-identical y, dx, dw, db", N, IN, OUT);
         /* dx NULL: only dw, db */
-        linear_cuda_tile = 16;
+        gemm_cuda_set_version(0);
         char l[96];
         snprintf(l, sizeof l, "linear bwd dx=NULL N=%d IN=%d OUT=%d", N, IN, OUT);
         Arr g[] = {in("dy", B_(dy)), in("x", B_(x)), out("dw", NULL, dw.data(), dw.size(), AT, RT),
@@ -347,7 +340,7 @@ static void test_linear(void) {
             linear_backward_cuda(NULL, (float *)d[2], (float *)d[3], (float *)d[0], (float *)d[1], NULL, N, IN, OUT);
         });
     }
-    linear_cuda_tile = 16;
+    gemm_cuda_set_version(0);
 }
 
 /* -------------------------------------------------------------- batchnorm */
@@ -482,9 +475,9 @@ static void test_losses(void) {
         }
 }
 
-/* SPEC §3.9: the float64 values mdistiller + autograd give on a fixed input. */
+/* docs/dkd_loss.md §8: the float64 values mdistiller + autograd give on a fixed input. */
 static void test_dkd_spec_vector(void) {
-    printf("dkd loss: SPEC §3.9 test vector\n");
+    printf("dkd loss: the worked example of docs/dkd_loss.md\n");
     const int B = 2, NC = 100;
     std::vector<float> z(B * NC), v(B * NC);
     for (int b = 0; b < B; b++)
@@ -513,20 +506,20 @@ static void test_dkd_spec_vector(void) {
     for (int b = 0; b < B; b++) { ce += rows[3 * b]; tckd += rows[3 * b + 1]; nckd += rows[3 * b + 2]; }
     ce /= B; tckd *= 16.0 / B; nckd *= 16.0 / B;
     for (int i = 0; i < B * NC; i++) sabs += fabs(g[i]);
-    /* float32 noise (SPEC §3.7): TCKD ~1e-4 relative, the rest ~1e-6 */
-    check(fabs(ce - 8.361971974) < 1e-6 * 8.4, "SPEC 3.9 CE mean %.9f (float64 8.361971974)", ce);
-    check(fabs(tckd - 0.05339142518) < 1e-4 * 0.0534, "SPEC 3.9 TCKD term %.9f (float64 0.05339142518)", tckd);
-    check(fabs(nckd - 6.62185435) < 1e-6 * 6.7, "SPEC 3.9 NCKD term %.9f (float64 6.62185435)", nckd);
+    /* float32 noise (docs/dkd_loss.md §7): TCKD ~1e-4 relative, the rest ~1e-6 */
+    check(fabs(ce - 8.361971974) < 1e-6 * 8.4, "worked example: CE mean %.9f (float64 8.361971974)", ce);
+    check(fabs(tckd - 0.05339142518) < 1e-4 * 0.0534, "worked example: TCKD term %.9f (float64 0.05339142518)", tckd);
+    check(fabs(nckd - 6.62185435) < 1e-6 * 6.7, "worked example: NCKD term %.9f (float64 6.62185435)", nckd);
     double tot = ce + 0.25 * (tckd + 8.0 * nckd);
-    check(fabs(tot - 21.61902853) < 2e-6 * 21.7, "SPEC 3.9 total %.9f (float64 21.61902853)", tot);
+    check(fabs(tot - 21.61902853) < 2e-6 * 21.7, "worked example: total %.9f (float64 21.61902853)", tot);
     const struct { int i; double v; } gv[] = {{0, 0.02073083803},   {1, 0.005562510549}, {2, -0.01760183872},
                                               {3, -0.0377608821},   {7, -0.5043541917},  {100 + 42, -0.4982786685},
                                               {100 + 99, 0.08384495424}};
     int ok = 1;
     for (auto &e : gv)
         if (fabs(g[e.i] - e.v) > 1e-7) { ok = 0; printf("    g[%d] = %.10f, float64 %.10f\n", e.i, g[e.i], e.v); }
-    check(ok, "SPEC 3.9 gradient entries within 1e-7 of float64");
-    check(fabs(sabs - 7.464520533) < 1e-5, "SPEC 3.9 sum |g| %.9f (float64 7.464520533)", sabs);
+    check(ok, "worked example: gradient entries within 1e-7 of float64");
+    check(fabs(sabs - 7.464520533) < 1e-5, "worked example: sum |g| %.9f (float64 7.464520533)", sabs);
     cudaFree(dz); cudaFree(dr); cudaFree(dzv); cudaFree(dvv); cudaFree(dy);
 }
 
@@ -595,5 +588,6 @@ int main(void) {
     test_augment();
     printf("%lld kernel launches, %lld emulated threads, %.1f s\n", emu_launch_count(), emu_thread_count(),
            now_seconds() - t0);
+    check_race_free("emu_ops");
     return test_summary();
 }
