@@ -246,7 +246,7 @@ void net_init_params(Net *n, uint64_t seed) {
             dst[i] = (float)v;
         }
     }
-    if (n->be && n->be != &backend_cpu) net_to_device(n);
+    if (n->be && n->be->on_device) net_to_device(n);
 }
 
 /* ---------------------------------------------------------------- arenas */
@@ -256,7 +256,7 @@ static size_t node_floats(const Node *nd, int B) { return (size_t)B * nd->C * nd
 static void free_arenas(Net *n) {
     if (!n->be) return;
     const Backend *be = n->be;
-    if (be != &backend_cpu) {
+    if (be->on_device) {   /* on the host, params/stats are the host copies: freed with the Net */
         if (n->params) be->release(n->params);
         if (n->stats) be->release(n->stats);
     }
@@ -345,7 +345,7 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
         be->zero(n->mom, n->n_params * sizeof(float));
         be->zero(n->grads, n->n_params * sizeof(float));
     }
-    if (be == &backend_cpu) {
+    if (!be->on_device) {
         n->params = n->h_params; n->stats = n->h_stats;
     } else {
         n->params = (float *)be->alloc(n->n_params * sizeof(float));
@@ -357,13 +357,13 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
 }
 
 void net_to_device(Net *n) {
-    if (!n->be || n->be == &backend_cpu || !n->params) return;
+    if (!n->be || !n->be->on_device || !n->params) return;
     n->be->upload(n->params, n->h_params, n->n_params * sizeof(float));
     if (n->n_stats) n->be->upload(n->stats, n->h_stats, n->n_stats * sizeof(float));
 }
 
 void net_to_host(Net *n) {
-    if (!n->be || n->be == &backend_cpu || !n->params) return;
+    if (!n->be || !n->be->on_device || !n->params) return;
     n->be->download(n->h_params, n->params, n->n_params * sizeof(float));
     if (n->n_stats) n->be->download(n->h_stats, n->stats, n->n_stats * sizeof(float));
 }
@@ -442,54 +442,104 @@ void net_profile_report(double total) {
     prof_n = 0;
 }
 
+/* Node i's forward on batch B (train: BN uses and updates batch statistics). */
+static void forward_node(Net *n, int i, int B, int train) {
+    const Backend *be = n->be;
+    const Node *nd = &n->nodes[i];
+    const Node *a = &n->nodes[nd->in[0]];
+    const float *x = ACT(nd->in[0]);
+    float *y = ACT(i);
+    int HW = nd->H * nd->W;
+    switch (nd->op) {
+    case OP_CONV:
+        be->conv2d_forward(y, x, PARAM(nd->w), nd->b >= 0 ? PARAM(nd->b) : NULL,
+                           B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+        break;
+    case OP_BN:
+        if (train) {
+            be->batchnorm_forward_train(y, n->save + nd->save, n->save + nd->save + nd->C,
+                                        STAT(nd->rm), STAT(nd->rv), x, PARAM(nd->w), PARAM(nd->b),
+                                        B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
+            n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
+        } else {
+            be->batchnorm_forward_eval(y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv),
+                                       B, nd->C, HW, BN_EPS);
+        }
+        break;
+    case OP_RELU: be->relu_forward(y, x, node_floats(nd, B)); break;
+    case OP_MAXPOOL: be->maxpool_forward(y, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
+    case OP_AVGPOOL: be->avgpool_forward(y, x, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
+    case OP_LINEAR:
+        be->linear_forward(y, x, PARAM(nd->w), PARAM(nd->b), B, a->C * a->H * a->W, nd->OC);
+        break;
+    case OP_ADD: be->add_forward(y, x, ACT(nd->in[1]), node_floats(nd, B)); break;
+    case OP_CONCAT:
+        be->concat_forward(y, x, ACT(nd->in[1]), B, a->C, n->nodes[nd->in[1]].C, HW);
+        break;
+    case OP_SPLIT: be->split_forward(y, x, B, a->C, HW, nd->c0, nd->C); break;
+    case OP_SHUFFLE: be->shuffle_forward(y, x, B, nd->C, HW, nd->G); break;
+    default: dkd_die("net_forward: unknown op %d", nd->op);
+    }
+}
+
+/* Node i's backward: its input gradients (+=) and parameter gradients (=). */
+static void backward_node(Net *n, int i, int B) {
+    const Backend *be = n->be;
+    const Node *nd = &n->nodes[i];
+    const Node *a = &n->nodes[nd->in[0]];
+    const float *x = ACT(nd->in[0]);
+    const float *dy = DACT(i);
+    float *dx = nd->in[0] > 0 ? DACT(nd->in[0]) : NULL;   /* no gradient w.r.t. the image */
+    int HW = nd->H * nd->W;
+    switch (nd->op) {
+    case OP_CONV:
+        be->conv2d_backward(dx, GRAD(nd->w), nd->b >= 0 ? GRAD(nd->b) : NULL, dy, x, PARAM(nd->w),
+                            B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+        break;
+    case OP_BN:
+        be->batchnorm_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, n->save + nd->save,
+                               n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
+        break;
+    case OP_RELU: if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B)); break;
+    case OP_MAXPOOL: if (dx) be->maxpool_backward(dx, dy, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
+    case OP_AVGPOOL: if (dx) be->avgpool_backward(dx, dy, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
+    case OP_LINEAR:
+        be->linear_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, PARAM(nd->w), B, a->C * a->H * a->W, nd->OC);
+        break;
+    case OP_ADD: {
+        float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
+        be->add_backward(dx, db, dy, node_floats(nd, B));
+        break;
+    }
+    case OP_CONCAT: {
+        float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
+        be->concat_backward(dx, db, dy, B, a->C, n->nodes[nd->in[1]].C, HW);
+        break;
+    }
+    case OP_SPLIT: if (dx) be->split_backward(dx, dy, B, a->C, HW, nd->c0, nd->C); break;
+    case OP_SHUFFLE: if (dx) be->shuffle_backward(dx, dy, B, nd->C, HW, nd->G); break;
+    default: dkd_die("net_backward: unknown op %d", nd->op);
+    }
+}
+
+/* The profiling wrapper around one node's step (dir 'F' or 'B'): synchronise,
+ * run it, synchronise, add the wall time to the node's row. The walks below
+ * call it instead of the step when net_profile is set; nothing else differs. */
+static void profiled_node(Net *n, int i, int B, char dir, int train) {
+    n->be->sync();
+    double t0 = now_seconds();
+    if (dir == 'F') forward_node(n, i, B, train);
+    else backward_node(n, i, B);
+    n->be->sync();
+    prof_add(n, i, B, dir, train, now_seconds() - t0);
+}
+
 float *net_forward(Net *n, int B, int train) {
     if (B > n->Bmax) dkd_die("net_forward: batch %d exceeds the arena's %d", B, n->Bmax);
-    const Backend *be = n->be;
-    double t0 = net_profile ? (be->sync(), now_seconds()) : 0;
     for (int i = 1; i < n->n_nodes; i++) {
-        const Node *nd = &n->nodes[i];
-        const Node *a = &n->nodes[nd->in[0]];
-        const float *x = ACT(nd->in[0]);
-        float *y = ACT(i);
-        if (net_profile && i > 1) {
-            be->sync();
-            double t1 = now_seconds();
-            prof_add(n, i - 1, B, 'F', train, t1 - t0);
-            t0 = t1;
-        }
-        int HW = nd->H * nd->W;
-        switch (nd->op) {
-        case OP_CONV:
-            be->conv2d_forward(y, x, PARAM(nd->w), nd->b >= 0 ? PARAM(nd->b) : NULL,
-                               B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
-            break;
-        case OP_BN:
-            if (train) {
-                be->batchnorm_forward_train(y, n->save + nd->save, n->save + nd->save + nd->C,
-                                            STAT(nd->rm), STAT(nd->rv), x, PARAM(nd->w), PARAM(nd->b),
-                                            B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
-                n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
-            } else {
-                be->batchnorm_forward_eval(y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv),
-                                           B, nd->C, HW, BN_EPS);
-            }
-            break;
-        case OP_RELU: be->relu_forward(y, x, node_floats(nd, B)); break;
-        case OP_MAXPOOL: be->maxpool_forward(y, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
-        case OP_AVGPOOL: be->avgpool_forward(y, x, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
-        case OP_LINEAR:
-            be->linear_forward(y, x, PARAM(nd->w), PARAM(nd->b), B, a->C * a->H * a->W, nd->OC);
-            break;
-        case OP_ADD: be->add_forward(y, x, ACT(nd->in[1]), node_floats(nd, B)); break;
-        case OP_CONCAT:
-            be->concat_forward(y, x, ACT(nd->in[1]), B, a->C, n->nodes[nd->in[1]].C, HW);
-            break;
-        case OP_SPLIT: be->split_forward(y, x, B, a->C, HW, nd->c0, nd->C); break;
-        case OP_SHUFFLE: be->shuffle_forward(y, x, B, nd->C, HW, nd->G); break;
-        default: dkd_die("net_forward: unknown op %d", nd->op);
-        }
+        if (net_profile) profiled_node(n, i, B, 'F', train);
+        else forward_node(n, i, B, train);
     }
-    if (net_profile) { be->sync(); prof_add(n, n->n_nodes - 1, B, 'F', train, now_seconds() - t0); }
     return ACT(n->output);
 }
 
@@ -498,51 +548,10 @@ void net_backward(Net *n, const float *dlogits, int B) {
     const Backend *be = n->be;
     be->zero(n->dact, n->act_floats * sizeof(float));
     be->copy(DACT(n->output), dlogits, node_floats(&n->nodes[n->output], B) * sizeof(float));
-    double t0 = net_profile ? (be->sync(), now_seconds()) : 0;
     for (int i = n->n_nodes - 1; i >= 1; i--) {
-        const Node *nd = &n->nodes[i];
-        const Node *a = &n->nodes[nd->in[0]];
-        const float *x = ACT(nd->in[0]);
-        const float *dy = DACT(i);
-        if (net_profile && i < n->n_nodes - 1) {
-            be->sync();
-            double t1 = now_seconds();
-            prof_add(n, i + 1, B, 'B', 1, t1 - t0);
-            t0 = t1;
-        }
-        float *dx = nd->in[0] > 0 ? DACT(nd->in[0]) : NULL;   /* no gradient w.r.t. the image */
-        int HW = nd->H * nd->W;
-        switch (nd->op) {
-        case OP_CONV:
-            be->conv2d_backward(dx, GRAD(nd->w), nd->b >= 0 ? GRAD(nd->b) : NULL, dy, x, PARAM(nd->w),
-                                B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
-            break;
-        case OP_BN:
-            be->batchnorm_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, n->save + nd->save,
-                                   n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
-            break;
-        case OP_RELU: if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B)); break;
-        case OP_MAXPOOL: if (dx) be->maxpool_backward(dx, dy, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
-        case OP_AVGPOOL: if (dx) be->avgpool_backward(dx, dy, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
-        case OP_LINEAR:
-            be->linear_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, PARAM(nd->w), B, a->C * a->H * a->W, nd->OC);
-            break;
-        case OP_ADD: {
-            float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
-            be->add_backward(dx, db, dy, node_floats(nd, B));
-            break;
-        }
-        case OP_CONCAT: {
-            float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
-            be->concat_backward(dx, db, dy, B, a->C, n->nodes[nd->in[1]].C, HW);
-            break;
-        }
-        case OP_SPLIT: if (dx) be->split_backward(dx, dy, B, a->C, HW, nd->c0, nd->C); break;
-        case OP_SHUFFLE: if (dx) be->shuffle_backward(dx, dy, B, nd->C, HW, nd->G); break;
-        default: dkd_die("net_backward: unknown op %d", nd->op);
-        }
+        if (net_profile) profiled_node(n, i, B, 'B', 1);
+        else backward_node(n, i, B);
     }
-    if (net_profile && n->n_nodes > 1) { be->sync(); prof_add(n, 1, B, 'B', 1, now_seconds() - t0); }
 }
 
 void net_sgd(Net *n, float lr, float momentum, float wd) {

@@ -485,7 +485,7 @@ int cmd_train(int argc, char **argv) {
 
     /* the data set on the device (the CPU backend uses the host copy directly) */
     uint8_t *d_train = tr.images, *d_test = te.images;
-    if (be != &backend_cpu) {
+    if (be->on_device) {
         d_train = (uint8_t *)be->alloc((size_t)tr.n * 3072);
         be->upload(d_train, tr.images, (size_t)tr.n * 3072);
         d_test = (uint8_t *)be->alloc((size_t)te.n * 3072);
@@ -609,7 +609,7 @@ int cmd_train(int argc, char **argv) {
     if (last_epoch >= o.epochs)
         printf("done: best test top-1 %.2f (epoch %d), %.1f min; run folder %s\n", best, best_epoch, (now_seconds() - run_t0) / 60, dir);
 
-    if (be != &backend_cpu) { be->release(d_train); be->release(d_test); }
+    if (be->on_device) { be->release(d_train); be->release(d_test); }
     be->release(d_idx); be->release(d_lab); be->release(d_dz); be->release(d_rows);
     free(h_rows); free(h_logits); free(perm); free(h_lab);
     net_free(s); net_free(t);
@@ -666,13 +666,13 @@ int cmd_eval(int argc, char **argv) {
     take_spread(&te, test_subset);
     net_setup(n, be, B, 0);
     uint8_t *d_test = te.images;
-    if (be != &backend_cpu) { d_test = (uint8_t *)be->alloc((size_t)te.n * 3072); be->upload(d_test, te.images, (size_t)te.n * 3072); }
+    if (be->on_device) { d_test = (uint8_t *)be->alloc((size_t)te.n * 3072); be->upload(d_test, te.images, (size_t)te.n * 3072); }
     int *d_idx = (int *)be->alloc((size_t)B * sizeof(int));
     EvalResult ev = evaluate(n, d_test, d_idx, te.labels, te.n, B);
     printf("%s  %s\n  test images %d | top-1 %.2f | top-5 %.2f | loss %.4f | %.0f img/s (%s, %d thread%s, batch %d)\n",
            mi->name, ckpt, te.n, ev.top1, ev.top5, ev.loss, ev.img_s, be->name, dkd_num_threads(),
            dkd_num_threads() == 1 ? "" : "s", B);
-    if (be != &backend_cpu) be->release(d_test);
+    if (be->on_device) be->release(d_test);
     be->release(d_idx);
     net_free(n); cifar_free(&te);
     return 0;

@@ -37,22 +37,27 @@ static void cuda_sync(void) { cudaCheck(cudaDeviceSynchronize()); }
 
 extern "C" {
 
+/* Named fields, in the order dkd.h declares them (C++ wants that order). */
 const Backend backend_cuda = {
-    "cuda",
-    cuda_alloc, cuda_release, cuda_upload, cuda_download, cuda_copy, cuda_zero, cuda_sync,
-    conv2d_workspace_floats_cuda, conv2d_forward_cuda, conv2d_backward_cuda,
-    batchnorm_forward_train_cuda, batchnorm_forward_eval_cuda, batchnorm_backward_cuda,
-    relu_forward_cuda, relu_backward_cuda,
-    maxpool_forward_cuda, maxpool_backward_cuda,
-    avgpool_forward_cuda, avgpool_backward_cuda,
-    linear_forward_cuda, linear_backward_cuda,
-    add_forward_cuda, add_backward_cuda,
-    concat_forward_cuda, concat_backward_cuda,
-    split_forward_cuda, split_backward_cuda,
-    shuffle_forward_cuda, shuffle_backward_cuda,
-    ce_loss_cuda, kd_loss_cuda, dkd_loss_cuda,
-    sgd_step_cuda,
-    augment_batch_cuda,
+    .name = "cuda",
+    .on_device = 1,
+    .alloc = cuda_alloc, .release = cuda_release,
+    .upload = cuda_upload, .download = cuda_download, .copy = cuda_copy, .zero = cuda_zero, .sync = cuda_sync,
+    .conv2d_workspace_floats = conv2d_workspace_floats_cuda,
+    .conv2d_forward = conv2d_forward_cuda, .conv2d_backward = conv2d_backward_cuda,
+    .batchnorm_forward_train = batchnorm_forward_train_cuda, .batchnorm_forward_eval = batchnorm_forward_eval_cuda,
+    .batchnorm_backward = batchnorm_backward_cuda,
+    .relu_forward = relu_forward_cuda, .relu_backward = relu_backward_cuda,
+    .maxpool_forward = maxpool_forward_cuda, .maxpool_backward = maxpool_backward_cuda,
+    .avgpool_forward = avgpool_forward_cuda, .avgpool_backward = avgpool_backward_cuda,
+    .linear_forward = linear_forward_cuda, .linear_backward = linear_backward_cuda,
+    .add_forward = add_forward_cuda, .add_backward = add_backward_cuda,
+    .concat_forward = concat_forward_cuda, .concat_backward = concat_backward_cuda,
+    .split_forward = split_forward_cuda, .split_backward = split_backward_cuda,
+    .shuffle_forward = shuffle_forward_cuda, .shuffle_backward = shuffle_backward_cuda,
+    .ce_loss = ce_loss_cuda, .kd_loss = kd_loss_cuda, .dkd_loss = dkd_loss_cuda,
+    .sgd_step = sgd_step_cuda,
+    .augment_batch = augment_batch_cuda,
 };
 
 /* Usable GPUs at run time; 0 on any error (no driver, no device, a driver
