@@ -20,6 +20,8 @@ static void bench_usage(void) {
            "  Times DKD training steps (teacher eval forward + student forward/backward + loss + SGD)\n"
            "  for a teacher->student pair (default resnet56 -> resnet20) and prints images/s.\n"
            "  --infer: instead time eval-mode inference of the listed models (default: all 15).\n"
+           "  --gemm: GFLOP/s of the CPU and CUDA GEMMs at the models' convolution shapes\n"
+           "          (dkd bench --gemm --help).\n"
            "  --check-devices: one DKD step of each of the 11 pairs on CUDA and on the CPU, compared.\n"
            "  --profile: also time every op of the timed steps or forwards (synchronising after\n"
            "             each) and print a table, largest first: where the time goes.\n");
@@ -175,6 +177,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--gemm")) return bench_gemm(argc, argv);   /* gemm_bench.c */
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { bench_usage(); return 0; }
         else if (!strcmp(a, "--check-devices")) { check = 1; continue; }
         else if (!strcmp(a, "--profile")) { profile = 1; continue; }

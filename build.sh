@@ -85,7 +85,7 @@ if [ -n "$NVCC" ] && [ -n "$CU_SRC" ]; then
   : > $B/cuda/ptxas.txt
   for s in $CU_SRC; do
     o=$B/cuda/$(basename ${s%.cu}).o
-    if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ build.sh -nt "$o" ] || [ kernels/cuda_common.h -nt "$o" ]; then
+    if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ build.sh -nt "$o" ] || [ -n "$(find kernels \( -name '*.h' -o -name '*.cuh' \) -newer "$o")" ]; then
       $NVCC -O3 -std=c++17 -I. -DDKD_HAVE_CUDA $GENCODE -Xptxas -v -Werror all-warnings -Xcompiler -Wall \
         -c "$s" -o "$o" 2> $B/cuda/$(basename ${s%.cu}).ptxas || { cat $B/cuda/$(basename ${s%.cu}).ptxas >&2; fail=1; }
     fi
@@ -141,7 +141,7 @@ if ls tests/emu_*.cpp >/dev/null 2>&1 && [ -f tests/cuda_emu.h ]; then
   EMU_OBJS=""; efail=0
   for s in $CU_SRC; do
     o=$B/emu/$(basename ${s%.cu}).o
-    if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ tests/cuda_emu.h -nt "$o" ] || [ kernels/cuda_common.h -nt "$o" ]; then
+    if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ tests/cuda_emu.h -nt "$o" ] || [ -n "$(find kernels \( -name '*.h' -o -name '*.cuh' \) -newer "$o")" ]; then
       $CXX $EMU_FLAGS -x c++ -c "$s" -o "$o" || efail=1
     fi
     EMU_OBJS="$EMU_OBJS $o"

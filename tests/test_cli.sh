@@ -38,6 +38,13 @@ echo "$out" | grep -q "F conv 3x3" && echo "$out" | grep -q "B conv 3x3" && echo
 out=$(./dkd bench --infer resnet20,vgg8 --infer-batch 4 --steps 1 --warmup 0 --threads 2 --profile 2>&1)
 echo "$out" | grep -q "profile of vgg8" && echo "$out" | grep -qE "^vgg8 +4 +[0-9.]+" && ok "dkd bench --infer --profile" ||
   bad "dkd bench --infer --profile: $(echo "$out" | tail -3)"
+# --- bench --gemm: F, dX, dW rows for each conv shape of the model; CUDA columns say why they are empty
+out=$(./dkd bench --gemm --models resnet8x4 --batch 2 --threads 2 2>&1)
+nf=$(echo "$out" | grep -cE "^[0-9]+x[0-9]+/s[0-9].* F +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9.]+")
+ng=$(echo "$out" | grep -cE "^ +(dX|dW) +[0-9]+ +[0-9]+ +[0-9]+ +[0-9]+ +[0-9.]+")
+[ "$nf" -ge 5 ] && [ "$ng" = $((2 * nf)) ] && echo "$out" | grep -qE "^CUDA: (not built|versions 1\.\.[0-9]+ )" &&
+  ok "dkd bench --gemm: $nf conv shapes x (F, dX, dW) with GFLOP/s" || bad "dkd bench --gemm: $nf/$ng rows: $(echo "$out" | head -5)"
+fails_with "dkd bench --gemm with an unknown model" "resnet999" ./dkd bench --gemm --models resnet999
 
 # --- bad input
 fails_with "unknown mode" "unknown mode" ./dkd frobnicate
