@@ -99,6 +99,9 @@ enum { RNG_SHUFFLE = 1, RNG_AUGMENT = 2, RNG_INIT = 3 };
 /* conv2d: x [N,C,H,W], w [OC,C/G,K,K], b [OC] or NULL -> y [N,OC,OH,OW],
  * OH = (H+2P-K)/S+1. Cross-correlation, zero padding, groups G (C%G==0, OC%G==0).
  * ws: workspace of conv2d_workspace_floats(...) floats (im2col columns etc). */
+/* The definition as seven plain loops in double (kernels/conv.c): the tests' reference. */
+void conv2d_forward_direct(double *y, const double *x, const double *w, const double *b,
+                           int N, int C, int H, int W, int OC, int K, int S, int P, int G);
 size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G);
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
@@ -176,15 +179,17 @@ typedef struct {
 } LossParams;
 /* rows[b] = {CE_b, 0, 0} */
 void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p);
-/* rows[b] = {CE_b, KL(q||p)_b, 0} with tempered softmaxes (SPEC §3.8) */
+/* rows[b] = {CE_b, KL(q||p)_b, 0} with tempered softmaxes (docs/dkd_loss.md) */
 void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
-/* rows[b] = {CE_b, TCKD_b = KL(bT||bS), NCKD_b = KL(q^||p^)}, stable per-row form (SPEC §3.6) */
+/* rows[b] = {CE_b, TCKD_b = KL(bT||bS), NCKD_b = KL(q^||p^)}, stable per-row form (docs/dkd_loss.md §7) */
 void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
 
 enum { LOSS_CE = 0, LOSS_KD = 1, LOSS_DKD = 2 };
 typedef struct {
     double ce;     /* mean CE (unweighted) */
-    double tckd;   /* DKD: T²/B Σ TCKD_b ; KD: T²/B Σ KL_b */
+    double tckd;   /* the first distillation term, row term 1 summed: DKD: T²/B Σ TCKD_b;
+                    * KD: T²/B Σ KL_b (KD's whole KL divergence: KD has no split, and
+                    * reuses this field; the name is DKD's); CE: 0 */
     double nckd;   /* DKD: T²/B Σ NCKD_b */
     double kd;     /* the distillation part as back-propagated (warm·(α·tckd+β·nckd), or kd_weight·tckd) */
     double total;  /* ce_weight·ce + kd */
@@ -197,7 +202,7 @@ LossValue loss_total(int kind, const float *rows, int B, LossParams p);
  * buf starts at 0, which makes the first step buf = d exactly as torch does. */
 void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd);
 
-/* Augmented batch from the uint8 data set (SPEC §2.7): data [Nall,3072] uint8
+/* Augmented batch from the uint8 data set (docs/recipe.md, step 1): data [Nall,3072] uint8
  * (R,G,B planes), idx [B] sample indices -> x [B,3,32,32] normalised floats.
  * augment=1: zero pad 4, random crop 32 (top i then left j, each in 0..8),
  * flip with p 0.5, all drawn from dkd_rand32(seed, RNG_AUGMENT, epoch, idx[b]).
@@ -226,6 +231,10 @@ static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int
 /* ------------------------------------------------------------------------- */
 typedef struct Backend {
     const char *name;                         /* "cpu" or "cuda" */
+    /* capabilities: what callers may ask instead of comparing with &backend_cpu */
+    int on_device;    /* 1: memory is the device's (upload/download copy, a Net keeps host
+                       * copies of its weights apart); 0: host memory, upload/download are
+                       * plain copies and a Net's weights are used in place */
     /* memory */
     void *(*alloc)(size_t bytes);             /* device memory (contents undefined) */
     void (*release)(void *p);
@@ -300,7 +309,7 @@ typedef struct {
     int fan;            /* fan used by init */
 } ParamInfo;
 
-enum { /* parameter initialisers (SPEC §4.4) */
+enum { /* parameter initialisers (mdistiller's, per model family) */
     INIT_ZERO, INIT_ONE,
     INIT_KAIMING_OUT,   /* N(0, 2/fan) with fan = OC*K*K */
     INIT_UNIFORM_FAN,   /* U(-1/sqrt(fan), 1/sqrt(fan)), fan = fan_in (PyTorch default) */
@@ -370,7 +379,7 @@ const char *nbname(const char *fmt, ...)
 /* Finish building: allocate host weights (set by net_init_params). */
 void net_finalize(Net *n);
 void net_free(Net *n);
-/* Fresh weights per SPEC §4.4 (deterministic in seed); BN γ=1 β=0, running 0/1, nbt 0. */
+/* Fresh weights as mdistiller's models initialise them (deterministic in seed); BN γ=1 β=0, running 0/1, nbt 0. */
 void net_init_params(Net *n, uint64_t seed);
 /* Allocate arenas on backend be for batches up to Bmax. trainable=1: keep every
  * activation for the backward and allocate gradients + momentum; trainable=0:
@@ -394,7 +403,7 @@ void net_profile_report(double total_seconds);
 void net_to_host(Net *n);
 void net_to_device(Net *n);
 int net_num_classes(const Net *n);
-size_t net_macs(const Net *n);            /* conv + linear MACs per image (SPEC §4.3) */
+size_t net_macs(const Net *n);            /* conv + linear MACs per image */
 const ParamInfo *net_find(const Net *n, const char *name);
 /* Host pointer to a state_dict entry's data (float* for params/stats, int64_t* for nbt). */
 void *net_host_ptr(const Net *n, const ParamInfo *pi);
@@ -483,7 +492,8 @@ int net_save_file(const Net *n, const char *path);
 /* ------------------------------------------------------------------------- */
 /* pickle VM API (pickle.c): a small, safe unpickler shared by pth.c and      */
 /* cifar.c. It only BUILDS DATA: no Python code is ever run. Accepted: the    */
-/* opcodes of SPEC §6.4 + §7.2 and a whitelist of globals (OrderedDict, torch */
+/* opcodes checkpoints and CIFAR-100's python files use (docs/checkpoints.md) */
+/* and a whitelist of globals (OrderedDict, torch                             */
 /* tensor rebuild + storage types, numpy _reconstruct/ndarray/dtype/scalar,   */
 /* _codecs.encode). Anything else is refused with an error naming the opcode  */
 /* or global and its byte offset. Every read is bounds-checked.               */
@@ -589,8 +599,8 @@ typedef struct {
 /* The data directory: flag_dir if given (--data), else $DKD_DATA, else "data". */
 const char *cifar_find_dir(const char *flag_dir);
 /* Load the train (train=1) or test split found under dir, first match of
- *   dir/cifar-100-binary/{train,test}.bin, dir/{train,test}.bin   (binary, SPEC §7.1)
- *   dir/cifar-100-python/{train,test},   dir/{train,test}         (python pickle, §7.2)
+ *   dir/cifar-100-binary/{train,test}.bin, dir/{train,test}.bin   (binary)
+ *   dir/cifar-100-python/{train,test},   dir/{train,test}         (python pickle)
  * checking the size (whole 3074-byte records), the count (50000 / 10000) and
  * every label (< 100). 0, or -1 with a message naming the file and
  * scripts/get_cifar100.sh. The environment DKD_CIFAR_ANY_SIZE=1 accepts any
@@ -647,6 +657,7 @@ int cmd_plot(int argc, char **argv);
 int cmd_train(int argc, char **argv);   /* dkd train ... (argv[0] = "train") */
 int cmd_eval(int argc, char **argv);    /* dkd eval ... */
 int cmd_bench(int argc, char **argv);   /* dkd bench ... */
+int bench_gemm(int argc, char **argv);  /* dkd bench --gemm ... (gemm_bench.c) */
 /* One DKD training step teacher -> student at batch B on backends ref and dut
  * (same weights, same batch): logits, loss, gradients and updated parameters
  * compared; prints one "ok"/"FAIL" line, returns 1 when they agree. */

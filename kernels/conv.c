@@ -6,6 +6,38 @@
  *   g·Cg .. g·Cg+Cg-1 (Cg = C/G, OCg = OC/G); OH = (H+2P-K)/S+1, OW likewise;
  *   x outside the image reads as 0 (zero padding).
  *
+ * Read conv2d_forward_direct first (right below the includes): the definition above
+ * as seven plain loops, in double. It is the reference the tests hold every fast path
+ * to (tests/test_ops.c, with finite differences of it for the gradients). Everything
+ * after it computes the same numbers faster, by one of these paths:
+ *
+ * Which path a layer takes (conv_geometry decides; PP = OH·OW output positions)
+ * ------------------------------------------------------------------------------
+ *  layer shape                         forward         dx               dW
+ *  depthwise (G == C == OC)            direct loops    direct loops     direct loops
+ *    MobileNetV2, ShuffleNets          (stride 1: on a zero-bordered copy of the plane)
+ *  3x3 / s1 / pad 1, G = 1,            Winograd        Winograd of dy   implicit GEMM if OW >= 16,
+ *    C and OC >= 32                    F(2x2,3x3)      with the flipped im2col + GEMM below
+ *    (resnet56/110 stages 2-3, WRN,                    kernel           (or when PP < 64)
+ *    VGG, resnet32x4, resnet8x4)
+ *  other KxK (K > 1) stride 1,         implicit GEMM   implicit GEMM    as above
+ *    PP >= 64, G < C                   (no col)        of dy, flipped
+ *    (resnet20/56 stage 1: 16 ch)
+ *  1x1 / s1 / pad 0, PP >= 64          GEMM on the     GEMM W^T·dY      GEMM dY·x^T
+ *    (MobileNetV2, ShuffleNets,        image itself    straight into dx
+ *    ResNet50 bottlenecks)             (no col)
+ *  everything else: stride 2,          im2col + GEMM   GEMM + col2im    im2col + GEMM
+ *    maps with PP < 64 (4x4, 2x2),     (several images per GEMM when PP < 64)
+ *    the 3-channel stems on small maps
+ * Why: Winograd does 2.25x fewer multiply-adds but its transforms cost per channel,
+ * so it pays from 32 channels up (timings in winograd.c's winograd_applies); the
+ * implicit GEMM saves building col (as big as the layer's arithmetic for 3x3 layers
+ * with few channels); a 1x1 stride-1 col would be a copy of the image; strided layers
+ * and tiny maps are a small share of the work, and im2col handles any geometry. dx of
+ * a stride-1 convolution is itself a stride-1 convolution (of dy with the kernel
+ * flipped and its in/out channels swapped, padding K-1-P), which is why the forward
+ * paths serve dx too. DKD_WINOGRAD=0 sends Winograd's layers to the implicit GEMM.
+ *
  * im2col: convolution as a matrix product
  * ---------------------------------------
  * For one image and one group, the "column matrix" col [KK, PP] (KK = Cg·K·K rows,
@@ -84,6 +116,34 @@
 #include <omp.h>
 #endif
 
+/* ---- the definition: seven loops ----------------------------------------------------- */
+
+/* y [N,OC,OH,OW] = the convolution of x [N,C,H,W] with w [OC,C/G,K,K] (+ b [OC], or
+ * NULL), summed in double in the order (c, kh, kw): the formula at the top of this
+ * file and nothing else. Slow (no blocking, no threads) and exact enough to judge the
+ * float paths; the tests' reference. */
+void conv2d_forward_direct(double *y, const double *x, const double *w, const double *b,
+                           int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
+    int Cg = C / G, OCg = OC / G, OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            int g = o / OCg;   /* the group of output channel o */
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double s = b ? b[o] : 0.0;
+                    for (int c = 0; c < Cg; c++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * S - P + kh, iw = ow * S - P + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;   /* zero padding */
+                                s += w[(((size_t)o * Cg + c) * K + kh) * K + kw] *
+                                     x[(((size_t)n * C + (size_t)g * Cg + c) * H + ih) * W + iw];
+                            }
+                    y[(((size_t)n * OC + o) * OH + oh) * OW + ow] = s;
+                }
+        }
+}
+
 enum {
     CONV_MIN_COLS = 64,     /* a slice holds ceil(64/PP) images when PP < 64 */
     CONV_DW_CHUNKS = 8,     /* dW is summed over at most 8 image chunks, then added */
@@ -104,7 +164,7 @@ typedef struct {
     int ldcol;              /* row stride of col in a slot */
     size_t stage_off;       /* where the staging matrix starts in a slot (after col) */
     size_t slot_floats;     /* col + staging, per slot */
-    int implicit;           /* forward and dx by the implicit GEMM (implicit_conv) */
+    int implicit;           /* stride-1 layer on >= 64 positions: dW by implicit_dw (or im2col on narrow maps), forward and dx by implicit_conv unless wino is set */
     int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
 } Conv;

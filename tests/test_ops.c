@@ -134,31 +134,14 @@ typedef struct {
     double *y;               /* scratch */
 } ConvCtx;
 
-/* direct convolution in double */
-static void conv_ref(double *y, const double *x, const double *w, const double *b, const ConvCase *c, int OH, int OW) {
-    int Cg = c->C / c->G, OCg = c->OC / c->G;
-    for (int n = 0; n < c->N; n++)
-        for (int o = 0; o < c->OC; o++) {
-            int g = o / OCg;
-            for (int oh = 0; oh < OH; oh++)
-                for (int ow = 0; ow < OW; ow++) {
-                    double s = b ? b[o] : 0.0;
-                    for (int ci = 0; ci < Cg; ci++)
-                        for (int kh = 0; kh < c->K; kh++)
-                            for (int kw = 0; kw < c->K; kw++) {
-                                int ih = oh * c->S - c->P + kh, iw = ow * c->S - c->P + kw;
-                                if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W) continue;
-                                s += w[((size_t)(o * Cg + ci) * c->K + kh) * c->K + kw] *
-                                     x[(((size_t)n * c->C + g * Cg + ci) * c->H + ih) * c->W + iw];
-                            }
-                    y[(((size_t)n * c->OC + o) * OH + oh) * OW + ow] = s;
-                }
-        }
+/* the definition: conv2d_forward_direct (kernels/conv.c), seven loops in double */
+static void conv_ref(double *y, const double *x, const double *w, const double *b, const ConvCase *c) {
+    conv2d_forward_direct(y, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G);
 }
 
 static double conv_loss(void *p) {
     ConvCtx *t = (ConvCtx *)p;
-    conv_ref(t->y, t->x, t->w, t->b, &t->c, t->OH, t->OW);
+    conv_ref(t->y, t->x, t->w, t->b, &t->c);
     return dot(t->y, t->r, (size_t)t->c.N * t->c.OC * t->OH * t->OW);
 }
 
@@ -191,7 +174,7 @@ static void test_conv_case(const ConvCase *c) {
     float *y = fnew(ny);
     conv2d_forward_cpu(y, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws);
     ConvCtx t = { *c, OH, OW, to_double(x, nx), to_double(w, nw), b ? to_double(b, (size_t)c->OC) : NULL, to_double(r, ny), dnew(ny) };
-    conv_ref(t.y, t.x, t.w, t.b, c, OH, OW);
+    conv_ref(t.y, t.x, t.w, t.b, c);
     float *yr = to_float(t.y, ny);
     char lab[240];
     snprintf(lab, sizeof lab, "%s forward vs direct loops", name);
