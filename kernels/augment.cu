@@ -1,6 +1,6 @@
 /* kernels/augment.cu — builds a training (or test) batch on the GPU from the
  * uint8 CIFAR-100 images kept in device memory (reference: kernels/augment.c;
- * SPEC §2.7).
+ * the recipe: docs/recipe.md, "One epoch", step 1).
  *
  * What it computes: x [B,3,32,32] floats from data [Nall,3072] uint8 (each
  * image is three 32x32 planes R, G, B) and idx [B] (which images):

@@ -1,6 +1,6 @@
 /* models/mobilenetv2.c — MobileNetV2 as mdistiller builds it for CIFAR
  * (mobilenetv2.py: mobile_half = expansion T 6, width multiplier 0.5; dict name
- * "MobileNetV2"; SPEC §4.9, §8 item 13). A student; 0.81 M parameters and only
+ * "MobileNetV2"). A student; 0.81 M parameters and only
  * 6.5 M MACs per image, the cheapest model of the set.
  *
  *   step      op                                             output C x H x W
@@ -31,20 +31,13 @@
 #include <string.h>
 
 static int inverted_residual(Net *n, int x, const char *pre, int oup, int stride, int t) {
-    char nm[96];
     int inp = n->nodes[x].C, hidden = inp * t;
-    snprintf(nm, sizeof nm, "%s.conv.0", pre);
-    int h = nb_conv(n, x, nm, hidden, 1, 1, 0, 1, 0);
-    snprintf(nm, sizeof nm, "%s.conv.1", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv.3", pre);
-    h = nb_conv(n, h, nm, hidden, 3, stride, 1, hidden, 0);
-    snprintf(nm, sizeof nm, "%s.conv.4", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv.6", pre);
-    h = nb_conv(n, h, nm, oup, 1, 1, 0, 1, 0);
-    snprintf(nm, sizeof nm, "%s.conv.7", pre);
-    h = nb_bn(n, h, nm);
+    int h = nb_conv(n, x, nbname("%s.conv.0", pre), hidden, 1, 1, 0, 1, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.conv.1", pre)));
+    h = nb_conv(n, h, nbname("%s.conv.3", pre), hidden, 3, stride, 1, hidden, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.conv.4", pre)));
+    h = nb_conv(n, h, nbname("%s.conv.6", pre), oup, 1, 1, 0, 1, 0);
+    h = nb_bn(n, h, nbname("%s.conv.7", pre));
     if (stride == 1 && inp == oup) h = nb_add(n, x, h);
     return h;
 }

@@ -1,11 +1,11 @@
 /* models/registry.c — model names and the 11 teacher -> student pairs.
  *
- * model_table: mdistiller's cifar_model_dict names (SPEC §4.2) for the 15
+ * model_table: mdistiller's cifar_model_dict names for the 15
  * architectures the 11 DKD pairs use, each with the short names that appear in
  * mdistiller's config file names and experiment tags (res56, wrn40_2, mv2, ...)
  * as aliases, and whether it is one of the six teachers.
  *
- * pair_table: the resolved DKD settings of SPEC §1.2 (the configs/cifar100/dkd yamls
+ * pair_table: the resolved DKD settings (docs/recipe.md; the configs/cifar100/dkd yamls
  * laid over cfg.py's defaults): alpha 1, T 4, warm-up 20 epochs everywhere;
  * beta 8 unless a yaml sets 2 or 6; LR 0.05, or 0.01 for the three light
  * students (MobileNetV2, ShuffleV1, ShuffleV2).

@@ -1,4 +1,4 @@
-/* models/resnet.c — the CIFAR ResNets of mdistiller's resnet.py (SPEC §4.5):
+/* models/resnet.c — the CIFAR ResNets of mdistiller's resnet.py:
  * resnet20, resnet32, resnet56, resnet110 (widths 16,16,32,64) and
  * resnet8x4, resnet32x4 (widths 32,64,128,256, "x4" = four times wider).
  *
@@ -24,7 +24,7 @@
  *   shortcut = x itself when s = 1 and in = out, else the projection
  *   "downsample" = 1x1/s conv (downsample.0) + BN (downsample.1)  ("option B").
  * mdistiller registers downsample after bn2, so the main path is built first.
- * Initialisation (FAMILY_RESNET, SPEC §4.4): conv Kaiming-normal fan_out,
+ * Initialisation (FAMILY_RESNET): conv Kaiming-normal fan_out,
  * fc weight and bias PyTorch's default uniform. */
 #include "dkd.h"
 
@@ -33,22 +33,15 @@
 
 /* One BasicBlock on node x; pre = "layer2.0". Returns the block's output node. */
 static int basic_block(Net *n, int x, const char *pre, int out, int stride) {
-    char nm[96];
     int in = n->nodes[x].C;
-    snprintf(nm, sizeof nm, "%s.conv1", pre);
-    int h = nb_conv(n, x, nm, out, 3, stride, 1, 1, 0);
-    snprintf(nm, sizeof nm, "%s.bn1", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv2", pre);
-    h = nb_conv(n, h, nm, out, 3, 1, 1, 1, 0);
-    snprintf(nm, sizeof nm, "%s.bn2", pre);
-    h = nb_bn(n, h, nm);
+    int h = nb_conv(n, x, nbname("%s.conv1", pre), out, 3, stride, 1, 1, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn1", pre)));
+    h = nb_conv(n, h, nbname("%s.conv2", pre), out, 3, 1, 1, 1, 0);
+    h = nb_bn(n, h, nbname("%s.bn2", pre));
     int sc = x;
     if (stride != 1 || in != out) {
-        snprintf(nm, sizeof nm, "%s.downsample.0", pre);
-        sc = nb_conv(n, x, nm, out, 1, stride, 0, 1, 0);
-        snprintf(nm, sizeof nm, "%s.downsample.1", pre);
-        sc = nb_bn(n, sc, nm);
+        sc = nb_conv(n, x, nbname("%s.downsample.0", pre), out, 1, stride, 0, 1, 0);
+        sc = nb_bn(n, sc, nbname("%s.downsample.1", pre));
     }
     return nb_relu(n, nb_add(n, h, sc));
 }

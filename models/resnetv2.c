@@ -1,4 +1,4 @@
-/* models/resnetv2.c — ResNet50, CIFAR version (mdistiller resnetv2.py, SPEC §4.6),
+/* models/resnetv2.c — ResNet50, CIFAR version (mdistiller resnetv2.py),
  * the teacher of the res50 -> mv2 pair.
  *
  *   step    op                                                    output C x H x W
@@ -22,26 +22,17 @@
 #include <string.h>
 
 static int bottleneck(Net *n, int x, const char *pre, int planes, int stride) {
-    char nm[96];
     int in = n->nodes[x].C, out = 4 * planes;
-    snprintf(nm, sizeof nm, "%s.conv1", pre);
-    int h = nb_conv(n, x, nm, planes, 1, 1, 0, 1, 0);
-    snprintf(nm, sizeof nm, "%s.bn1", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv2", pre);
-    h = nb_conv(n, h, nm, planes, 3, stride, 1, 1, 0);
-    snprintf(nm, sizeof nm, "%s.bn2", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv3", pre);
-    h = nb_conv(n, h, nm, out, 1, 1, 0, 1, 0);
-    snprintf(nm, sizeof nm, "%s.bn3", pre);
-    h = nb_bn(n, h, nm);
+    int h = nb_conv(n, x, nbname("%s.conv1", pre), planes, 1, 1, 0, 1, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn1", pre)));
+    h = nb_conv(n, h, nbname("%s.conv2", pre), planes, 3, stride, 1, 1, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn2", pre)));
+    h = nb_conv(n, h, nbname("%s.conv3", pre), out, 1, 1, 0, 1, 0);
+    h = nb_bn(n, h, nbname("%s.bn3", pre));
     int sc = x;
     if (stride != 1 || in != out) {
-        snprintf(nm, sizeof nm, "%s.shortcut.0", pre);
-        sc = nb_conv(n, x, nm, out, 1, stride, 0, 1, 0);
-        snprintf(nm, sizeof nm, "%s.shortcut.1", pre);
-        sc = nb_bn(n, sc, nm);
+        sc = nb_conv(n, x, nbname("%s.shortcut.0", pre), out, 1, stride, 0, 1, 0);
+        sc = nb_bn(n, sc, nbname("%s.shortcut.1", pre));
     }
     return nb_relu(n, nb_add(n, h, sc));
 }

@@ -1,6 +1,5 @@
 /* models/shufflenetv1.c — ShuffleNet V1 as in mdistiller ShuffleNetv1.py
- * ("ShuffleV1": groups 3, stage widths 240/480/960, blocks 4/8/4; SPEC §4.10,
- * §8 item 14). A student: 0.95 M parameters, 38.7 M MACs per image.
+ * ("ShuffleV1": groups 3, stage widths 240/480/960, blocks 4/8/4). A student: 0.95 M parameters, 38.7 M MACs per image.
  *
  *   step    op                                              output C x H x W
  *   stem    conv1 1x1 (!), 3->24, no bias; bn1; ReLU         24 x 32 x 32
@@ -28,22 +27,15 @@
 #include <string.h>
 
 static int shufflev1_block(Net *n, int x, const char *pre, int out, int stride, int groups) {
-    char nm[96];
     int in = n->nodes[x].C, mid = out / 4;
     int g1 = in == 24 ? 1 : groups;
-    snprintf(nm, sizeof nm, "%s.conv1", pre);
-    int h = nb_conv(n, x, nm, mid, 1, 1, 0, g1, 0);
-    snprintf(nm, sizeof nm, "%s.bn1", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
+    int h = nb_conv(n, x, nbname("%s.conv1", pre), mid, 1, 1, 0, g1, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn1", pre)));
     if (g1 > 1) h = nb_shuffle(n, h, g1);   /* a 1-group shuffle is the identity */
-    snprintf(nm, sizeof nm, "%s.conv2", pre);
-    h = nb_conv(n, h, nm, mid, 3, stride, 1, mid, 0);
-    snprintf(nm, sizeof nm, "%s.bn2", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv3", pre);
-    h = nb_conv(n, h, nm, out, 1, 1, 0, groups, 0);
-    snprintf(nm, sizeof nm, "%s.bn3", pre);
-    h = nb_bn(n, h, nm);
+    h = nb_conv(n, h, nbname("%s.conv2", pre), mid, 3, stride, 1, mid, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn2", pre)));
+    h = nb_conv(n, h, nbname("%s.conv3", pre), out, 1, 1, 0, groups, 0);
+    h = nb_bn(n, h, nbname("%s.bn3", pre));
     if (stride == 2) h = nb_concat(n, h, nb_avgpool(n, x, 3, 2, 1));
     else h = nb_add(n, h, x);
     return nb_relu(n, h);

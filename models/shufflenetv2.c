@@ -1,6 +1,5 @@
 /* models/shufflenetv2.c — ShuffleNet V2 as in mdistiller ShuffleNetv2.py
- * ("ShuffleV2" = net_size 1: widths 116/232/464, last conv 1024, units 3/7/3;
- * SPEC §4.11, §8 item 15). A student: 1.36 M parameters, 44.5 M MACs per image.
+ * ("ShuffleV2" = net_size 1: widths 116/232/464, last conv 1024, units 3/7/3). A student: 1.36 M parameters, 44.5 M MACs per image.
  *
  *   step    op                                                   output C x H x W
  *   stem    conv1 1x1 (!), 3->24, no bias; bn1; ReLU (no max-pool)  24 x 32 x 32
@@ -27,11 +26,8 @@
 
 /* conv -> bn (-> ReLU when relu): the unit both blocks are made of. */
 static int conv_bn(Net *n, int x, const char *pre, int k, int OC, int K, int S, int G, int relu) {
-    char nm[96];
-    snprintf(nm, sizeof nm, "%s.conv%d", pre, k);
-    x = nb_conv(n, x, nm, OC, K, S, K / 2, G, 0);
-    snprintf(nm, sizeof nm, "%s.bn%d", pre, k);
-    x = nb_bn(n, x, nm);
+    x = nb_conv(n, x, nbname("%s.conv%d", pre, k), OC, K, S, K / 2, G, 0);
+    x = nb_bn(n, x, nbname("%s.bn%d", pre, k));
     return relu ? nb_relu(n, x) : x;
 }
 

@@ -1,5 +1,5 @@
 /* models/vgg.c — VGG8 and VGG13 with BatchNorm (mdistiller vgg.py, vgg8_bn /
- * vgg13_bn, SPEC §4.8). vgg8 is a student, vgg13 a teacher.
+ * vgg13_bn). vgg8 is a student, vgg13 a teacher.
  *
  * Five conv blocks; each is a Sequential [conv 3x3 pad 1 WITH bias, BN, ReLU]
  * repeated (once in vgg8, twice in vgg13) with its LAST ReLU removed and
@@ -39,12 +39,9 @@ Net *build_vgg(const char *name) {
     int x = nb_input(n, 3, 32, 32);
     for (int b = 0; b < 5; b++) {
         for (int j = 0; j < per_block; j++) {
-            char nm[32];
             if (j > 0) x = nb_relu(n, x);   /* the ReLU inside the Sequential */
-            snprintf(nm, sizeof nm, "block%d.%d", b, 3 * j);
-            x = nb_conv(n, x, nm, width[b], 3, 1, 1, 1, 1);
-            snprintf(nm, sizeof nm, "block%d.%d", b, 3 * j + 1);
-            x = nb_bn(n, x, nm);
+            x = nb_conv(n, x, nbname("block%d.%d", b, 3 * j), width[b], 3, 1, 1, 1, 1);
+            x = nb_bn(n, x, nbname("block%d.%d", b, 3 * j + 1));
         }
         x = nb_relu(n, x);                  /* the block's last ReLU, outside it */
         if (b < 3) x = nb_maxpool(n, x, 2, 2);   /* pool0..pool2; pool3 skipped */

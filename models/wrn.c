@@ -1,4 +1,4 @@
-/* models/wrn.c — Wide ResNets of mdistiller's wrn.py (SPEC §4.7, §4.12):
+/* models/wrn.c — Wide ResNets of mdistiller's wrn.py:
  * wrn_16_2, wrn_40_1 (students) and wrn_40_2 (teacher).
  *
  * Depth = 6N + 4, widen factor K, widths 16, 16K, 32K, 64K, no dropout.
@@ -23,7 +23,7 @@
  * Key order in a block: bn1, conv1, bn2, conv2, convShortcut. wrn_40_1 (K = 1)
  * has no convShortcut in block1 (16 -> 16).
  *
- * The BN quirk (§4.12): mdistiller's forward calls block2.layer.0.bn1,
+ * The BN quirk (docs/batchnorm.md, last section): mdistiller's forward calls block2.layer.0.bn1,
  * block3.layer.0.bn1 and the final bn1 a second time on the same tensors (to
  * build "preact_feats"); in training mode those three BNs update their running
  * statistics twice per step. We set bn_updates = 2 on them.
@@ -35,22 +35,16 @@
 
 /* One pre-activation block. double_bn1: the BN quirk applies to this bn1. */
 static int wrn_block(Net *n, int x, const char *pre, int out, int stride, int double_bn1) {
-    char nm[96];
     int in = n->nodes[x].C;
-    snprintf(nm, sizeof nm, "%s.bn1", pre);
-    int bn1 = nb_bn(n, x, nm);
+    int bn1 = nb_bn(n, x, nbname("%s.bn1", pre));
     if (double_bn1) n->nodes[bn1].bn_updates = 2;
     int a = nb_relu(n, bn1);
-    snprintf(nm, sizeof nm, "%s.conv1", pre);
-    int h = nb_conv(n, a, nm, out, 3, stride, 1, 1, 0);
-    snprintf(nm, sizeof nm, "%s.bn2", pre);
-    h = nb_relu(n, nb_bn(n, h, nm));
-    snprintf(nm, sizeof nm, "%s.conv2", pre);
-    h = nb_conv(n, h, nm, out, 3, 1, 1, 1, 0);
+    int h = nb_conv(n, a, nbname("%s.conv1", pre), out, 3, stride, 1, 1, 0);
+    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn2", pre)));
+    h = nb_conv(n, h, nbname("%s.conv2", pre), out, 3, 1, 1, 1, 0);
     int sc = x;
     if (in != out) {
-        snprintf(nm, sizeof nm, "%s.convShortcut", pre);
-        sc = nb_conv(n, a, nm, out, 1, stride, 0, 1, 0);
+        sc = nb_conv(n, a, nbname("%s.convShortcut", pre), out, 1, stride, 0, 1, 0);
     }
     return nb_add(n, sc, h);
 }
