@@ -279,8 +279,11 @@ extern const Backend backend_cpu;      /* backend_cpu.c */
 extern const Backend backend_cuda;
 /* Number of usable CUDA devices (0 without nvcc or without a GPU). */
 int dkd_cuda_device_count(void);
-/* "cpu", "cuda" or "auto" -> a backend; prints the fallback notice for auto. */
+/* "cpu", "cuda" or "auto" -> a backend (NULL + dkd_errbuf for a bad name). */
 const Backend *backend_select(const char *device);
+/* 1 when the last backend_select("auto") ran in a CUDA build that found no GPU
+ * (the CPU fallback; `dkd train` tells the user). */
+extern int backend_fell_back;
 
 /* ------------------------------------------------------------------------- */
 /* The network (net.c)                                                        */
@@ -468,11 +471,18 @@ double pth_scalar(const PthDict *d, const char *name);
 typedef struct {
     const char *name; int dtype; int ndim; const int64_t *shape; const void *data;
 } PthTensorRef;
-typedef enum { PI_INT, PI_FLOAT, PI_STATE_DICT } PthItemKind;
+/* PI_SGD_STATE: torch.optim.SGD.state_dict() over n_tensors parameters, with
+ * tensors[i] the momentum buffer of parameter i (names unused):
+ *   {"state": {i: {"momentum_buffer": tensor}}, "param_groups": [{"lr", "momentum",
+ *    "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable",
+ *    "params": [0..n-1]}]}  — what optimizer.load_state_dict expects. */
+typedef enum { PI_INT, PI_FLOAT, PI_STATE_DICT, PI_SGD_STATE } PthItemKind;
+typedef struct { double lr, momentum, dampening, weight_decay; int nesterov; } PthSgdGroup;
 typedef struct {
     const char *key; int kind;
     int64_t ival; double fval;                 /* PI_INT / PI_FLOAT */
-    const PthTensorRef *tensors; int n_tensors; /* PI_STATE_DICT: an OrderedDict */
+    const PthTensorRef *tensors; int n_tensors; /* PI_STATE_DICT: an OrderedDict; PI_SGD_STATE: momentum */
+    const PthSgdGroup *sgd;                    /* PI_SGD_STATE: the one param group's settings */
 } PthItem;
 /* Write atomically (temp + rename). 0 or -1. */
 int pth_write(const char *path, const PthItem *items, int n_items);
@@ -618,8 +628,8 @@ void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
 /* Plots (plot.c): PNG charts with stb_image_write + stb_easy_font            */
 /* ------------------------------------------------------------------------- */
 /* log.csv, the per-epoch machine-readable log of a run (train.c writes it,
- * plot.c reads it). First line exactly this header, then one line per finished
- * epoch, C-locale numbers, e.g. "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f":
+ * plot.c reads it). First line the header (train.c: DKD_LOG_CSV_HEADER_TRAIN), then
+ * one line per finished epoch, C-locale numbers, e.g. "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f,%d":
  *   epoch          1-based epoch number
  *   lr             learning rate used in that epoch
  *   train_acc      top-1 (%) on the augmented training batches, train mode
@@ -628,9 +638,14 @@ void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
  *   test_loss      mean cross-entropy on the test set
  *   img_per_s      training throughput of the epoch (images/s)
  *   seconds        wall-clock seconds of the epoch's training
+ *   test_images    (train.c's logs, DKD_LOG_CSV_HEADER_TRAIN) how many test images
+ *                  test_acc/test_loss were measured on (10000, or --test-subset):
+ *                  runs are comparable only when these agree
  * Readers find columns by name: extra columns are ignored, lr/top5/img_per_s/
  * seconds may be absent (NAN). */
 #define DKD_LOG_CSV_HEADER "epoch,lr,train_acc,train_loss,test_acc,test_acc_top5,test_loss,img_per_s,seconds"
+/* What train.c writes: the header above plus the test-set size. */
+#define DKD_LOG_CSV_HEADER_TRAIN DKD_LOG_CSV_HEADER ",test_images"
 typedef struct {
     int epoch;
     double lr, train_acc, train_loss, test_acc, test_acc_top5, test_loss, img_per_s, seconds;
@@ -655,6 +670,7 @@ int cmd_plot(int argc, char **argv);
 /* Commands and checks (train.c, bench.c)                                     */
 /* ------------------------------------------------------------------------- */
 int cmd_train(int argc, char **argv);   /* dkd train ... (argv[0] = "train") */
+extern const char *dkd_argv0;           /* the program as invoked (main sets it; config.yaml records it) */
 int cmd_eval(int argc, char **argv);    /* dkd eval ... */
 int cmd_bench(int argc, char **argv);   /* dkd bench ... */
 int bench_gemm(int argc, char **argv);  /* dkd bench --gemm ... (gemm_bench.c) */
@@ -662,6 +678,58 @@ int bench_gemm(int argc, char **argv);  /* dkd bench --gemm ... (gemm_bench.c) *
  * (same weights, same batch): logits, loss, gradients and updated parameters
  * compared; prints one "ok"/"FAIL" line, returns 1 when they agree. */
 int compare_backends_step(const Backend *ref, const Backend *dut, const char *teacher, const char *student, int B);
+
+/* ------------------------------------------------------------------------- */
+/* Run configuration in mdistiller's schema (config.c)                        */
+/* ------------------------------------------------------------------------- */
+enum {
+    CFG_MAX_BYTES = 1 << 20,    /* a config file larger than this is refused */
+    CFG_MAX_KEY = 128,          /* dotted key length */
+    CFG_MAX_EPOCHS = 100000,    /* epochs (and epoch numbers) dkd accepts */
+    CFG_MAX_STAGES = 8,         /* SOLVER.LR_DECAY_STAGES items */
+    DKD_PATH_MAX = 4096         /* longest path dkd builds (longer: an error, never a truncation) */
+};
+/* One run's settings, field by field the yacs keys dkd implements (their names
+ * in the comments). config_defaults fills mdistiller's defaults (engine/cfg.py). */
+typedef struct {
+    char project[64], name[256], tag[256];      /* EXPERIMENT.PROJECT / NAME / TAG */
+    char dataset[32];                           /* DATASET.TYPE: "cifar100" */
+    int num_workers, test_batch;                /* DATASET.NUM_WORKERS (unused), DATASET.TEST.BATCH_SIZE */
+    char method[8];                             /* DISTILLER.TYPE: NONE | KD | DKD */
+    char teacher[32], student[32];              /* DISTILLER.TEACHER / STUDENT (mdistiller names) */
+    char trainer[16];                           /* SOLVER.TRAINER: "base" */
+    int batch, epochs;                          /* SOLVER.BATCH_SIZE / EPOCHS */
+    double lr;                                  /* SOLVER.LR */
+    int stages[CFG_MAX_STAGES], n_stages;       /* SOLVER.LR_DECAY_STAGES */
+    double decay_rate, wd, momentum;            /* SOLVER.LR_DECAY_RATE / WEIGHT_DECAY / MOMENTUM */
+    char solver[16];                            /* SOLVER.TYPE: "SGD" */
+    int tb_freq, save_every;                    /* LOG.TENSORBOARD_FREQ (unused) / SAVE_CHECKPOINT_FREQ */
+    char prefix[1024];                          /* LOG.PREFIX: "./output" */
+    int wandb;                                  /* LOG.WANDB (unused: dkd logs to files only) */
+    int kd_T;                                   /* KD.TEMPERATURE (an int in mdistiller) */
+    double kd_ce_weight, kd_kd_weight;          /* KD.LOSS.CE_WEIGHT / KD_WEIGHT */
+    double dkd_ce_weight, alpha, beta, dkd_T;   /* DKD.CE_WEIGHT / ALPHA / BETA / T */
+    int warmup;                                 /* DKD.WARMUP */
+    unsigned char set[64];                      /* key i of the table was set explicitly */
+} DkdConfig;
+void config_defaults(DkdConfig *c);
+/* Parse a YAML config (the subset described in config.c) into c; name is used in
+ * messages ("FILE:LINE: ..."). Unknown keys, bad values, malformed YAML: -1. */
+int config_parse_text(DkdConfig *c, const char *text, size_t len, const char *name);
+int config_load_file(DkdConfig *c, const char *path);
+/* Set one key from its text as written on a command line (a yacs KEY VALUE
+ * pair: "128", "[100, 150]", "DKD"); where names the source in messages. */
+int config_set(DkdConfig *c, const char *key, const char *value, const char *where);
+int config_is_set(const DkdConfig *c, const char *key);  /* set by a file, a pair or a flag */
+int config_is_key(const char *key);                      /* one of the keys dkd implements */
+/* Write c as YAML in mdistiller's schema (atomically), after header: comment
+ * lines ("# ...\n") or NULL. The sections KD/DKD appear for that method only. */
+int config_write_yaml(const DkdConfig *c, const char *path, const char *header);
+/* argv as one shell-quoted line (malloc'd): what config.yaml records. */
+char *config_command_line(int argc, char **argv);
+/* Strict decimal number in [lo, hi] (want_int: an integer): no hex, inf, nan,
+ * blanks or trailing text. 0, or -1 with "what expects ..." in dkd_errbuf. */
+int parse_number(const char *what, const char *text, int want_int, double lo, double hi, double *out);
 
 /* ==== further API sections (pickle VM, CIFAR data, plots, training) go ABOVE this line, inside extern "C" ==== */
 

@@ -2,7 +2,8 @@
  *
  *   dkd train TEACHER STUDENT [flags]   distill (DKD by default, --method kd)
  *   dkd train MODEL [flags]             vanilla cross-entropy training (e.g. a teacher)
- *   dkd eval MODEL -c CKPT [flags]      top-1 / top-5 / loss on the CIFAR-100 test set
+ *   dkd train --cfg FILE [KEY VALUE..]  the same from an mdistiller-schema YAML config
+ *   dkd eval -m MODEL [-c CKPT] [flags] top-1 / top-5 / loss on the CIFAR-100 test set
  *   dkd bench [flags]                   throughput of training steps and inference
  *   dkd plot RUN_DIR... [-o out.png]    loss / accuracy curves as PNG
  *   dkd list                            models (parameters, MACs) and the 11 DKD pairs
@@ -22,7 +23,11 @@ static void usage(FILE *f) {
         "  train TEACHER STUDENT   distill a student (DKD; --method kd for classic KD),\n"
         "                          with the pair's mdistiller hyper-parameters\n"
         "  train MODEL             train a model alone with cross-entropy (how teachers are made)\n"
-        "  eval MODEL -c CKPT      evaluate a checkpoint (mdistiller's or ours) on the test set\n"
+        "  train --cfg FILE.yaml [KEY VALUE ...]\n"
+        "                          mdistiller's command line: a config of configs/cifar100/ (or\n"
+        "                          mdistiller's own), then overrides such as SOLVER.BATCH_SIZE 128\n"
+        "  eval -m MODEL [-c CKPT] [-d cifar100] [-bs N]\n"
+        "                          evaluate a checkpoint (mdistiller's or ours) on the test set\n"
         "  bench                   images/s of a DKD training step and of inference\n"
         "  plot RUN_DIR...         loss/accuracy curves of one or more runs as a PNG\n"
         "  list                    the 15 models (parameters, MACs) and the 11 teacher->student pairs\n"
@@ -30,7 +35,9 @@ static void usage(FILE *f) {
         "\n"
         "Every mode takes --help. Models are named as in mdistiller (resnet56, wrn_40_2, ShuffleV1, ...)\n"
         "or by the config aliases (res56, wrn40_2, shuv1, mv2, ...). Example:\n"
-        "  ./dkd train res56 res20 --teacher-ckpt download_ckpts/cifar_teachers/resnet56_vanilla/ckpt_epoch_240.pth\n");
+        "  ./dkd train res56 res20 --teacher-ckpt download_ckpts/cifar_teachers/resnet56_vanilla/ckpt_epoch_240.pth\n"
+        "  ./dkd train --cfg configs/cifar100/dkd/res56_res20.yaml SOLVER.EPOCHS 2\n"
+        "  ./dkd eval -m resnet56 -c pretrain\n");
 }
 
 static int cmd_list(int argc, char **argv) {
@@ -59,6 +66,7 @@ static int cmd_list(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    dkd_argv0 = argv[0];
     if (argc < 2) { usage(stderr); return 2; }
     const char *mode = argv[1];
     if (!strcmp(mode, "help") || !strcmp(mode, "--help") || !strcmp(mode, "-h")) {

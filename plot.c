@@ -549,8 +549,9 @@ typedef struct {
 /* A run from a folder (reads folder/log.csv) or a .csv file. name: the folder's
  * last component (for a .../log.csv file: its folder's). */
 static int run_read(Run *r, const char *arg) {
-    char path[1200], dir[1024];
+    char path[DKD_PATH_MAX + 16], dir[DKD_PATH_MAX];
     struct stat st;
+    if (strlen(arg) >= sizeof dir) { r->n = -1; return dkd_fail("%s: path longer than %d characters", arg, DKD_PATH_MAX - 1); }
     snprintf(dir, sizeof dir, "%s", arg);
     size_t L = strlen(dir);
     while (L > 1 && dir[L - 1] == '/') dir[--L] = 0;
@@ -730,8 +731,8 @@ int plot_curves(const char *out_png, const char *const *run_args, int n_runs, co
 }
 
 int plot_run_curves(const char *run_dir) {
-    char out[1200];
-    snprintf(out, sizeof out, "%s/curves.png", run_dir);
+    char out[DKD_PATH_MAX];
+    if (snprintf(out, sizeof out, "%s/curves.png", run_dir) >= (int)sizeof out) return dkd_fail("%s: path too long", run_dir);
     const char *args[1] = {run_dir};
     return plot_curves(out, args, 1, NULL);
 }

@@ -558,6 +558,56 @@ static const char *storage_class(int dt) {
 /* the ZIP entries to write */
 typedef struct { char name[64]; const void *data; size_t size; uint32_t crc; size_t local_off; } OutEntry;
 
+/* One tensor (torch._utils._rebuild_tensor_v2 of a new storage "<sk>"), its bytes
+ * recorded as the next zip entry. */
+static void pk_tensor(Buf *pk, const PthTensorRef *t, OutEntry *ent, int *ne, int *sk) {
+    int64_t numel = 1, stride[8];
+    for (int a = t->ndim - 1; a >= 0; a--) { stride[a] = numel; numel *= t->shape[a]; }
+    char key[24];
+    snprintf(key, sizeof key, "%d", (*sk)++);
+    pk_global(pk, "torch._utils", "_rebuild_tensor_v2");
+    put_u8(pk, '(');                                          /* args ( */
+    put_u8(pk, '('); pk_str(pk, "storage"); pk_global(pk, "torch", storage_class(t->dtype));
+    pk_str(pk, key); pk_str(pk, "cpu"); pk_int(pk, numel);
+    put_u8(pk, 't'); put_u8(pk, 'Q');                        /* persistent id -> storage */
+    pk_int(pk, 0);                                            /* storage_offset */
+    put_u8(pk, '('); for (int a = 0; a < t->ndim; a++) pk_int(pk, t->shape[a]); put_u8(pk, 't');
+    put_u8(pk, '('); for (int a = 0; a < t->ndim; a++) pk_int(pk, stride[a]); put_u8(pk, 't');
+    put_u8(pk, 0x89);                                         /* requires_grad False */
+    pk_global(pk, "collections", "OrderedDict"); put_u8(pk, ')'); put_u8(pk, 'R');   /* backward_hooks */
+    put_u8(pk, 't'); put_u8(pk, 'R');                        /* ) -> _rebuild_tensor_v2(*args) */
+    snprintf(ent[*ne].name, sizeof ent[*ne].name, "archive/data/%s", key);
+    ent[*ne].data = t->data; ent[*ne].size = (size_t)numel * (size_t)dtype_size(t->dtype); (*ne)++;
+}
+
+/* torch.optim.SGD.state_dict(): {"state": {i: {"momentum_buffer": t}}, "param_groups": [{...}]} */
+static void pk_sgd_state(Buf *pk, const PthItem *it, OutEntry *ent, int *ne, int *sk) {
+    const PthSgdGroup *g = it->sgd;
+    put_u8(pk, '}'); put_u8(pk, '(');                          /* { */
+    pk_str(pk, "state"); put_u8(pk, '}'); put_u8(pk, '(');      /*   "state": { */
+    for (int k = 0; k < it->n_tensors; k++) {
+        pk_int(pk, k); put_u8(pk, '}');                         /*     k: {"momentum_buffer": t} */
+        pk_str(pk, "momentum_buffer"); pk_tensor(pk, &it->tensors[k], ent, ne, sk); put_u8(pk, 's');
+    }
+    put_u8(pk, 'u');                                           /*   } */
+    pk_str(pk, "param_groups"); put_u8(pk, ']');               /*   "param_groups": [ */
+    put_u8(pk, '}'); put_u8(pk, '(');                          /*     { */
+    pk_str(pk, "lr"); pk_float(pk, g->lr);
+    pk_str(pk, "momentum"); pk_float(pk, g->momentum);
+    pk_str(pk, "dampening"); pk_float(pk, g->dampening);
+    pk_str(pk, "weight_decay"); pk_float(pk, g->weight_decay);
+    pk_str(pk, "nesterov"); put_u8(pk, g->nesterov ? 0x88 : 0x89);   /* NEWTRUE / NEWFALSE */
+    pk_str(pk, "maximize"); put_u8(pk, 0x89);
+    pk_str(pk, "foreach"); put_u8(pk, 'N');                    /* None */
+    pk_str(pk, "differentiable"); put_u8(pk, 0x89);
+    pk_str(pk, "params"); put_u8(pk, ']'); put_u8(pk, '(');
+    for (int k = 0; k < it->n_tensors; k++) pk_int(pk, k);
+    put_u8(pk, 'e');                                           /*       [0..n-1] (APPENDS) */
+    put_u8(pk, 'u');                                           /*     } */
+    put_u8(pk, 'a');                                           /*   ] (APPEND) */
+    put_u8(pk, 'u');                                           /* } */
+}
+
 int pth_write(const char *path, const PthItem *items, int n_items) {
     /* 1. validate and count the tensors */
     int n_t = 0;
@@ -565,7 +615,8 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
         const PthItem *it = &items[i];
         if (!it->key) return dkd_fail("pth_write %s: item %d has no key", path, i);
         if (it->kind == PI_INT || it->kind == PI_FLOAT) continue;
-        if (it->kind != PI_STATE_DICT) return dkd_fail("pth_write %s: item '%s' has unknown kind %d", path, it->key, it->kind);
+        if (it->kind != PI_STATE_DICT && it->kind != PI_SGD_STATE) return dkd_fail("pth_write %s: item '%s' has unknown kind %d", path, it->key, it->kind);
+        if (it->kind == PI_SGD_STATE && !it->sgd) return dkd_fail("pth_write %s: item '%s' has no SGD settings", path, it->key);
         if (it->n_tensors < 0 || (it->n_tensors && !it->tensors)) return dkd_fail("pth_write %s: item '%s' has no tensors", path, it->key);
         for (int k = 0; k < it->n_tensors; k++) {
             const PthTensorRef *t = &it->tensors[k];
@@ -597,28 +648,12 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
         pk_str(&pk, it->key);
         if (it->kind == PI_INT) { pk_int(&pk, it->ival); continue; }
         if (it->kind == PI_FLOAT) { pk_float(&pk, it->fval); continue; }
+        if (it->kind == PI_SGD_STATE) { pk_sgd_state(&pk, it, ent, &ne, &sk); continue; }
         pk_global(&pk, "collections", "OrderedDict"); put_u8(&pk, ')'); put_u8(&pk, 'R');   /* OrderedDict() */
         put_u8(&pk, '(');
         for (int k = 0; k < it->n_tensors; k++) {
-            const PthTensorRef *t = &it->tensors[k];
-            int64_t numel = 1, stride[8];
-            for (int a = t->ndim - 1; a >= 0; a--) { stride[a] = numel; numel *= t->shape[a]; }
-            char key[24];
-            snprintf(key, sizeof key, "%d", sk++);
-            pk_str(&pk, t->name);
-            pk_global(&pk, "torch._utils", "_rebuild_tensor_v2");
-            put_u8(&pk, '(');                                          /* args ( */
-            put_u8(&pk, '('); pk_str(&pk, "storage"); pk_global(&pk, "torch", storage_class(t->dtype));
-            pk_str(&pk, key); pk_str(&pk, "cpu"); pk_int(&pk, numel);
-            put_u8(&pk, 't'); put_u8(&pk, 'Q');                        /* persistent id -> storage */
-            pk_int(&pk, 0);                                            /* storage_offset */
-            put_u8(&pk, '('); for (int a = 0; a < t->ndim; a++) pk_int(&pk, t->shape[a]); put_u8(&pk, 't');
-            put_u8(&pk, '('); for (int a = 0; a < t->ndim; a++) pk_int(&pk, stride[a]); put_u8(&pk, 't');
-            put_u8(&pk, 0x89);                                         /* requires_grad False */
-            pk_global(&pk, "collections", "OrderedDict"); put_u8(&pk, ')'); put_u8(&pk, 'R');   /* backward_hooks */
-            put_u8(&pk, 't'); put_u8(&pk, 'R');                        /* ) -> _rebuild_tensor_v2(*args) */
-            snprintf(ent[ne].name, sizeof ent[ne].name, "archive/data/%s", key);
-            ent[ne].data = t->data; ent[ne].size = (size_t)numel * (size_t)dtype_size(t->dtype); ne++;
+            pk_str(&pk, it->tensors[k].name);
+            pk_tensor(&pk, &it->tensors[k], ent, &ne, &sk);
         }
         put_u8(&pk, 'u');                                  /* SETITEMS of the OrderedDict */
     }
@@ -801,7 +836,7 @@ PthTensorRef *net_state_refs(const Net *n, int64_t *shape_store) {
 /* {"model": state_dict} from the host copies (call net_to_host first on a GPU). */
 int net_save_file(const Net *n, const char *path) {
     PthTensorRef *refs = net_state_refs(n, NULL);
-    PthItem item = {"model", PI_STATE_DICT, 0, 0.0, refs, n->n_pinfo};
+    PthItem item = {"model", PI_STATE_DICT, 0, 0.0, refs, n->n_pinfo, NULL};
     int rc = pth_write(path, &item, 1);
     free(refs);
     return rc;
