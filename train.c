@@ -228,7 +228,7 @@ static int save_student(const char *dir, const char *name, const Net *s) {
 }
 
 /* worklog.txt is regenerated from log.csv (the source of truth) every epoch. */
-typedef struct { int epoch; double lr, train_acc, train_loss, test_acc, test_top5, test_loss, img_s, secs; } LogRow;
+typedef struct { int epoch; double lr, train_acc, train_loss, test_acc, test_top5, test_loss, img_s, secs, train_ce, train_kd; } LogRow;
 
 static int read_log(const char *dir, LogRow **rows_out, int max_epoch) {
     char path[1100]; snprintf(path, sizeof path, "%s/log.csv", dir);
@@ -238,8 +238,10 @@ static int read_log(const char *dir, LogRow **rows_out, int max_epoch) {
     char line[1024]; int n = 0, cap = 0; LogRow *rows = NULL;
     while (fgets(line, sizeof line, f)) {
         LogRow r;
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.lr, &r.train_acc, &r.train_loss, &r.test_acc,
-                   &r.test_top5, &r.test_loss, &r.img_s, &r.secs) != 9) continue;
+        r.train_ce = r.train_kd = NAN;   /* absent in logs written before these columns existed */
+        int nf = sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &r.epoch, &r.lr, &r.train_acc, &r.train_loss,
+                        &r.test_acc, &r.test_top5, &r.test_loss, &r.img_s, &r.secs, &r.train_ce, &r.train_kd);
+        if (nf != 9 && nf != 11) continue;
         if (r.epoch > max_epoch) continue;
         if (n == cap) { cap = cap ? 2 * cap : 64; rows = (LogRow *)xrealloc(rows, (size_t)cap * sizeof(LogRow)); }
         rows[n++] = r;
@@ -252,12 +254,13 @@ static int read_log(const char *dir, LogRow **rows_out, int max_epoch) {
 static int write_logs(const char *dir, const LogRow *rows, int n, int finished, double best) {
     size_t cap = 256 + (size_t)n * 256, len = 0;
     char *csv = (char *)xmalloc(cap), *wl = (char *)xmalloc(cap);
-    len = (size_t)snprintf(csv, cap, "epoch,lr,train_acc,train_loss,test_acc,test_acc_top5,test_loss,img_per_s,seconds\n");
+    len = (size_t)snprintf(csv, cap, "%s\n", DKD_LOG_CSV_HEADER);
     size_t wlen = 0;
     for (int i = 0; i < n; i++) {
         const LogRow *r = &rows[i];
-        len += (size_t)snprintf(csv + len, cap - len, "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f\n", r->epoch, r->lr,
-                                r->train_acc, r->train_loss, r->test_acc, r->test_top5, r->test_loss, r->img_s, r->secs);
+        len += (size_t)snprintf(csv + len, cap - len, "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f,%.6f,%.6f\n", r->epoch,
+                                r->lr, r->train_acc, r->train_loss, r->test_acc, r->test_top5, r->test_loss, r->img_s, r->secs,
+                                r->train_ce, r->train_kd);
         wlen += (size_t)snprintf(wl + wlen, cap - wlen,
                                  "-------------------------\nepoch: %d\nlr: %.2f\ntrain_acc: %.2f\ntrain_loss: %.2f\n"
                                  "test_acc: %.2f\ntest_acc_top5: %.2f\ntest_loss: %.2f\n-------------------------\n",
@@ -524,7 +527,7 @@ int cmd_train(int argc, char **argv) {
         float warm = (float)fmin((double)epoch / o.warmup, 1.0);
         LossParams lp = {o.ce_weight, o.kd_weight, o.alpha, o.beta, o.T, warm};
         cifar_epoch_order(perm, tr.n, o.seed, epoch);
-        double ep_t0 = now_seconds(), last_print = 0, loss_sum = 0;
+        double ep_t0 = now_seconds(), last_print = 0, loss_sum = 0, ce_sum = 0, kd_sum = 0;
         long correct = 0, seen = 0;
         for (int st = 0; st < steps_per_epoch; st++) {
             int off = st * B, nb = tr.n - off < B ? tr.n - off : B;
@@ -553,7 +556,7 @@ int cmd_train(int argc, char **argv) {
                 for (int j = 1; j < NC; j++) if (r[j] > r[am]) am = j;
                 correct += am == h_lab[b];
             }
-            loss_sum += lv.total * nb; seen += nb;
+            loss_sum += lv.total * nb; ce_sum += lv.ce * nb; kd_sum += lv.kd * nb; seen += nb;
             net_backward(s, d_dz, nb);
             net_sgd(s, lr, o.momentum, o.wd);
             double tnow = now_seconds();
@@ -581,7 +584,7 @@ int cmd_train(int argc, char **argv) {
         net_to_host(s);
         LogRow *rows; int nrows = read_log(dir, &rows, epoch - 1);
         rows = (LogRow *)xrealloc(rows, (size_t)(nrows + 1) * sizeof(LogRow));
-        LogRow r = {epoch, lr, train_acc, train_loss, ev.top1, ev.top5, ev.loss, ips, now_seconds() - ep_t0};
+        LogRow r = {epoch, lr, train_acc, train_loss, ev.top1, ev.top5, ev.loss, ips, now_seconds() - ep_t0, ce_sum / seen, kd_sum / seen};
         rows[nrows++] = r;
         if (write_logs(dir, rows, nrows, epoch == o.epochs, best) != 0) dkd_die("%s", dkd_errbuf);
         free(rows);
