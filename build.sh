@@ -59,6 +59,8 @@ fi
 if [ -n "$STB_INC" ]; then
   CFLAGS="$CFLAGS $STB_INC -DDKD_HAVE_STB"
   echo "build: stb found ($STB_INC): plots as PNG and SVG"
+elif [ "${DKD_NO_STB:-0}" = "1" ]; then
+  echo "build: DKD_NO_STB=1: building WITHOUT PNG output; plots are written as SVG only"
 else
   echo "build: WARNING: stb headers not found (apt-get install libstb-dev): building WITHOUT PNG output; plots are written as SVG only"
 fi

@@ -93,10 +93,18 @@ static int png_ok(const char *path, int *w, int *h) {
     return ok;
 }
 
+/* A chart written as PNG (+ SVG beside it); in a build without stb: the SVG only. */
 static void check_png(const char *path, const char *what) {
+    char svg[700];
+    size_t L = strlen(path);
+    snprintf(svg, sizeof svg, "%.*s.svg", (int)(L > 4 ? L - 4 : L), path);
+    if (!plot_png_available()) {
+        check(access(path, F_OK) != 0 && access(svg, F_OK) == 0, "%s: built without stb: no PNG, the SVG %s instead", what, svg);
+        return;
+    }
     int w, h;
     int ok = png_ok(path, &w, &h);
-    check(ok, "%s: %s is a PNG (%dx%d)", what, path, w, h);
+    check(ok && access(svg, F_OK) == 0, "%s: %s is a PNG (%dx%d), the SVG beside it", what, path, w, h);
 }
 
 /* mdistiller's worklog.txt for epochs 1..E (as BaseTrainer.log writes it), "best_acc" if finished. */
