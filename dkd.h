@@ -605,7 +605,7 @@ void cifar_free(CifarSplit *s);
 void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
 
 /* ------------------------------------------------------------------------- */
-/* Plots (plot.c): PNG charts with stb_image_write + stb_easy_font            */
+/* Plots (plot.c): PNG (stb_image_write + stb_easy_font) and SVG charts       */
 /* ------------------------------------------------------------------------- */
 /* log.csv, the per-epoch machine-readable log of a run (train.c writes it,
  * plot.c reads it). First line exactly this header, then one line per finished
@@ -644,16 +644,16 @@ int plot_png_available(void);
  * run_dir/curves.svg: the six panels of plot_curves. 0 or -1. */
 int plot_run_curves(const char *run_dir);
 /* One chart of n runs (a dkd run folder, an mdistiller run folder with only
- * worklog.txt, or one of those files) -> out (".png" or ".svg"; any other name
- * gets both, name.png and name.svg). Panels: top-1 (test solid, train dashed),
+ * worklog.txt, or one of those files) -> out: "X.svg" the SVG only, else the PNG
+ * at out and the SVG beside it (X.png -> X.svg); without stb the SVG only. Panels: top-1 (test solid, train dashed),
  * test top-5, test CE, train loss, train CE and distillation term, learning
  * rate; x = epochs from 1. labels: legend names (NULL: the folders' names).
  * title NULL: the folder name / "N runs". */
 int plot_curves_labeled(const char *out, const char *const *runs, const char *const *labels, int n, const char *title);
 int plot_curves(const char *out, const char *const *runs, int n, const char *title);
 /* Grouped bar chart: values [n_groups][n_series] (NAN = no bar), one colour per
- * series, the value printed on each bar. Group labels may hold '\n'. out ends
- * in .png or .svg (any other name: both). 0 or -1. */
+ * series, the value printed on each bar. Group labels may hold '\n'. Files as
+ * plot_curves_labeled. 0 or -1. */
 int plot_bars(const char *out, const char *title, const char *ylabel, int n_groups, const char *const *group_labels,
               int n_series, const char *const *series_names, const double *values);
 /* `dkd plot RUN_DIR... [-o OUT] [--title T] [--label L]...` (argv[0] = "plot"). Exit code. */

@@ -614,7 +614,10 @@ static Axis nice_axis(double lo, double hi, int integer) {
             double score = ((a1 - a0) - span) / span + 0.03 * fabs(nt - 6.5);
             if (score < best) { best = score; a.lo = a0; a.hi = a1; a.step = st; }
         }
-    if (best == 1e300) { a.lo = lo; a.hi = hi; a.step = span / 5; }
+    if (best == 1e300 && integer) {              /* a short integer axis (epochs 1..3): every integer */
+        a.step = ceil(span / 6);
+        a.lo = floor(lo / a.step) * a.step; a.hi = ceil(hi / a.step) * a.step;
+    } else if (best == 1e300) { a.lo = lo; a.hi = hi; a.step = span / 5; }
     a.decimals = 0;
     while (a.decimals < 6) {
         double s = a.step * pow(10, a.decimals);

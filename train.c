@@ -17,7 +17,7 @@
  * Files of a run (mdistiller's layout, output/cifar100_baselines/<tag>/):
  *   worklog.txt      mdistiller's per-epoch blocks, then "best_acc\t.."
  *   log.csv          the same numbers, machine-readable (plots read it)
- *   curves.png       loss/accuracy curves, redrawn every epoch
+ *   curves.png/.svg  loss/accuracy curves (plot.c), redrawn every epoch
  *   student_latest, student_best, student_<E> (E = 40, 80, ...)
  *                    {"model": state_dict} — torch.load-able, mdistiller's eval format
  *   latest, epoch_<E> {"epoch", "model" (module.student.* [+ module.teacher.*]),

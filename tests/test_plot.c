@@ -211,6 +211,25 @@ static void check_pixels(const char *png, const char *svg_text, const Poly *ps, 
 }
 #endif
 
+/* x ticks at whole epochs: every vertical grid line (a 1-px-wide rect of the grid's
+ * colour, taller than 100 px) lies on an epoch, i.e. within rounding of a curve's point. */
+static void check_epoch_ticks(const char *svg, const Poly *ps, int n, const char *what) {
+    int lines = 0, on_epoch = 0;
+    for (const char *r = strstr(svg, "<rect x=\""); r; r = strstr(r + 1, "<rect x=\"")) {
+        float x, y, w, h;
+        char fill[8];
+        if (sscanf(r, "<rect x=\"%f\" y=\"%f\" width=\"%f\" height=\"%f\" fill=\"#%6s", &x, &y, &w, &h, fill) != 5) continue;
+        if (w != 1.0f || h < 100 || strcmp(fill, "e5e5e5") != 0) continue;
+        lines++;
+        int hit = 0;
+        for (int k = 0; k < n && !hit; k++)
+            for (int i = 0; i < ps[k].n && !hit; i++) hit = fabsf(ps[k].x[i] - x) <= 0.6f;
+        on_epoch += hit;
+    }
+    check(lines > 0 && on_epoch == lines, "%s: x ticks at whole epochs (%d of %d vertical grid lines on an epoch)", what,
+          on_epoch, lines);
+}
+
 /* The SVG beside a chart: well-formed enough, its polylines into ps. Returns its text (free) or NULL. */
 static char *read_svg(const char *path, Poly *ps, int max, int *n) {
     size_t len = 0;
@@ -382,6 +401,7 @@ int main(void) {
         const Poly *tr = find_poly(polys, np, "dkd,res32x4,res8x4:train_acc"), *kd = find_poly(polys, np, "dkd,res32x4,res8x4:train_kd");
         const Poly *te = find_poly(polys, np, "dkd,res32x4,res8x4:test_acc");
         check(tr && kd && te && tr->dashed && kd->dashed && !te->dashed, "train accuracy and distillation term dashed, test solid");
+        check_epoch_ticks(svg, polys, np, "240 epochs");
         /* epoch 1 sits on the frame's left edge (a 1-px frame rect): the x axis starts at 1, not 0 */
         char edge[64]; snprintf(edge, sizeof edge, "<rect x=\"%.1f\"", te ? te->x[0] : -1.0f);
         int on_edge = 0;
@@ -403,6 +423,7 @@ int main(void) {
     svg = read_svg(p, polys, 64, &np);
     if (svg) {
         check_curve(polys, np, "PyTorch: pytorch_run:test_acc", wacc, 3);
+        check_epoch_ticks(svg, polys, np, "3 epochs");
         const double top5[3] = {35.5, 45.25, 43.0};
         check_curve(polys, np, "PyTorch: pytorch_run:test_acc_top5", top5, 3);
         check(find_poly(polys, np, "dkd: short:test_acc") && find_poly(polys, np, "dkd: short:train_ce") &&
