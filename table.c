@@ -26,7 +26,9 @@
  *  5. lists the pairs with no run, and the runs that are unfinished (no final
  *     best_acc line in worklog.txt, or fewer epochs than config.yaml plans) or
  *     short (finished with fewer than the recipe's 240 epochs);
- *  6. with -o OUT.md also writes the Markdown there and a bar chart per method
+ *  6. --max-epoch N counts only the first N epochs of every run (runs of
+ *     unequal length compared at the same point);
+ *  7. with -o OUT.md also writes the Markdown there and a bar chart per method
  *     (OUT_<method>.png and .svg: paper, PyTorch and dkd per pair).
  */
 #include "dkd.h"
@@ -138,6 +140,8 @@ static int is_run_folder(const char *dir) {
 }
 
 /* Read one run folder into the list; a folder we cannot place is reported and skipped. */
+static int max_epoch = 0;   /* --max-epoch: only epochs 1..max_epoch count (0: all) */
+
 static void add_run(RunList *L, const char *dir, int pytorch) {
     RunRec rec;
     memset(&rec, 0, sizeof rec);
@@ -149,8 +153,9 @@ static void add_run(RunList *L, const char *dir, int pytorch) {
     if (n < 0) { fprintf(stderr, "dkd table: skipped %s\n", dkd_errbuf); return; }
     rec.best = -1;
     for (int i = 0; i < n; i++) {
-        if (isfinite(rows[i].test_acc) && rows[i].test_acc > rec.best) rec.best = rows[i].test_acc;
         if (rows[i].epoch > rec.epochs) rec.epochs = rows[i].epoch;
+        if (max_epoch && rows[i].epoch > max_epoch) continue;
+        if (isfinite(rows[i].test_acc) && rows[i].test_acc > rec.best) rec.best = rows[i].test_acc;
     }
     free(rows);
     rec.planned = planned_epochs(dir);
@@ -267,9 +272,11 @@ static void method_notes(Text *t, const RunList *L, int method) {
         if (unfinished && r->planned)
             addf(t, "- unfinished %s: %s (%d of %d epochs)\n", who, r->path, r->epochs, r->planned);
         else if (unfinished)
-            addf(t, "- unfinished %s: %s (%d epochs logged, no final best_acc in worklog.txt)\n", who, r->path, r->epochs);
+            addf(t, "- unfinished %s: %s (%d epoch%s logged, no final best_acc in worklog.txt)\n", who, r->path, r->epochs,
+                 r->epochs == 1 ? "" : "s");
         else if (r->epochs < RECIPE_EPOCHS)
-            addf(t, "- short %s: %s (finished after %d epochs; the recipe has %d)\n", who, r->path, r->epochs, RECIPE_EPOCHS);
+            addf(t, "- short %s: %s (finished after %d epoch%s; the recipe has %d)\n", who, r->path, r->epochs,
+                 r->epochs == 1 ? "" : "s", RECIPE_EPOCHS);
     }
 }
 
@@ -310,6 +317,7 @@ static void table_usage(FILE *f) {
         "  Any other folder is searched for run folders (output/, output_1/, results/runs/ ...).\n"
         "options:\n"
         "  --pytorch DIR...  mdistiller run folders (or folders holding them): the PyTorch column\n"
+        "  --max-epoch N     only the first N epochs of each run count (to compare runs of unequal length)\n"
         "  -o OUT.md         also write the Markdown to OUT.md and a bar chart per method to\n"
         "                    OUT_<method>.png (+ .svg)\n"
         "example:\n"
@@ -319,21 +327,32 @@ static void table_usage(FILE *f) {
 int cmd_table(int argc, char **argv) {
     const char *out = NULL;
     RunList L = {NULL, 0, 0};
-    int pytorch = 0, given = 0, rc = 0;
+    int given = 0, rc = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { table_usage(stdout); free(L.r); return 0; }
-        if (!strcmp(a, "--pytorch")) { pytorch = 1; continue; }
-        if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
+        if (!strcmp(a, "--pytorch")) continue;
+        if (!strcmp(a, "-o") || !strcmp(a, "--out") || !strcmp(a, "--max-epoch")) {
             if (i + 1 >= argc) { fprintf(stderr, "dkd: error: %s needs a value\n", a); free(L.r); return 2; }
-            out = argv[++i];
+            if (strcmp(a, "--max-epoch")) { out = argv[++i]; continue; }
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 1 || v > 100000) {
+                fprintf(stderr, "dkd: error: --max-epoch expects a positive integer, got '%s'\n", argv[i]); free(L.r); return 2;
+            }
+            max_epoch = (int)v;
             continue;
         }
         if (a[0] == '-' && a[1]) { fprintf(stderr, "dkd: error: unknown option '%s'\n\n", a); table_usage(stderr); free(L.r); return 2; }
         struct stat st;
         if (stat(a, &st) != 0 || !S_ISDIR(st.st_mode)) { fprintf(stderr, "dkd: error: %s: no such folder\n", a); free(L.r); return 1; }
         given++;
-        if (collect(&L, a, pytorch, 4) == 0) fprintf(stderr, "dkd table: no run folder found in %s\n", a);
+    }
+    for (int i = 1, pt = 0; i < argc; i++) {     /* the folders, once every option is known */
+        const char *a = argv[i];
+        if (!strcmp(a, "--pytorch")) pt = 1;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--out") || !strcmp(a, "--max-epoch")) i++;
+        else if (collect(&L, a, pt, 4) == 0) fprintf(stderr, "dkd table: no run folder found in %s\n", a);
     }
     if (!given) { fprintf(stderr, "dkd: error: table needs at least one run folder\n\n"); table_usage(stderr); free(L.r); return 2; }
     int any[N_METH] = {0}, with_pt = 0, n_dkd = 0;
@@ -345,6 +364,7 @@ int cmd_table(int argc, char **argv) {
 
     Text t = {NULL, 0, 0};
     addf(&t, "## CIFAR-100 test top-1 (%%): best epoch per run, mean ± std over runs\n");
+    if (max_epoch) addf(&t, "\nOnly epochs 1-%d of each run count (--max-epoch %d).\n", max_epoch, max_epoch);
     for (int m = 0; m < N_METH; m++) {
         if (!any[m]) continue;
         addf(&t, "\n## %s\n", METH_TITLE[m]);

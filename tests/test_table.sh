@@ -91,6 +91,14 @@ for m in dkd kd vanilla; do
   else bad "t_$m.png missing or not a PNG"; fi
   grep -q "<svg " "$tmp/t_$m.svg" 2>/dev/null && ok "bar chart t_$m.svg" || bad "t_$m.svg missing"
 done
+# --max-epoch 1: only each run's first epoch counts
+out1=$(./dkd table "$O" --pytorch "$tmp/pt" --max-epoch 1 2>/dev/null)
+r1=$(out=$out1; row "## DKD" resnet56 resnet20)
+want1=$(awk 'BEGIN { printf "%.2f", (60.5 + 71.75) / 2 }'); want1pt=$(awk 'BEGIN { printf "%.2f", (66 + 72.5) / 2 }')
+[ "$(col "$r1" 6)" = "$want1 ± $(awk 'BEGIN { m = (60.5 + 71.75) / 2; printf "%.2f", sqrt((60.5-m)^2 + (71.75-m)^2) }')" ] &&
+  [ "$(col "$r1" 5)" = "$want1pt ± $(awk 'BEGIN { printf "%.2f", sqrt((66-69.25)^2 + (72.5-69.25)^2) }')" ] &&
+  echo "$out1" | grep -q "Only epochs 1-1" && ok "--max-epoch 1: dkd $want1, PyTorch $want1pt from the first epochs only" || bad "--max-epoch 1: row '$r1'"
+./dkd table "$O" --max-epoch 0 >/dev/null 2>&1; [ $? = 2 ] && ok "--max-epoch 0 -> exit 2" || bad "--max-epoch 0 accepted"
 # bad input
 ./dkd table >/dev/null 2>&1; [ $? = 2 ] && ok "no folder -> exit 2" || bad "no folder"
 ./dkd table "$O" --frob >/dev/null 2>&1; [ $? = 2 ] && ok "unknown option -> exit 2" || bad "unknown option"
