@@ -7,13 +7,14 @@
 #   DKD_NATIVE=0        do not pass -march=native (portable binary)
 #   DKD_NO_CUDA=1       do not use nvcc even if it is installed
 #   DKD_ASAN=1          build with AddressSanitizer + UBSan (debugging)
+#   DKD_NO_STB=1        build without stb even if installed (PNG output off, SVG only)
 #   CC=clang            another C compiler
 #   CUDA_ARCHS="80 86 89 90"  GPU architectures compiled by nvcc (PTX of the last one is embedded too)
 set -u
 cd "$(dirname "$0")"
 mode="${1:-build}"
 if [ "$mode" = "clean" ]; then rm -rf build dkd; echo "cleaned"; exit 0; fi
-if [ "$mode" = "-h" ] || [ "$mode" = "--help" ] || [ "$mode" = "help" ]; then sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [ "$mode" = "-h" ] || [ "$mode" = "--help" ] || [ "$mode" = "help" ]; then sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 
 CC="${CC:-gcc}"
 CXX="${CXX:-g++}"
@@ -37,15 +38,32 @@ else
 fi
 CFLAGS="$CFLAGS $OMP"; LDFLAGS="$LDFLAGS $OMP"
 
-# stb (PNG plots): Debian package libstb-dev.
-STB_INC=""
-for d in /usr/include/stb /usr/include /usr/local/include/stb; do
-  if [ -f "$d/stb_image_write.h" ]; then STB_INC="-I$d"; break; fi
-done
-if [ -z "$STB_INC" ]; then
-  echo "build: ERROR: stb_image_write.h not found. Install it with: apt-get install libstb-dev" >&2; exit 1
+# stb (PNG plots): Debian package libstb-dev. Missing: installed here when we are
+# root with apt-get (as .ci/run does), else dkd is built without PNG output (SVG only).
+find_stb() {
+  STB_INC=""
+  for d in /usr/include/stb /usr/include /usr/local/include/stb; do
+    if [ -f "$d/stb_image_write.h" ] && [ -f "$d/stb_easy_font.h" ]; then STB_INC="-I$d"; return 0; fi
+  done
+  return 1
+}
+if ! find_stb && [ "${DKD_NO_STB:-0}" != "1" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "build: stb headers not found: installing libstb-dev (apt-get install -y libstb-dev)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q libstb-dev >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libstb-dev >/dev/null 2>&1; } ||
+    echo "build: could not install libstb-dev (offline?)"
+  find_stb
 fi
-CFLAGS="$CFLAGS $STB_INC"
+[ "${DKD_NO_STB:-0}" = "1" ] && STB_INC=""
+if [ -n "$STB_INC" ]; then
+  CFLAGS="$CFLAGS $STB_INC -DDKD_HAVE_STB"
+  echo "build: stb found ($STB_INC): plots as PNG and SVG"
+elif [ "${DKD_NO_STB:-0}" = "1" ]; then
+  echo "build: DKD_NO_STB=1: building WITHOUT PNG output; plots are written as SVG only"
+else
+  echo "build: WARNING: stb headers not found (apt-get install libstb-dev): building WITHOUT PNG output; plots are written as SVG only"
+fi
 
 # CUDA: nvcc optional.
 NVCC=""
@@ -66,6 +84,9 @@ compile_c() {  # src obj
 }
 EXTRA_CFLAGS=""
 [ -n "$NVCC" ] && [ -n "$CU_SRC" ] && EXTRA_CFLAGS="-DDKD_HAVE_CUDA"
+# Objects built with other flags (DKD_NO_STB, DKD_NO_CUDA, DKD_ASAN, ...) are rebuilt.
+[ "$(cat $B/cflags 2>/dev/null)" = "$CFLAGS $EXTRA_CFLAGS" ] ||
+  { rm -f $B/obj/*.o $B/obj/*/*.o; echo "$CFLAGS $EXTRA_CFLAGS" > $B/cflags; }
 
 OBJS=""
 for s in $LIB_SRC; do

@@ -625,11 +625,11 @@ void cifar_free(CifarSplit *s);
 void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
 
 /* ------------------------------------------------------------------------- */
-/* Plots (plot.c): PNG charts with stb_image_write + stb_easy_font            */
+/* Plots (plot.c): PNG (stb_image_write + stb_easy_font) and SVG charts       */
 /* ------------------------------------------------------------------------- */
 /* log.csv, the per-epoch machine-readable log of a run (train.c writes it,
  * plot.c reads it). First line the header (train.c: DKD_LOG_CSV_HEADER_TRAIN), then
- * one line per finished epoch, C-locale numbers, e.g. "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f,%d":
+ * one line per finished epoch, C-locale numbers, e.g. "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f,%.6f,%.6f,%d":
  *   epoch          1-based epoch number
  *   lr             learning rate used in that epoch
  *   train_acc      top-1 (%) on the augmented training batches, train mode
@@ -638,33 +638,53 @@ void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
  *   test_loss      mean cross-entropy on the test set
  *   img_per_s      training throughput of the epoch (images/s)
  *   seconds        wall-clock seconds of the epoch's training
+ *   train_ce       the cross-entropy part of train_loss
+ *   train_kd       the distillation part of train_loss (warm-up factor included; 0 for vanilla)
  *   test_images    (train.c's logs, DKD_LOG_CSV_HEADER_TRAIN) how many test images
  *                  test_acc/test_loss were measured on (10000, or --test-subset):
  *                  runs are comparable only when these agree
  * Readers find columns by name: extra columns are ignored, lr/top5/img_per_s/
- * seconds may be absent (NAN). */
-#define DKD_LOG_CSV_HEADER "epoch,lr,train_acc,train_loss,test_acc,test_acc_top5,test_loss,img_per_s,seconds"
+ * seconds/train_ce/train_kd may be absent (NAN). */
+#define DKD_LOG_CSV_HEADER "epoch,lr,train_acc,train_loss,test_acc,test_acc_top5,test_loss,img_per_s,seconds,train_ce,train_kd"
 /* What train.c writes: the header above plus the test-set size. */
 #define DKD_LOG_CSV_HEADER_TRAIN DKD_LOG_CSV_HEADER ",test_images"
 typedef struct {
     int epoch;
-    double lr, train_acc, train_loss, test_acc, test_acc_top5, test_loss, img_per_s, seconds;
+    double lr, train_acc, train_loss, test_acc, test_acc_top5, test_loss, img_per_s, seconds, train_ce, train_kd;
 } EpochLog;
 /* Read a log.csv: *rows (malloc'd, caller frees) and the row count (>= 1), or -1
  * (missing file, no/incomplete header, a garbled line, no epochs) with dkd_errbuf. */
 int log_csv_read(const char *path, EpochLog **rows);
-/* run_dir/log.csv -> run_dir/curves.png: loss and top-1 accuracy panels. 0 or -1. */
+/* Read mdistiller's worklog.txt (blocks of "key: value" lines per epoch, then
+ * "best_acc\tX" once the run finished): rows as log_csv_read (absent columns NAN;
+ * its lr has 2 decimals only), *finished = 1 when the best_acc line is there. */
+int worklog_read(const char *path, EpochLog **rows, int *finished);
+/* The per-epoch log of a run: path is a run folder (its log.csv, else its
+ * worklog.txt: an mdistiller run) or one of those files. *finished: 1 when the
+ * run's worklog.txt ends with best_acc (NULL allowed). Rows or -1 as above. */
+int run_log_read(const char *path, EpochLog **rows, int *finished);
+/* 1 when this dkd was built with stb (libstb-dev): PNG output; else SVG only. */
+int plot_png_available(void);
+/* run_dir's log -> run_dir/curves.png (when PNG output is available) and
+ * run_dir/curves.svg: the six panels of plot_curves. 0 or -1. */
 int plot_run_curves(const char *run_dir);
-/* One chart of n runs (each a run folder or a log.csv path) -> out_png. One
- * run: train/test in two colours; several: a colour per run (legend = folder
- * name), test solid, train dashed. title NULL: the folder name / "N runs". */
-int plot_curves(const char *out_png, const char *const *runs, int n, const char *title);
+/* One chart of n runs (a dkd run folder, an mdistiller run folder with only
+ * worklog.txt, or one of those files) -> out: "X.svg" the SVG only, else the PNG
+ * at out and the SVG beside it (X.png -> X.svg); without stb the SVG only. Panels: top-1 (test solid, train dashed),
+ * test top-5, test CE, train loss, train CE and distillation term, learning
+ * rate; x = epochs from 1. labels: legend names (NULL: the folders' names).
+ * title NULL: the folder name / "N runs". */
+int plot_curves_labeled(const char *out, const char *const *runs, const char *const *labels, int n, const char *title);
+int plot_curves(const char *out, const char *const *runs, int n, const char *title);
 /* Grouped bar chart: values [n_groups][n_series] (NAN = no bar), one colour per
- * series, the value printed on each bar. Group labels may hold '\n'. 0 or -1. */
-int plot_bars(const char *out_png, const char *title, const char *ylabel, int n_groups, const char *const *group_labels,
+ * series, the value printed on each bar. Group labels may hold '\n'. Files as
+ * plot_curves_labeled. 0 or -1. */
+int plot_bars(const char *out, const char *title, const char *ylabel, int n_groups, const char *const *group_labels,
               int n_series, const char *const *series_names, const double *values);
-/* `dkd plot RUN_DIR... [-o OUT.png] [--title T]` (argv[0] = "plot"). Exit code. */
+/* `dkd plot RUN_DIR... [-o OUT] [--title T] [--label L]...` (argv[0] = "plot"). Exit code. */
 int cmd_plot(int argc, char **argv);
+/* `dkd table RUN_DIR|OUTPUT_DIR... [--pytorch DIR...] [-o OUT.md]` (table.c): the accuracy tables. */
+int cmd_table(int argc, char **argv);
 
 /* ------------------------------------------------------------------------- */
 /* Commands and checks (train.c, bench.c)                                     */

@@ -30,6 +30,7 @@ static void usage(FILE *f) {
         "                          evaluate a checkpoint (mdistiller's or ours) on the test set\n"
         "  bench                   images/s of a DKD training step and of inference\n"
         "  plot RUN_DIR...         loss/accuracy curves of one or more runs as a PNG\n"
+        "  table RUN_DIR|output/   the paper's accuracy tables from runs (paper, PyTorch, dkd, difference)\n"
         "  list                    the 15 models (parameters, MACs) and the 11 teacher->student pairs\n"
         "  help [MODE]             this text, or MODE --help\n"
         "\n"
@@ -85,6 +86,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(mode, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(mode, "plot")) return cmd_plot(argc - 1, argv + 1);
+    if (!strcmp(mode, "table")) return cmd_table(argc - 1, argv + 1);
     if (!strcmp(mode, "list")) return cmd_list(argc - 1, argv + 1);
     fprintf(stderr, "dkd: error: unknown mode '%s'\n\n", mode);
     usage(stderr);

@@ -23,7 +23,7 @@
  *   config.yaml      the resolved settings in mdistiller's schema + the command line(s)
  *   worklog.txt      mdistiller's per-epoch blocks, then "best_acc\t.."
  *   log.csv          the same numbers, machine-readable (plots read it), with the test-set size
- *   curves.png       loss/accuracy curves, redrawn every epoch
+ *   curves.png/.svg  loss/accuracy curves (plot.c), redrawn every epoch
  *   student_latest, student_best, student_<E> (E = 40, 80, ...)
  *                    {"model": state_dict} — torch.load-able, mdistiller's eval format
  *   latest, best, epoch_<E>  mdistiller's full state {"epoch", "model" (module.student.*
@@ -212,7 +212,7 @@ typedef struct {
     double best;
 } Run;
 
-typedef struct { double loss, acc, img_s, secs; float lr; } EpochStats;
+typedef struct { double loss, ce, kd, acc, img_s, secs; float lr; } EpochStats;   /* ce + kd = loss */
 
 static float epoch_lr(const TrainOpts *o, int epoch) {
     int passed = 0;   /* mdistiller's adjust_learning_rate: LR * RATE^(stages already passed) */
@@ -353,7 +353,7 @@ static int save_student(const char *dir, const char *name, const Net *s) {
 }
 
 /* worklog.txt is regenerated from log.csv (the source of truth) every epoch. */
-typedef struct { int epoch; double lr, train_acc, train_loss, test_acc, test_top5, test_loss, img_s, secs; int test_n; } LogRow;
+typedef struct { int epoch; double lr, train_acc, train_loss, test_acc, test_top5, test_loss, img_s, secs, train_ce, train_kd; int test_n; } LogRow;
 
 static int read_log(const char *dir, LogRow **rows_out, int max_epoch) {
     char path[DKD_PATH_MAX]; join_path(path, dir, "log.csv");
@@ -363,8 +363,9 @@ static int read_log(const char *dir, LogRow **rows_out, int max_epoch) {
     char line[1024]; int n = 0, cap = 0; LogRow *rows = NULL;
     while (fgets(line, sizeof line, f)) {
         LogRow r;
-        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d", &r.epoch, &r.lr, &r.train_acc, &r.train_loss, &r.test_acc,
-                   &r.test_top5, &r.test_loss, &r.img_s, &r.secs, &r.test_n) != 10) continue;
+        if (sscanf(line, "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d", &r.epoch, &r.lr, &r.train_acc, &r.train_loss,
+                   &r.test_acc, &r.test_top5, &r.test_loss, &r.img_s, &r.secs, &r.train_ce, &r.train_kd, &r.test_n) != 12)
+            continue;
         if (r.epoch > max_epoch) continue;
         if (n == cap) { cap = cap ? 2 * cap : 64; rows = (LogRow *)xrealloc(rows, (size_t)cap * sizeof(LogRow)); }
         rows[n++] = r;
@@ -381,8 +382,9 @@ static int write_logs(const char *dir, const LogRow *rows, int n, int finished, 
     size_t wlen = 0;
     for (int i = 0; i < n; i++) {
         const LogRow *r = &rows[i];
-        len += (size_t)snprintf(csv + len, cap - len, "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f,%d\n", r->epoch, r->lr,
-                                r->train_acc, r->train_loss, r->test_acc, r->test_top5, r->test_loss, r->img_s, r->secs, r->test_n);
+        len += (size_t)snprintf(csv + len, cap - len, "%d,%.8g,%.4f,%.6f,%.4f,%.4f,%.6f,%.1f,%.1f,%.6f,%.6f,%d\n", r->epoch,
+                                r->lr, r->train_acc, r->train_loss, r->test_acc, r->test_top5, r->test_loss, r->img_s, r->secs,
+                                r->train_ce, r->train_kd, r->test_n);
         wlen += (size_t)snprintf(wl + wlen, cap - wlen,
                                  "-------------------------\nepoch: %d\nlr: %.2f\ntrain_acc: %.2f\ntrain_loss: %.2f\n"
                                  "test_acc: %.2f\ntest_acc_top5: %.2f\ntest_loss: %.2f\n-------------------------\n",
@@ -826,7 +828,7 @@ static void train_epoch(Run *r, int epoch, EpochStats *es) {
     es->lr = epoch_lr(o, epoch);
     LossParams lp = loss_params(o, epoch);
     cifar_epoch_order(r->perm, r->tr.n, o->seed, epoch);
-    double t0 = now_seconds(), loss_sum = 0;
+    double t0 = now_seconds(), loss_sum = 0, ce_sum = 0, kd_sum = 0;
     long correct = 0, seen = 0;
     for (int st = 0; st < steps; st++) {
         int off = st * B, nb = r->tr.n - off < B ? r->tr.n - off : B;
@@ -837,7 +839,7 @@ static void train_epoch(Run *r, int epoch, EpochStats *es) {
                     "last finished epoch in %s are intact. Try a lower --lr.", isnan(lv.total) ? "NaN" : "infinite", epoch,
                     st + 1, lv.ce, lv.kd, o->dir);
         }
-        loss_sum += lv.total * nb; seen += nb;
+        loss_sum += lv.total * nb; ce_sum += lv.ce * nb; kd_sum += lv.kd * nb; seen += nb;
         if (progress_due(st + 1 == steps)) {
             double ips = seen / fmax(now_seconds() - t0, 1e-9);
             char e1[32], e2[32];
@@ -854,6 +856,8 @@ static void train_epoch(Run *r, int epoch, EpochStats *es) {
     es->secs = now_seconds() - t0;
     es->img_s = seen / es->secs;
     es->loss = loss_sum / seen;
+    es->ce = ce_sum / seen;
+    es->kd = kd_sum / seen;
     es->acc = 100.0 * correct / seen;
 }
 
@@ -896,7 +900,7 @@ static void save_epoch(Run *r, int epoch, const EpochStats *es, const EvalResult
     /* logs first (log.csv is the source of truth), then checkpoints, then the resumable state last */
     LogRow *rows; int nrows = read_log(dir, &rows, epoch - 1);
     rows = (LogRow *)xrealloc(rows, (size_t)(nrows + 1) * sizeof(LogRow));
-    rows[nrows++] = (LogRow){epoch, es->lr, es->acc, es->loss, ev->top1, ev->top5, ev->loss, es->img_s, es->secs, r->te.n};
+    rows[nrows++] = (LogRow){epoch, es->lr, es->acc, es->loss, ev->top1, ev->top5, ev->loss, es->img_s, es->secs, es->ce, es->kd, r->te.n};
     if (write_logs(dir, rows, nrows, epoch == o->c.epochs, r->best) != 0) dkd_die("%s", dkd_errbuf);
     free(rows);
     char p[DKD_PATH_MAX];

@@ -13,9 +13,11 @@
 # against its published md5, unpacked, and removed (--keep keeps it).
 # No network? Download the archive elsewhere, put it in DEST and run this script:
 # it checks and unpacks an archive it finds there instead of downloading.
+# A failed download says so in one line and leaves no new (empty) folder behind.
+# $DKD_CIFAR_URL replaces the site's address (a mirror; tests point it nowhere).
 set -euo pipefail
 
-BASE_URL="https://www.cs.toronto.edu/~kriz"
+BASE_URL="${DKD_CIFAR_URL:-https://www.cs.toronto.edu/~kriz}"
 PY_ARCHIVE="cifar-100-python.tar.gz"; PY_MD5="eb9058c3a382ffc7106e4002c42a8d85"
 BIN_ARCHIVE="cifar-100-binary.tar.gz"; BIN_MD5="03b5dce01913d631647c71ecec9e9cb8"
 
@@ -63,6 +65,17 @@ complete() {
 }
 if complete; then echo "get_cifar100: $dest/$folder is already complete, nothing to do"; exit 0; fi
 
+# The folders this script creates, removed again (when still empty) if it fails.
+created=()                                   # deepest first
+d="$dest"
+while [ ! -d "$d" ]; do created+=("$d"); d=$(dirname "$d"); done
+file=""
+cleanup() {
+  local rc=$?
+  [ -z "$file" ] || rm -f "$file.part"
+  if [ $rc != 0 ]; then for d in "${created[@]+"${created[@]}"}"; do rmdir "$d" 2>/dev/null || true; done; fi
+}
+trap cleanup EXIT
 mkdir -p "$dest" || die "cannot create the folder '$dest'"
 file="$dest/$archive"
 
@@ -71,17 +84,13 @@ if [ -f "$file" ]; then
 else
   url="$BASE_URL/$archive"
   echo "get_cifar100: downloading $url (about 160 MB)"
+  offline="cannot download $url (offline, behind a proxy, or the site is down?): download it by other means into $dest/ and run this script again"
   if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 --connect-timeout 30 -o "$file.part" "$url" ||
-      { rm -f "$file.part"; die "download failed (offline, behind a proxy, or the site is down?).
-  Download $url by other means, put it in $dest/ and run this script again."; }
+    curl -fsSL --retry 2 --connect-timeout 20 -o "$file.part" "$url" 2>/dev/null || die "$offline"
   elif command -v wget >/dev/null 2>&1; then
-    wget --tries=3 --timeout=30 -O "$file.part" "$url" ||
-      { rm -f "$file.part"; die "download failed (offline, behind a proxy, or the site is down?).
-  Download $url by other means, put it in $dest/ and run this script again."; }
+    wget -q --tries=2 --timeout=20 -O "$file.part" "$url" 2>/dev/null || die "$offline"
   else
-    die "neither curl nor wget is installed. Install one (e.g. apt-get install curl), or download
-  $url by other means, put it in $dest/ and run this script again."
+    die "neither curl nor wget is installed: install one (apt-get install curl), or download $url by other means into $dest/ and run this script again"
   fi
   mv "$file.part" "$file"
 fi
@@ -89,8 +98,7 @@ fi
 got=$(md5_of "$file")
 if [ "$got" != "$md5" ]; then
   mv "$file" "$file.bad"
-  die "md5 mismatch for $archive: got $got, expected $md5 (a broken or partial download; moved to $file.bad).
-  Run this script again to download it afresh."
+  die "md5 mismatch for $archive: got $got, expected $md5 (a broken or partial download, moved to $file.bad): run this script again"
 fi
 echo "get_cifar100: md5 ok ($md5), unpacking into $dest/"
 tar -xzf "$file" -C "$dest" || die "cannot unpack $file (disk full?)"

@@ -13,9 +13,11 @@
 # No network? Download the .tar by other means, put it in download_ckpts/ and run
 # this script again: it unpacks an archive it finds there. (Or train a teacher
 # yourself: ./dkd train resnet56.)
+# A failed download says so in one line and leaves no new (empty) folder behind.
+# $DKD_TEACHERS_URL replaces the archive's address (a mirror; tests point it nowhere).
 set -euo pipefail
 
-URL="https://github.com/megvii-research/mdistiller/releases/download/v0.1/cifar_teachers.tar"
+URL="${DKD_TEACHERS_URL:-https://github.com/megvii-research/mdistiller/releases/download/v0.1/cifar_teachers.tar}"
 DEST="download_ckpts"
 TEACHERS="resnet56 resnet110 resnet32x4 ResNet50 wrn_40_2 vgg13"
 
@@ -37,23 +39,27 @@ missing() {
 }
 if [ -z "$(missing)" ]; then echo "get_teachers: all six teachers are already in $DEST/cifar_teachers/"; exit 0; fi
 
-mkdir -p "$DEST" || die "cannot create $DEST/"
+created=0
+[ -d "$DEST" ] || created=1
 file="$DEST/cifar_teachers.tar"
+cleanup() {  # on failure: no partial download, no empty folder we made
+  local rc=$?
+  rm -f "$file.part"
+  if [ $rc != 0 ] && [ $created = 1 ]; then rmdir "$DEST" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+mkdir -p "$DEST" || die "cannot create $DEST/"
 if [ -f "$file" ]; then
   echo "get_teachers: using the archive already in $file"
 else
   echo "get_teachers: downloading $URL"
+  offline="cannot download $URL (offline, behind a proxy, or GitHub unreachable?): download it by other means into $DEST/ and run this script again"
   if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 --connect-timeout 30 -o "$file.part" "$URL" ||
-      { rm -f "$file.part"; die "download failed (offline, behind a proxy, or GitHub unreachable?).
-  Download $URL by other means, put it in $DEST/ and run this script again."; }
+    curl -fsSL --retry 2 --connect-timeout 20 -o "$file.part" "$URL" 2>/dev/null || die "$offline"
   elif command -v wget >/dev/null 2>&1; then
-    wget --tries=3 --timeout=30 -O "$file.part" "$URL" ||
-      { rm -f "$file.part"; die "download failed (offline, behind a proxy, or GitHub unreachable?).
-  Download $URL by other means, put it in $DEST/ and run this script again."; }
+    wget -q --tries=2 --timeout=20 -O "$file.part" "$URL" 2>/dev/null || die "$offline"
   else
-    die "neither curl nor wget is installed. Install one (e.g. apt-get install curl), or download
-  $URL by other means, put it in $DEST/ and run this script again."
+    die "neither curl nor wget is installed: install one (apt-get install curl), or download $URL by other means into $DEST/ and run this script again"
   fi
   mv "$file.part" "$file"
 fi
