@@ -124,7 +124,9 @@ int main(void) {
         {2, 32, 8, 8, 64, 1, 1, 0, 1},     /* pointwise */
         {2, 24, 8, 8, 48, 1, 1, 0, 3},     /* grouped 1x1 (ShuffleNet) */
         {2, 32, 8, 8, 32, 3, 1, 1, 32},    /* depthwise */
-        {2, 32, 8, 8, 32, 3, 2, 1, 32},    /* depthwise, stride 2 */
+        {2, 32, 8, 8, 32, 3, 2, 1, 32},    /* depthwise, stride 2 (to a 4x4 map: the tap table) */
+        {3, 16, 4, 4, 16, 3, 1, 1, 16},    /* depthwise on tiny maps: the tap table */
+        {3, 16, 2, 2, 16, 3, 1, 1, 16},
     };
     int start = dkd_isa();
     printf("default path: %s\n", dkd_isa_name(start));
