@@ -115,7 +115,40 @@ static void check_conv(const char *isa, const Shape *d) {
     free(ry); free(rdx); free(rdw); free(rdb); free(ws);
 }
 
+/* The 2x2 stride-2 max pool has its own loops (kernels/pool.c): against the window
+ * formula (first maximum in row-major order wins, a NaN wins), ties and NaNs included. */
+static void check_maxpool2(void) {
+    enum { N = 2, C = 3, H = 8, W = 9 };   /* odd width: the last column is not pooled */
+    int OH = 4, OW = 4;
+    float x[N * C * H * W], y[N * C * 16], g[N * C * 16], dx[N * C * H * W], ry[N * C * 16], rdx[N * C * H * W];
+    fill(x, sizeof x / 4, 8); fill(g, sizeof g / 4, 9);
+    for (size_t i = 0; i < sizeof x / 4; i += 7) x[i] = x[i + 1 < sizeof x / 4 ? i + 1 : i];   /* ties */
+    x[10] = NAN; x[W * 3 + 4] = NAN;
+    memset(rdx, 0, sizeof rdx);
+    for (int p = 0; p < N * C; p++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                int best = (2 * oh) * W + 2 * ow;
+                for (int kh = 0; kh < 2; kh++)
+                    for (int kw = 0; kw < 2; kw++) {
+                        int i = (2 * oh + kh) * W + 2 * ow + kw;
+                        float v = x[p * H * W + i], m = x[p * H * W + best];
+                        if (v > m || v != v) best = i;   /* (a later NaN replaces an earlier one) */
+                    }
+                ry[p * 16 + oh * OW + ow] = x[p * H * W + best];
+                rdx[p * H * W + best] += g[p * 16 + oh * OW + ow];
+            }
+    maxpool_forward_cpu(y, x, N, C, H, W, 2, 2);
+    memset(dx, 0, sizeof dx);
+    maxpool_backward_cpu(dx, g, x, N, C, H, W, 2, 2);
+    int same = 1;
+    for (int i = 0; i < N * C * 16; i++) same &= (y[i] == ry[i]) || (y[i] != y[i] && ry[i] != ry[i]);
+    check(same, "maxpool 2x2/2 forward: the window formula's values (ties, NaN)");
+    check(memcmp(dx, rdx, sizeof dx) == 0, "maxpool 2x2/2 backward: dy at the first maximum (ties, NaN)");
+}
+
 int main(void) {
+    check_maxpool2();
     static const Shape shapes[] = {
         {4, 32, 16, 16, 32, 3, 1, 1, 1},   /* Winograd */
         {3, 16, 32, 32, 16, 3, 1, 1, 1},   /* implicit GEMM, implicit dW */
