@@ -4,32 +4,91 @@
  * inference arena), student forward (train mode), fused DKD loss + gradient,
  * student backward, one SGD step. Inputs are random (speed does not depend on
  * the pixel values), weights are fresh. Reported as images/s over timed steps
- * after warm-up steps (the first steps touch fresh memory).
- * Inference = eval-mode forward of a model at a batch size, images/s.
+ * after warm-up steps (the first steps touch fresh memory), with the process's
+ * peak resident memory (getrusage) after the pair.
+ * Inference = eval-mode forward of a model at a batch size, images/s; with --data,
+ * over the whole CIFAR-100 test set (10,000 images, batch 64 like mdistiller's
+ * evaluation), several runs, the models grouped like the reference work's speed tables.
+ * --peak: the FMA peak per instruction set (kernels/isa.c), the ceiling that the
+ * profile's GFLOP/s column is measured against.
  */
 #include "dkd.h"
+#include "kernels/isa.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static void bench_usage(void) {
     printf("usage: dkd bench [--teacher T] [--student S] [--batch 64] [--steps 10] [--warmup 2]\n"
-           "                 [--threads N] [--device cpu|cuda|auto] [--infer [MODEL,...|all]] [--infer-batch 64]\n"
+           "                 [--threads N[,N...]] [--device cpu|cuda|auto] [--isa avx512|avx2|scalar]\n"
+           "                 [--infer [MODEL,...|all]] [--infer-batch 64] [--data DIR] [--runs 3] [--peak]\n"
            "  Times DKD training steps (teacher eval forward + student forward/backward + loss + SGD)\n"
-           "  for a teacher->student pair (default resnet56 -> resnet20) and prints images/s.\n"
+           "  for a teacher->student pair (default resnet56 -> resnet20) and prints images/s and\n"
+           "  the peak resident memory. --teacher all: every one of the 11 pairs.\n"
            "  --infer: instead time eval-mode inference of the listed models (default: all 15).\n"
            "  --gemm: GFLOP/s of the CPU and CUDA GEMMs at the models' convolution shapes\n"
            "          (dkd bench --gemm --help).\n"
+           "  --data DIR (with --infer): over the whole CIFAR-100 test set in DIR, --runs times,\n"
+           "             batch --infer-batch; mean and spread per model, data loading timed apart.\n"
+           "  --threads 1,2: the same measurement for each thread count (scaling).\n"
+           "  --isa: force the CPU kernels' instruction set (default: the best this CPU has;\n"
+           "         also the environment variable DKD_ISA).\n"
+           "  --peak: the FMA peak (GFLOP/s, register-only loop) of every instruction set here.\n"
            "  --check-devices: one DKD step of each of the 11 pairs on CUDA and on the CPU, compared.\n"
            "  --profile: also time every op of the timed steps or forwards (synchronising after\n"
-           "             each) and print a table, largest first: where the time goes.\n");
+           "             each) and print a table, largest first: where the time goes; convolutions\n"
+           "             with their GFLOP/s and the share of the FMA peak of the path in use.\n");
+}
+
+/* Peak resident memory of this process so far, MiB. */
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0.0;
+    return ru.ru_maxrss / 1024.0;   /* Linux: KiB */
+}
+
+/* FMA peak of one instruction set with t threads (each runs the loop), GFLOP/s. */
+static double peak_threads(int isa, int t, double seconds) {
+    double sum = 0.0;
+    #pragma omp parallel num_threads(t) reduction(+ : sum)
+    sum += dkd_isa_peak_gflops(isa, seconds);
+    return sum;
+}
+
+static void bench_peak(const char *thread_list) {
+    printf("FMA peak (register-only loop, 16 independent chains, best of 3):\n");
+    printf("%-8s %8s %12s\n", "isa", "threads", "GFLOP/s");
+    for (int isa = DKD_ISA_COUNT - 1; isa >= 0; isa--) {
+        if (!dkd_isa_available(isa)) { printf("%-8s  (not available on this CPU / in this build)\n", dkd_isa_name(isa)); continue; }
+        char buf[256]; snprintf(buf, sizeof buf, "%s", thread_list);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            int t = atoi(tok);
+            printf("%-8s %8d %12.1f\n", dkd_isa_name(isa), t, peak_threads(isa, t, 0.3));
+            fflush(stdout);
+        }
+    }
 }
 
 static void fill_random(float *h, size_t n, uint64_t seed) {
     for (size_t i = 0; i < n; i++) h[i] = (float)((dkd_rand32(seed, 9, 0, (uint32_t)i) >> 8) * (2.0 / 16777216.0) - 1.0);
 }
+
+/* CPU seconds used by the whole process (all threads): on a shared, loaded machine,
+ * one thread's CPU time per step is steadier than its wall time (it still counts
+ * OpenMP's spinning when there are several threads). */
+static double process_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+static double last_cpu_per_step;   /* of the last bench_train, seconds */
 
 static double bench_train(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile) {
     Net *t = model_build(tname), *s = model_build(sname);
@@ -48,9 +107,9 @@ static double bench_train(const Backend *be, const char *tname, const char *snam
     float *dz = (float *)be->alloc((size_t)B * NC * sizeof(float));
     float *rows = (float *)be->alloc((size_t)B * 3 * sizeof(float));
     float *hrows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
-    double t0 = 0;
+    double t0 = 0, c0 = 0;
     for (int it = 0; it < warm + steps; it++) {
-        if (it == warm) { be->sync(); t0 = now_seconds(); net_profile = profile; }
+        if (it == warm) { be->sync(); t0 = now_seconds(); c0 = process_cpu_seconds(); net_profile = profile; }
         be->upload(t->x, hx, xin * sizeof(float));
         float *tv = net_forward(t, B, 0);
         be->upload(s->x, hx, xin * sizeof(float));
@@ -62,6 +121,7 @@ static double bench_train(const Backend *be, const char *tname, const char *snam
     }
     be->sync();
     double dt = now_seconds() - t0;
+    last_cpu_per_step = (process_cpu_seconds() - c0) / steps;
     if (profile) {
         net_profile = 0;
         printf("profile of %d step(s), %.1f ms/step:\n", steps, 1e3 * dt / steps);
@@ -171,9 +231,114 @@ static double bench_infer(const Backend *be, const char *name, int B, int steps,
     return (double)B * steps / dt;
 }
 
+/* ---- inference over the CIFAR-100 test set ----------------------------------------- */
+
+/* The reference work's grouping: the models of the same-family pairs (teachers, then
+ * students), then the cross-family ones (teacher, students) not listed before. */
+static const struct { const char *group, *models; } infer_groups[] = {
+    {"same-family teachers", "resnet56,resnet110,resnet32x4,wrn_40_2,vgg13"},
+    {"same-family students", "resnet20,resnet32,resnet8x4,wrn_16_2,wrn_40_1,vgg8"},
+    {"cross-family teacher", "ResNet50"},
+    {"cross-family students", "MobileNetV2,ShuffleV1,ShuffleV2"},
+};
+
+/* Seconds per run of eval-mode inference of `name` over x [n,3,32,32] (already
+ * normalised) in batches of B: upload + forward of every batch, runs times after one
+ * warm-up batch; the per-run times go to sec[]. */
+static void infer_dataset(const Backend *be, const char *name, const float *x, int n, int B, int runs, double *sec,
+                          int profile) {
+    Net *net = model_build(name);
+    if (!net) dkd_die("%s", dkd_errbuf);
+    if (net_setup(net, be, B, 0)) dkd_die("%s", dkd_errbuf);
+    size_t img = 3 * 32 * 32;
+    be->upload(net->x, x, (size_t)B * img * sizeof(float));
+    net_forward(net, B, 0);   /* warm-up: first touch of the arenas */
+    for (int r = 0; r < runs; r++) {
+        be->sync();
+        if (profile && r == runs - 1) net_profile = 1;
+        double t0 = now_seconds();
+        for (int s = 0; s < n; s += B) {
+            int nb = n - s < B ? n - s : B;
+            be->upload(net->x, x + (size_t)s * img, (size_t)nb * img * sizeof(float));
+            net_forward(net, nb, 0);
+        }
+        be->sync();
+        sec[r] = now_seconds() - t0;
+        if (profile && r == runs - 1) {
+            net_profile = 0;
+            printf("profile of %s, one run over %d images, %.2f s:\n", name, n, sec[r]);
+            net_profile_report(sec[r]);
+        }
+    }
+    net_free(net);
+}
+
+static int in_list(const char *list, const char *name) {
+    char buf[512]; snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (model_find(tok) && model_find(tok) == model_find(name)) return 1;
+    return 0;
+}
+
+static void bench_infer_data(const Backend *be, const char *want, const char *dir, int B, int runs, int profile) {
+    if (runs < 1 || runs > 100) dkd_die("bench: --runs must be 1..100");
+    CifarSplit te;
+    double t0 = now_seconds();
+    if (cifar_load(cifar_find_dir(dir), 0, &te)) dkd_die("%s", dkd_errbuf);
+    double t_read = now_seconds() - t0;
+    size_t img = 3 * 32 * 32;
+    float *x = (float *)xmalloc((size_t)te.n * img * sizeof(float));
+    int *idx = (int *)xmalloc((size_t)te.n * sizeof(int));
+    for (int i = 0; i < te.n; i++) idx[i] = i;
+    t0 = now_seconds();
+    augment_batch_cpu(x, te.images, idx, te.n, 0, 0, 0);   /* normalise only, like mdistiller's test transform */
+    double t_norm = now_seconds() - t0;
+    printf("inference over the CIFAR-100 test set: %d images, batch %d, eval mode, %d run(s) per model\n", te.n, B, runs);
+    printf("data loading (not in the times below): read %.3f s, normalise %.3f s\n", t_read, t_norm);
+    printf("%-22s %-12s %9s %9s %10s\n", "group", "model", "mean s", "sd s", "img/s");
+    double *sec = (double *)xmalloc((size_t)runs * sizeof(double));
+    for (size_t g = 0; g < sizeof infer_groups / sizeof infer_groups[0]; g++) {
+        char buf[512]; snprintf(buf, sizeof buf, "%s", infer_groups[g].models);
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (strcmp(want, "all") && !in_list(want, tok)) continue;
+            infer_dataset(be, tok, x, te.n, B, runs, sec, profile);
+            double mean = 0, var = 0;
+            for (int r = 0; r < runs; r++) mean += sec[r] / runs;
+            for (int r = 0; r < runs; r++) var += (sec[r] - mean) * (sec[r] - mean) / (runs > 1 ? runs - 1 : 1);
+            printf("%-22s %-12s %9.3f %9.3f %10.1f\n", infer_groups[g].group, tok, mean, sqrt(var), te.n / mean);
+            fflush(stdout);
+        }
+    }
+    free(sec); free(x); free(idx); cifar_free(&te);
+}
+
+/* ---- the command ------------------------------------------------------------------------ */
+
+static void bench_infer_random(const Backend *be, const char *infer, int infer_batch, int steps, int warm, int profile) {
+    printf("%-12s %8s %12s\n", "model", "batch", "img/s");
+    for (int i = 0; i < n_models; i++) {
+        const char *nm = model_table[i].name;
+        if (strcmp(infer, "all") && !in_list(infer, nm)) continue;
+        printf("%-12s %8d %12.1f\n", nm, infer_batch, bench_infer(be, nm, infer_batch, steps, warm, profile));
+        fflush(stdout);
+    }
+}
+
+static void bench_pair(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile) {
+    const ModelInfo *ti = model_find(tname), *si = model_find(sname);
+    if (!ti || !si) dkd_die("bench: unknown model '%s' (see dkd list)", !ti ? tname : sname);
+    double ips = bench_train(be, ti->name, si->name, B, steps, warm, profile);
+    printf("DKD train step %s -> %s, batch %d: %.1f img/s (%.1f ms/step, %d timed steps after %d warm-up), "
+           "CPU %.1f ms/step, peak RSS %.0f MiB\n", ti->name, si->name, B, ips, 1000.0 * B / ips, steps, warm,
+           1e3 * last_cpu_per_step, peak_rss_mib());
+    fflush(stdout);
+}
+
 int cmd_bench(int argc, char **argv) {
-    const char *tname = "resnet56", *sname = "resnet20", *device = "auto", *infer = NULL;
-    int B = 64, steps = 10, warm = 2, threads = 0, infer_batch = 64, check = 0, profile = 0;
+    const char *tname = "resnet56", *sname = "resnet20", *device = "auto", *infer = NULL, *data = NULL, *isa = NULL;
+    const char *thread_list = NULL;
+    int B = 64, steps = 10, warm = 2, infer_batch = 64, check = 0, profile = 0, peak = 0, runs = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -181,6 +346,7 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { bench_usage(); return 0; }
         else if (!strcmp(a, "--check-devices")) { check = 1; continue; }
         else if (!strcmp(a, "--profile")) { profile = 1; continue; }
+        else if (!strcmp(a, "--peak")) { peak = 1; continue; }
         else if (!strcmp(a, "--infer")) { infer = (v && v[0] != '-') ? argv[++i] : "all"; continue; }
         if (!v) dkd_die("bench: %s needs a value (see dkd bench --help)", a);
         if (!strcmp(a, "--teacher")) tname = v;
@@ -188,45 +354,68 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) B = atoi(v);
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--warmup")) warm = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--threads")) thread_list = v;
         else if (!strcmp(a, "--device")) device = v;
         else if (!strcmp(a, "--infer-batch")) infer_batch = atoi(v);
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--runs")) runs = atoi(v);
+        else if (!strcmp(a, "--isa")) isa = v;
         else dkd_die("bench: unknown flag %s (see dkd bench --help)", a);
         i++;
     }
     if (B <= 0 || steps <= 0 || warm < 0 || infer_batch <= 0) dkd_die("bench: --batch/--steps/--infer-batch must be positive");
-    if (threads > 0) dkd_set_threads(threads);
-    const Backend *be = backend_select(device);
-    if (!be) dkd_die("%s", dkd_errbuf);
-    printf("device %s, %d thread(s)\n", be->name, dkd_num_threads());
-    if (check) {   /* every pair's step on the CUDA backend against the C reference */
-        const Backend *cu = backend_select("cuda");
-        if (!cu) dkd_die("--check-devices: %s", dkd_errbuf);
-        int bad = 0;
-        for (int i = 0; i < n_pairs; i++) bad += !compare_backends_step(&backend_cpu, cu, pair_table[i].teacher, pair_table[i].student, B);
-        printf("%d of %d pairs agree\n", n_pairs - bad, n_pairs);
-        return bad ? 1 : 0;
-    }
-    if (infer) {
-        printf("%-12s %8s %12s\n", "model", "batch", "img/s");
-        for (int i = 0; i < n_models; i++) {
-            const char *nm = model_table[i].name;
-            if (strcmp(infer, "all")) {
-                const ModelInfo *mi = NULL;
-                char buf[512]; snprintf(buf, sizeof buf, "%s", infer);
-                for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
-                    if (model_find(tok) == &model_table[i]) mi = &model_table[i];
-                if (!mi) continue;
-            }
-            printf("%-12s %8d %12.1f\n", nm, infer_batch, bench_infer(be, nm, infer_batch, steps, warm, profile));
-            fflush(stdout);
+    if (data && !infer) dkd_die("bench: --data times inference over the test set: use it with --infer");
+    /* --threads N[,N...]: validated up front */
+    int threads[16], n_threads = 0;
+    if (thread_list) {
+        char buf[256]; snprintf(buf, sizeof buf, "%s", thread_list);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            char *end; long t = strtol(tok, &end, 10);
+            if (*end || t <= 0 || t > 4096 || n_threads == 16) dkd_die("bench: --threads wants positive counts, e.g. 1,2 (got '%s')", thread_list);
+            threads[n_threads++] = (int)t;
         }
+    }
+    if (isa) {
+        int k = dkd_isa_parse(isa);
+        if (k < 0) dkd_die("bench: --isa %s: unknown (expected avx512, avx2, scalar or auto)", isa);
+        if (dkd_set_isa(k)) dkd_die("bench: --isa %s: %s", isa, dkd_errbuf);
+    }
+    if (peak) {
+        char all[256];
+        snprintf(all, sizeof all, "%d", dkd_num_threads());
+        bench_peak(thread_list ? thread_list : all);
         return 0;
     }
-    const ModelInfo *ti = model_find(tname), *si = model_find(sname);
-    if (!ti || !si) dkd_die("bench: unknown model '%s' (see dkd list)", !ti ? tname : sname);
-    double ips = bench_train(be, ti->name, si->name, B, steps, warm, profile);
-    printf("DKD train step %s -> %s, batch %d: %.1f img/s (%.1f ms/step, %d timed steps after %d warm-up)\n", ti->name,
-           si->name, B, ips, 1000.0 * B / ips, steps, warm);
+    const Backend *be = backend_select(device);
+    if (!be) dkd_die("%s", dkd_errbuf);
+    if (!n_threads) threads[n_threads++] = 0;   /* 0: as set (OMP_NUM_THREADS or all cores) */
+    for (int ti = 0; ti < n_threads; ti++) {
+        if (threads[ti] > 0) dkd_set_threads(threads[ti]);
+        printf("device %s, %d thread(s)", be->name, dkd_num_threads());
+        if (!strcmp(be->name, "cpu")) {
+            printf(", kernels %s (available:", dkd_isa_name(dkd_isa()));
+            for (int k = DKD_ISA_COUNT - 1; k >= 0; k--) if (dkd_isa_available(k)) printf(" %s", dkd_isa_name(k));
+            printf(")");
+            if (profile) {   /* the profile's conv GFLOP/s against this path's peak */
+                net_profile_peak = peak_threads(dkd_isa(), dkd_num_threads(), 0.2);
+                printf(", FMA peak %.1f GFLOP/s", net_profile_peak);
+            }
+        }
+        printf("\n");
+        fflush(stdout);
+        if (check) {   /* every pair's step on the CUDA backend against the C reference */
+            const Backend *cu = backend_select("cuda");
+            if (!cu) dkd_die("--check-devices: %s", dkd_errbuf);
+            int bad = 0;
+            for (int i = 0; i < n_pairs; i++) bad += !compare_backends_step(&backend_cpu, cu, pair_table[i].teacher, pair_table[i].student, B);
+            printf("%d of %d pairs agree\n", n_pairs - bad, n_pairs);
+            return bad ? 1 : 0;
+        }
+        if (infer && data) bench_infer_data(be, infer, data, infer_batch, runs, profile);
+        else if (infer) bench_infer_random(be, infer, infer_batch, steps, warm, profile);
+        else if (!strcmp(tname, "all"))
+            for (int i = 0; i < n_pairs; i++) bench_pair(be, pair_table[i].teacher, pair_table[i].student, B, steps, warm, profile);
+        else bench_pair(be, tname, sname, B, steps, warm, profile);
+    }
     return 0;
 }

@@ -4,7 +4,9 @@
 #   ./build.sh test     build, then build and run every test; ends with "N passed, N failed[, N skipped]"
 #   ./build.sh clean    remove build/ and ./dkd
 # Environment knobs:
-#   DKD_NATIVE=0        do not pass -march=native (portable binary)
+#   DKD_NATIVE=0        do not pass -march=native (portable binary; on x86-64 the GEMM and
+#                       convolution kernels are built for AVX-512, AVX2+FMA and plain C either
+#                       way and chosen at run time: kernels/isa.h, DKD_ISA=avx512|avx2|scalar)
 #   DKD_NO_CUDA=1       do not use nvcc even if it is installed
 #   DKD_ASAN=1          build with AddressSanitizer + UBSan (debugging)
 #   DKD_NO_STB=1        build without stb even if installed (PNG output off, SVG only)
@@ -25,9 +27,13 @@ mkdir -p $B/obj $B/obj/kernels $B/obj/models $B/tests $B/cuda $B/emu
 # -std=c11 (not gnu11) keeps -ffp-contract=off: no silent a*b+c -> fma contraction,
 # so float results match PyTorch's operation order where we ask for it.
 CFLAGS="-std=c11 -O3 -g -Wall -Wextra -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I."
-if [ "${DKD_NATIVE:-1}" != "0" ]; then CFLAGS="$CFLAGS -march=native"; fi
 LDFLAGS="-lm"
 if [ "${DKD_ASAN:-0}" = "1" ]; then CFLAGS="$CFLAGS -O1 -fsanitize=address,undefined -fno-omit-frame-pointer"; LDFLAGS="$LDFLAGS -fsanitize=address,undefined"; fi
+# Run-time instruction-set dispatch (kernels/isa.c) where the compiler targets x86-64.
+ISA_DISPATCH=0
+case "$($CC -dumpmachine 2>/dev/null)" in x86_64*) ISA_DISPATCH=1; CFLAGS="$CFLAGS -DDKD_ISA_DISPATCH";; esac
+PORTABLE_CFLAGS="$CFLAGS"   # the per-instruction-set kernels add their own -m flags to these
+if [ "${DKD_NATIVE:-1}" != "0" ]; then CFLAGS="$CFLAGS -march=native"; fi
 
 # OpenMP: probe, announce.
 OMP=""
@@ -72,6 +78,20 @@ CUDA_ARCHS="${CUDA_ARCHS:-80 86 89 90}"
 
 # ---- sources -------------------------------------------------------------------
 LIB_SRC="$(ls *.c | grep -v '^main\.c$') $(ls kernels/*.c models/*.c 2>/dev/null)"
+# The kernels built once per instruction set (x86-64), and the names they export.
+ISA_SRC="kernels/gemm.c kernels/conv.c kernels/winograd.c"
+ISA_EXPORTS="sgemm_cpu conv2d_workspace_floats conv2d_forward_cpu conv2d_backward_cpu"
+isa_flags() {
+  case $1 in
+    avx512) echo "-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c -mprefer-vector-width=512";;
+    avx2)   echo "-mavx2 -mfma -mf16c";;
+    scalar) echo "";;
+  esac
+}
+if [ $ISA_DISPATCH = 1 ]; then
+  LIB_SRC=$(echo $LIB_SRC)
+  for s in $ISA_SRC; do LIB_SRC=$(echo " $LIB_SRC " | sed "s| $s | |"); done
+fi
 CU_SRC="$(ls kernels/*.cu 2>/dev/null || true)"
 
 fail=0
@@ -95,6 +115,31 @@ for s in $LIB_SRC; do
   OBJS="$OBJS $o"
 done
 [ $fail = 0 ] || { echo "build: FAILED (C sources)" >&2; exit 1; }
+
+# One object per instruction set: its kernels linked together (ld -r), the exported names
+# renamed with the set's suffix (sgemm_cpu -> sgemm_cpu_avx2) and, except in the scalar
+# one, every other global made local, so the copies never clash. kernels/isa.c dispatches.
+if [ $ISA_DISPATCH = 1 ]; then
+  for isa in avx512 avx2 scalar; do
+    mkdir -p $B/obj/isa_$isa
+    parts=""
+    for s in $ISA_SRC; do
+      o=$B/obj/isa_$isa/$(basename ${s%.c}).o
+      if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ build.sh -nt "$o" ] ||
+         [ -n "$(find kernels -name '*.h' -newer "$o" 2>/dev/null)" ]; then
+        $CC $PORTABLE_CFLAGS $OMP $STB_INC $EXTRA_CFLAGS $(isa_flags $isa) -c "$s" -o "$o" || fail=1
+      fi
+      parts="$parts $o"
+    done
+    [ $fail = 0 ] || { echo "build: FAILED (kernels for $isa)" >&2; exit 1; }
+    out=$B/obj/isa_$isa.o
+    ren=""; keep=""
+    for e in $ISA_EXPORTS; do ren="$ren --redefine-sym $e=${e}_$isa"; keep="$keep --keep-global-symbol=${e}_$isa"; done
+    ld -r -o $out.tmp $parts && objcopy $ren $out.tmp && { [ $isa = scalar ] || objcopy $keep $out.tmp; } &&
+      mv $out.tmp $out || { echo "build: FAILED (linking the $isa kernels)" >&2; exit 1; }
+    OBJS="$OBJS $out"
+  done
+fi
 
 CUDA_OBJS=""; CUDA_LD=""
 if [ -n "$NVCC" ] && [ -n "$CU_SRC" ]; then
@@ -154,6 +199,22 @@ for t in tests/test_*.c; do
     echo "FAIL $name: does not compile"; F=$((F+1))
   fi
 done
+
+# The golden checks again on every other instruction-set path of the CPU kernels this CPU
+# runs (the default one ran above; tests/test_isa.c checks the ops on every path).
+if [ $ISA_DISPATCH = 1 ] && [ -x $B/tests/test_golden ]; then
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+  has() { for f in "$@"; do echo " $flags " | grep -q " $f " || return 1; done; }
+  best=scalar; has avx2 fma && best=avx2; has avx512f avx512vl avx512bw avx512dq fma && best=avx512
+  for isa in avx512 avx2 scalar; do
+    [ "${DKD_ISA:-$best}" = $isa ] && continue   # (already run)
+    case $isa in
+      avx512) has avx512f avx512vl avx512bw avx512dq fma || { echo "=== test_golden[$isa]: SKIP: this CPU has no AVX-512"; S=$((S+1)); continue; };;
+      avx2)   has avx2 fma || { echo "=== test_golden[$isa]: SKIP: this CPU has no AVX2+FMA"; S=$((S+1)); continue; };;
+    esac
+    DKD_ISA=$isa run_test "test_golden[$isa]" ./$B/tests/test_golden
+  done
+fi
 
 # CUDA kernels under CPU emulation: every kernels/*.cu compiled as C++ by g++
 # against tests/cuda_emu.h, linked with the C reference, driven by tests/emu_*.cpp.

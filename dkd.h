@@ -401,6 +401,7 @@ void net_sgd(Net *n, float lr, float momentum, float wd);
  * table keyed by direction, op and (for convolutions) shape; net_profile_report
  * prints the table, largest first, and clears it. Costs a sync per node: off by default. */
 extern int net_profile;
+extern double net_profile_peak;   /* GFLOP/s; > 0: the report adds each conv's share of it */
 void net_profile_report(double total_seconds);
 /* Copy weights/stats between backend and host copies (no-ops on the CPU backend). */
 void net_to_host(Net *n);

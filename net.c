@@ -381,6 +381,7 @@ static const float BN_MOMENTUM = 0.1f, BN_EPS = 1e-5f;
 /* ---------------------------------------------------------------- profile */
 
 int net_profile = 0;
+double net_profile_peak = 0.0;
 
 typedef struct { char key[72]; double sec, macs; long calls; } ProfRow;
 static ProfRow prof_rows[256];
@@ -430,11 +431,13 @@ void net_profile_report(double total) {
     qsort(prof_rows, (size_t)prof_n, sizeof prof_rows[0], prof_cmp);
     double sum = 0;
     for (int r = 0; r < prof_n; r++) sum += prof_rows[r].sec;
-    printf("%-40s %8s %9s %6s %8s\n", "op (F forward, B backward)", "calls", "ms", "%", "GFLOP/s");
+    printf("%-40s %8s %9s %6s %8s%s\n", "op (F forward, B backward)", "calls", "ms", "%", "GFLOP/s",
+           net_profile_peak > 0 ? "  % of peak" : "");
     for (int r = 0; r < prof_n; r++) {
         const ProfRow *p = &prof_rows[r];
         printf("%-40s %8ld %9.1f %6.1f", p->key, p->calls, 1e3 * p->sec, total > 0 ? 100.0 * p->sec / total : 0.0);
         if (p->macs > 0) printf(" %8.1f", 2e-9 * p->macs / p->sec);
+        if (p->macs > 0 && net_profile_peak > 0) printf("  %9.0f", 100.0 * 2e-9 * p->macs / p->sec / net_profile_peak);
         printf("\n");
     }
     printf("%-40s %8s %9.1f %6.1f   (the rest: loss, SGD, uploads)\n", "sum of the ops", "", 1e3 * sum,

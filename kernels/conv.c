@@ -533,6 +533,70 @@ static void conv_dw_dx_plane(float *dx, const float *dy, const float *w, const C
         }
 }
 
+/* Tiny maps (4x4 and smaller: the last stages of MobileNetV2 and the ShuffleNets): the
+ * loops above would run 9 taps x a few rows of 1-4 elements each, and the padded-plane
+ * form below copies more than it computes. Instead a table, built once per call, lists
+ * for every output position its taps that fall inside the image, in (kh, kw) order, as
+ * (input index, weight index) pairs; a plane is then one pass down the table. Each output
+ * is the same sum in the same order as the loops (bias, then the taps in (kh, kw) order;
+ * only the additions of zeros from the padding are skipped). Measured (MobileNetV2
+ * inference, batch 64, 2 threads): see the commit that added it. */
+enum { DW_TINY_PP = 16, DW_TAPS_MAX = 16 * 49 };
+typedef struct { int start[DW_TINY_PP + 1], q[DW_TAPS_MAX], t[DW_TAPS_MAX]; } DwTaps;
+static int dw_tiny(const Conv *d) { return d->PP <= DW_TINY_PP && d->K <= 7; }
+static void dw_taps(DwTaps *T, const Conv *d) {
+    int e = 0;
+    for (int oh = 0; oh < d->OH; oh++)
+        for (int ow = 0; ow < d->OW; ow++) {
+            T->start[oh * d->OW + ow] = e;
+            for (int kh = 0; kh < d->K; kh++)
+                for (int kw = 0; kw < d->K; kw++) {
+                    int ih = oh * d->S - d->P + kh, iw = ow * d->S - d->P + kw;
+                    if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W) continue;
+                    T->q[e] = ih * d->W + iw; T->t[e] = kh * d->K + kw; e++;
+                }
+        }
+    T->start[d->PP] = e;
+}
+static void conv_dw_forward_plane_taps(float *restrict y, const float *restrict x, const float *restrict w, float bias,
+                                       const DwTaps *T, int PP) {
+    for (int p = 0; p < PP; p++) {
+        float s = bias;
+        for (int e = T->start[p]; e < T->start[p + 1]; e++) s += w[T->t[e]] * x[T->q[e]];
+        y[p] = s;
+    }
+}
+
+/* The input gradient on tiny maps, by the same table read the other way: for every input
+ * position its (output index, weight index) pairs in (kh, kw) order; dx[q] += (the sum of
+ * its taps), the order of the padded-plane form. Inputs of up to 8x8 (a stride-2 layer
+ * ending at 4x4). */
+enum { DW_TINY_HW = 64 };
+typedef struct { int start[DW_TINY_HW + 1], p[DW_TINY_HW * 49], t[DW_TINY_HW * 49]; } DwBack;
+static int dw_tiny_dx(const Conv *d) { return dw_tiny(d) && d->H * d->W <= DW_TINY_HW; }
+static void dw_taps_back(DwBack *T, const Conv *d) {
+    int e = 0;
+    for (int ih = 0; ih < d->H; ih++)
+        for (int iw = 0; iw < d->W; iw++) {
+            T->start[ih * d->W + iw] = e;
+            for (int kh = 0; kh < d->K; kh++)
+                for (int kw = 0; kw < d->K; kw++) {
+                    int a = ih + d->P - kh, b = iw + d->P - kw;   /* = oh·S, ow·S */
+                    if (a < 0 || b < 0 || a % d->S || b % d->S || a / d->S >= d->OH || b / d->S >= d->OW) continue;
+                    T->p[e] = (a / d->S) * d->OW + b / d->S; T->t[e] = kh * d->K + kw; e++;
+                }
+        }
+    T->start[d->H * d->W] = e;
+}
+static void conv_dw_dx_plane_taps(float *restrict dx, const float *restrict dy, const float *restrict w,
+                                  const DwBack *T, int HW) {
+    for (int q = 0; q < HW; q++) {
+        float s = 0.0f;
+        for (int e = T->start[q]; e < T->start[q + 1]; e++) s += w[T->t[e]] * dy[T->p[e]];
+        dx[q] += s;
+    }
+}
+
 /* dw[c][kh][kw] = Σ_n Σ_{oh,ow} dy[n,c,oh,ow] · x[n,c,oh·S-P+kh,ow·S-P+kw]: each output
  * row contributes a float dot product, the rows are added in double, in order. */
 static void conv_dw_dw_channel(float *dwc, const float *dy, const float *x, int c, const Conv *d) {
@@ -683,14 +747,17 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
     if (is_depthwise(C, OC, G)) {
-        int padded = dw_padded(&d) && K * K <= 64;
+        int tiny = dw_tiny(&d), padded = !tiny && dw_padded(&d) && K * K <= 64;
+        DwTaps taps;
+        if (tiny) dw_taps(&taps, &d);
         #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
         for (int nc = 0; nc < N * C; nc++) {
             int c = nc % C;
             float *yp = y + (size_t)nc * d.PP;
             float bias = b ? b[c] : 0.0f;
             const float *xp = x + (size_t)nc * H * W, *wc = w + (size_t)c * K * K;
-            if (padded) conv_dw_forward_plane_padded(yp, xp, wc, bias, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
+            if (tiny) conv_dw_forward_plane_taps(yp, xp, wc, bias, &taps, d.PP);
+            else if (padded) conv_dw_forward_plane_padded(yp, xp, wc, bias, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
             else conv_dw_forward_plane(yp, xp, wc, bias, &d);
         }
         return;
@@ -762,11 +829,16 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
             else conv_dw_dw_channel(dw + (size_t)c * K * K, dy, x, c, &d);
         }
         if (dx) {
+            int tiny = dw_tiny_dx(&d);
+            static _Thread_local DwBack back;   /* (17 KB: not on the stack) */
+            if (tiny) dw_taps_back(&back, &d);
+            const DwBack *bt = &back;
             #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
             for (int nc = 0; nc < N * C; nc++) {
                 float *dxp = dx + (size_t)nc * H * W;
                 const float *g = dy + (size_t)nc * d.PP, *wc = w + (size_t)(nc % C) * K * K;
-                if (padded) conv_dw_dx_plane_padded(dxp, g, wc, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
+                if (tiny) conv_dw_dx_plane_taps(dxp, g, wc, bt, H * W);
+                else if (padded) conv_dw_dx_plane_padded(dxp, g, wc, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
                 else conv_dw_dx_plane(dxp, g, wc, &d);
             }
         }

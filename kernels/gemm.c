@@ -343,8 +343,15 @@ void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const flo
  * vectorises along k instead: a tile of 3 x 3 outputs keeps 9 vectors of partial sums
  * (lane l sums k = l, l+V, l+2V, ...), each step loads 3 + 3 vectors and does 9 FMAs,
  * and the lanes are added at the end in a fixed order. V = GEMM_NR/2: the vector
- * width the compiler uses. */
+ * width the compiler uses. With AVX-512's 32 registers the tile is 4 x 4 (16 sums, 4 + 4
+ * loads per 16 FMAs), which also divides the channel counts (16, 32, 64) and Cg·9
+ * exactly, where 3 x 3 left edge tiles of one row. The tile size does not change any
+ * result (each output is its own sum). */
+#if GEMM_NR >= 32
+enum { ABT_V = GEMM_NR / 2, ABT_T = 4 };
+#else
 enum { ABT_V = GEMM_NR / 2, ABT_T = 3 };
+#endif
 
 static inline void abt_tile(int mr, int nr, int K, const float *a, size_t lda, const float *base, const int *off,
                             float beta, float *c, int ldc) {

@@ -4,11 +4,15 @@
  * The micro-kernel of gemm.c computes one GEMM_MR x GEMM_NR tile of C in registers.
  * NR is a multiple of the vector width the compiler uses, and MR*NR/width accumulators
  * fill most of the register file (16 vector registers without AVX-512, 32 with it):
- *   AVX-512                                  6 x 32   (12 zmm, or 24 ymm accumulators)
+ *   AVX-512                                  6 x 32   (12 zmm accumulators: the avx512 path is
+ *                                                      built with -mprefer-vector-width=512;
+ *                                                      gcc's default for such CPUs, 256, made
+ *                                                      it 24 ymm)
  *   AVX / AVX2 with 256-bit vectors          6 x 16   (12 ymm)
  *   SSE, or AVX tuned for 128-bit vectors    6 x 8    (12 xmm; gcc -march=znver1 prefers
  *                                                      128-bit vectors on AMD Zen 1)
- * The result does NOT depend on MR, NR, MC or NC (every C element is one sum over k in
+ * On x86-64 this header is compiled once per instruction-set path (kernels/isa.h), so
+ * each path has its own NR. The result does NOT depend on MR, NR, MC or NC (every C element is one sum over k in
  * increasing k); it depends on GEMM_KC only, which is a constant. */
 #ifndef DKD_GEMM_H
 #define DKD_GEMM_H

@@ -7,6 +7,12 @@ eval mode under no_grad, student forward in train mode, CE + DKD loss (SPEC
 §3.3), backward, SGD(momentum 0.9, wd 5e-4). Random inputs, fresh weights.
 Usage: python3 scripts/pytorch_bench.py [--threads 2] [--batch 64] [--steps 10]
        python3 scripts/pytorch_bench.py --eval-ckpt resnet56.pth [--test-bin data/cifar-100-binary/test.bin]
+       python3 scripts/pytorch_bench.py --mdistiller PATH [--pairs all|res56_res20,...] [--steps 10]
+
+--mdistiller: instead of the models above, mdistiller's own code from a checkout given by
+path (nothing of it is copied here): its CIFAR models, its DKD distiller class (loss and
+teacher/student forward), and the 11 DKD pairs of configs/cifar100/dkd/*.yaml (teacher,
+student, BETA, batch size); SGD with the config's LR, momentum and weight decay.
 """
 import argparse, time
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -64,15 +70,72 @@ def evaluate(ckpt, test_bin, threads):
             c1 += (top[:, 0] == y[i:i + 64]).sum().item(); c5 += (top == y[i:i + 64, None]).any(1).sum().item()
     print("PyTorch %s: resnet56 %s on %d test images: top-1 %.2f top-5 %.2f" % (torch.__version__, ckpt, len(y), 100.0 * c1 / len(y), 100.0 * c5 / len(y)))
 
+def mdistiller_pairs(root):
+    """{name: (teacher, student, beta, batch, lr, momentum, wd)} from configs/cifar100/dkd/*.yaml."""
+    import glob, os, re
+    pairs = {}
+    for f in sorted(glob.glob(os.path.join(root, "configs", "cifar100", "dkd", "*.yaml"))):
+        txt = open(f).read()
+        get = lambda key, d=None: (re.search(r"^\s*%s:\s*\"?([^\"\n]+)\"?" % key, txt, re.M) or [None, d])[1]
+        pairs[os.path.basename(f)[:-5]] = (get("TEACHER"), get("STUDENT"), float(get("BETA", 8.0)),
+                                           int(get("BATCH_SIZE", 64)), float(get("LR", 0.05)),
+                                           float(get("MOMENTUM", 0.9)), float(get("WEIGHT_DECAY", 5e-4)))
+    return pairs
+
+def bench_mdistiller(a):
+    """DKD training steps with mdistiller's models and DKD distiller, random inputs, fresh weights."""
+    import importlib, os, sys, types, warnings
+    warnings.filterwarnings("ignore")   # DKD.py's size_average deprecation notice
+    root = a.mdistiller
+    dist_dir = os.path.join(root, "mdistiller", "distillers")
+    if not os.path.isfile(os.path.join(dist_dir, "DKD.py")):
+        sys.exit(f"pytorch_bench: {dist_dir}/DKD.py not found: is --mdistiller a checkout of mdistiller?")
+    sys.path.insert(0, os.path.join(root, "mdistiller", "models"))   # the cifar package alone
+    import cifar
+    pkg = types.ModuleType("mdistiller_distillers")   # DKD.py and its ._base, without the other distillers
+    pkg.__path__ = [dist_dir]
+    sys.modules["mdistiller_distillers"] = pkg
+    DKD = importlib.import_module("mdistiller_distillers.DKD").DKD
+    torch.set_num_threads(a.threads)
+    pairs = mdistiller_pairs(root)
+    want = list(pairs) if a.pairs == "all" else a.pairs.split(",")
+    for name in want:
+        if name not in pairs:
+            sys.exit(f"pytorch_bench: no pair {name} in {root}/configs/cifar100/dkd (have: {', '.join(pairs)})")
+        tn, sn, beta, batch, lr, mom, wd = pairs[name]
+        B = a.batch or batch
+        t = cifar.cifar_model_dict[tn][0](num_classes=100)
+        s = cifar.cifar_model_dict[sn][0](num_classes=100)
+        cfg = types.SimpleNamespace(DKD=types.SimpleNamespace(CE_WEIGHT=1.0, ALPHA=1.0, BETA=beta, T=4.0, WARMUP=20))
+        d = DKD(s, t, cfg)
+        d.train()   # (the distiller keeps the teacher in eval mode)
+        opt = torch.optim.SGD(d.get_learnable_parameters(), lr=lr, momentum=mom, weight_decay=wd)
+        x = torch.randn(B, 3, 32, 32); y = torch.randint(0, 100, (B,))
+        for i in range(a.warmup + a.steps):
+            if i == a.warmup: t0 = time.perf_counter()
+            opt.zero_grad()
+            _, losses = d(image=x, target=y, epoch=240)
+            sum(l.mean() for l in losses.values()).backward()
+            opt.step()
+        dt = time.perf_counter() - t0
+        print("PyTorch %s, %d thread(s): DKD train step %s -> %s, batch %d: %.1f img/s"
+              % (torch.__version__, a.threads, tn, sn, B, B * a.steps / dt), flush=True)
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2); ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--mdistiller", help="a checkout of megvii-research/mdistiller: time its DKD pairs")
+    ap.add_argument("--pairs", default="all", help="with --mdistiller: config names (res56_res20,...) or all")
+    ap.add_argument("--threads", type=int, default=2); ap.add_argument("--batch", type=int, default=0,
+                                                                       help="default 64 (--mdistiller: the config's)")
     ap.add_argument("--steps", type=int, default=10); ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--eval-ckpt", help="instead: evaluate this resnet56 checkpoint on --test-bin")
     ap.add_argument("--test-bin", default="data/cifar-100-binary/test.bin")
     a = ap.parse_args()
     if a.eval_ckpt:
         return evaluate(a.eval_ckpt, a.test_bin, a.threads)
+    if a.mdistiller:
+        return bench_mdistiller(a)
+    a.batch = a.batch or 64
     torch.set_num_threads(a.threads)
     t, s = ResNet(9).eval(), ResNet(3).train()
     opt = torch.optim.SGD(s.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
