@@ -103,8 +103,81 @@ static void take_spread(CifarSplit *sp, int m) {
 
 typedef struct { double top1, top5, loss, img_s; } EvalResult;
 
-/* Student (or any net) in eval mode over a data split already on the device. */
-static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B) {
+/* The first non-finite entry of p[0..n), or n when all are finite. */
+static size_t first_nonfinite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) if (!isfinite(p[i])) return i;
+    return n;
+}
+
+/* The first parameter or BN statistic (state_dict order) of n's host copy that holds a
+ * NaN or an infinity, described in msg; 0 when all are finite. Call net_to_host first. */
+static int nonfinite_param(const Net *n, char *msg, size_t cap) {
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *pi = &n->pinfo[k];
+        if (pi->kind == PK_NBT) continue;
+        const float *p = (pi->kind == PK_PARAM ? n->h_params : n->h_stats) + pi->off;
+        size_t i = first_nonfinite(p, pi->numel);
+        if (i == pi->numel) continue;
+        size_t bad = 0;
+        for (size_t j = i; j < pi->numel; j++) bad += !isfinite(p[j]);
+        snprintf(msg, cap, "%s holds %zu non-finite value%s of %zu (the first, [%zu], is %g)", pi->name, bad,
+                 bad == 1 ? "" : "s", pi->numel, i, (double)p[i]);
+        return 1;
+    }
+    return 0;
+}
+
+/* A node's name for messages: its layer (the state_dict prefix of its weight), else the
+ * layer that feeds it, e.g. "layer1.0.bn1" or "the node after layer1.0.bn1". */
+static void node_label(const Net *n, int i, char *out, size_t cap) {
+    for (int j = i; j >= 0; j--) {
+        int w = n->nodes[j].w;
+        if (w < 0) continue;
+        const char *name = n->pinfo[w].name, *dot = strrchr(name, '.');
+        int len = dot ? (int)(dot - name) : (int)strlen(name);
+        snprintf(out, cap, "%s%.*s (node %d)", j == i ? "" : "the node after ", len, name, i);
+        return;
+    }
+    snprintf(out, cap, i == 0 ? "the input images (node 0)" : "node %d", i);
+}
+
+/* The logits of nb images (d_images at the indices in d_idx) came out non-finite: find
+ * where it starts, into dkd_errbuf. First the weights and BN statistics; if they are all
+ * finite, the same images go once more through a copy of the network that keeps every
+ * activation (a training arena on the CPU; the eval arena recycles them, the input
+ * too), and the first layer whose output is non-finite is named. */
+static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, int nb) {
+    char msg[400];
+    net_to_host(n);
+    if (nonfinite_param(n, msg, sizeof msg)) { dkd_fail("parameter %s", msg); return; }
+    Net *d = model_build(n->model);
+    memcpy(d->h_params, n->h_params, n->n_params * sizeof(float));
+    memcpy(d->h_stats, n->h_stats, n->n_stats * sizeof(float));
+    memcpy(d->nbt, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
+    net_setup(d, &backend_cpu, nb, 1);
+    n->be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
+    n->be->download(d->x, n->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float));
+    net_forward(d, nb, 0);
+    int bad = -1;
+    for (int i = 0; i < d->n_nodes && bad < 0; i++) {
+        const Node *nd = &d->nodes[i];
+        size_t cnt = (size_t)nb * nd->C * nd->H * nd->W;
+        if (first_nonfinite(d->act + nd->act, cnt) < cnt) bad = i;
+    }
+    if (bad >= 0) {
+        node_label(d, bad, msg, sizeof msg);
+        dkd_fail("every weight is finite, but the output of %s is the first activation with a NaN or an infinity "
+                 "(a value beyond float's range)", msg);
+    } else dkd_fail("every weight and activation of a second, CPU forward is finite: the %s backend computed "
+                    "what the CPU does not", n->be->name);
+    net_free(d);
+}
+
+/* Student (or any net) in eval mode over a data split already on the device.
+ * 0, or -1 when a batch's logits (or its loss) are not finite: no accuracy is computed
+ * from NaN (every comparison with NaN is false, so NaN would rank first); dkd_errbuf
+ * then names the first parameter or layer where the non-finite values start. */
+static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B, EvalResult *out) {
     const Backend *be = n->be;
     int NC = net_num_classes(n);
     float *logits = (float *)xmalloc((size_t)B * NC * sizeof(float));
@@ -112,7 +185,8 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const in
     int *hidx = (int *)xmalloc((size_t)B * sizeof(int));
     long c1 = 0, c5 = 0; double loss = 0;
     double t0 = now_seconds();
-    for (int s = 0; s < count; s += B) {
+    int rc = 0;
+    for (int s = 0; s < count && rc == 0; s += B) {
         int nb = count - s < B ? count - s : B;
         for (int b = 0; b < nb; b++) hidx[b] = s + b;
         be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
@@ -122,6 +196,19 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const in
         LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
         ce_loss_cpu(NULL, rows, logits, labels + s, nb, NC, lp);
         LossValue lv = loss_total(LOSS_CE, rows, nb, lp);
+        size_t bad = first_nonfinite(logits, (size_t)nb * NC);
+        if (bad < (size_t)nb * NC || !isfinite(lv.ce)) {
+            char where[sizeof dkd_errbuf];
+            if (bad < (size_t)nb * NC) locate_nonfinite(n, d_images, d_idx, nb);
+            else dkd_fail("the logits are finite but their cross-entropy is %g", lv.ce);
+            memcpy(where, dkd_errbuf, sizeof where);
+            if (bad < (size_t)nb * NC)
+                dkd_fail("the logits of test images %d..%d are not finite (image %d, class %d: %g): %s", s, s + nb - 1,
+                         s + (int)(bad / NC), (int)(bad % NC), (double)logits[bad], where);
+            else dkd_fail("test images %d..%d: %s", s, s + nb - 1, where);
+            rc = -1;
+            break;
+        }
         loss += lv.ce * nb;
         for (int b = 0; b < nb; b++) {
             const float *r = logits + (size_t)b * NC;
@@ -134,8 +221,9 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const in
     be->sync();
     double dt = now_seconds() - t0;
     EvalResult e = {100.0 * c1 / count, 100.0 * c5 / count, loss / count, count / dt};
+    *out = e;
     free(logits); free(rows); free(hidx);
-    return e;
+    return rc;
 }
 
 /* --------------------------------------------------------------- run state */
@@ -225,6 +313,76 @@ static int save_student(const char *dir, const char *name, const Net *s) {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return net_save_file(s, path);
+}
+
+/* Read a checkpoint back (pth_read checks every zip entry's CRC-32) and check that its
+ * float tensors are all finite. 0, or -1 with the reason in dkd_errbuf; *epoch = its
+ * "epoch" entry, or -1 when it has none (student_* files). */
+static int verify_checkpoint(const char *path, int *epoch) {
+    PthDict d;
+    if (pth_read(path, &d) != 0) return -1;
+    double e = pth_scalar(&d, "epoch");
+    *epoch = isfinite(e) ? (int)e : -1;
+    int rc = 0;
+    for (int i = 0; i < d.n && rc == 0; i++) {
+        const PthTensor *t = &d.t[i];
+        if (t->dtype == DT_F32 && first_nonfinite((const float *)t->data, t->numel) < t->numel)
+            rc = dkd_fail("%s: tensor %s is not finite", path, t->name);
+    }
+    pth_dict_free(&d);
+    return rc;
+}
+
+/* What a stopped run leaves on disk, verified rather than assumed: every checkpoint of the
+ * run folder is read back (CRC-32 of each entry) and checked finite; out gets a sentence
+ * naming the last good epoch and the files that hold it, or what is wrong with them. */
+static void describe_last_good(const char *dir, char *out, size_t cap) {
+    static const char *files[] = {"dkd_state", "latest", "student_latest", "best", "student_best"};
+    char path[1100], good[300] = "", badmsg[700] = "";
+    int state_epoch = -1, latest_epoch = -1, best_epoch = -1;
+    size_t gl = 0, bl = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (!file_exists(path)) continue;
+        int e;
+        if (verify_checkpoint(path, &e) != 0) {
+            bl += (size_t)snprintf(badmsg + bl, bl < sizeof badmsg ? sizeof badmsg - bl : 0, " BUT %s", dkd_errbuf);
+            continue;
+        }
+        gl += (size_t)snprintf(good + gl, gl < sizeof good ? sizeof good - gl : 0, "%s%s", gl ? ", " : "", files[i]);
+        if (i == 0) state_epoch = e;
+        if (i == 1) latest_epoch = e;
+        if (i == 3) best_epoch = e;
+    }
+    char latest_note[64] = "";
+    if (latest_epoch >= 0 && latest_epoch != state_epoch)   /* killed between the two writes */
+        snprintf(latest_note, sizeof latest_note, "; latest is epoch %d", latest_epoch);
+    if (state_epoch < 0 && !badmsg[0])
+        snprintf(out, cap, "no epoch of this run finished, so it saved no checkpoint in %s", dir);
+    else if (state_epoch < 0)
+        snprintf(out, cap, "the run's resumable state %s/dkd_state cannot be verified:%s", dir, badmsg);
+    else
+        snprintf(out, cap, "the last good epoch on disk is %d (%s/dkd_state%s): %s read back, every CRC-32 matches and "
+                 "every tensor is finite%s%s; best is epoch %d",
+                 state_epoch, dir, latest_note, good, badmsg[0] ? ";" : "", badmsg, best_epoch);
+}
+
+/* Stop a run whose loss, test metrics or weights stopped being finite: nothing of the
+ * current epoch is saved, and the message says what is left on disk. */
+static void stop_nonfinite(const char *dir, const char *what) {
+    char left[1200];
+    describe_last_good(dir, left, sizeof left);
+    dkd_die("%s. Training stopped without saving anything of this epoch; %s. Continue from it with --resume "
+            "and a lower --lr.", what, left);
+}
+
+/* Stop a run whose files of this epoch could not be written (a full disk, ...): every file
+ * is written atomically, so each is the old or the new version; say which epoch is whole. */
+static void stop_save_failed(const char *dir, int epoch) {
+    char why[sizeof dkd_errbuf], left[1200];
+    memcpy(why, dkd_errbuf, sizeof why);
+    describe_last_good(dir, left, sizeof left);
+    dkd_die("could not save epoch %d: %s. Training stopped; %s. Make room, then continue with --resume.", epoch, why, left);
 }
 
 /* worklog.txt is regenerated from log.csv (the source of truth) every epoch. */
@@ -543,9 +701,10 @@ int cmd_train(int argc, char **argv) {
             LossValue lv = loss_total(o.method == M_DKD ? LOSS_DKD : o.method == M_KD ? LOSS_KD : LOSS_CE, h_rows, nb, lp);
             if (!isfinite(lv.total)) {
                 if (tty) fprintf(stderr, "\n");
-                dkd_die("the loss became %s at epoch %d, step %d (ce %g, kd %g). Training stopped; the checkpoints of the "
-                        "last finished epoch in %s are intact. Try a lower --lr.", isnan(lv.total) ? "NaN" : "infinite", epoch,
-                        st + 1, lv.ce, lv.kd, dir);
+                char what[200];
+                snprintf(what, sizeof what, "the loss became %s at epoch %d, step %d (ce %g, kd %g)",
+                         isnan(lv.total) ? "NaN" : "infinite", epoch, st + 1, lv.ce, lv.kd);
+                stop_nonfinite(dir, what);
             }
             for (int b = 0; b < nb; b++) {
                 const float *r = h_logits + (size_t)b * NC;
@@ -570,7 +729,12 @@ int cmd_train(int argc, char **argv) {
         if (tty) fprintf(stderr, "\n");
         double train_secs = now_seconds() - ep_t0;
         double ips = seen / train_secs;
-        EvalResult ev = evaluate(s, d_test, d_idx, te.labels, te.n, B);
+        EvalResult ev;
+        char what[1200];
+        if (evaluate(s, d_test, d_idx, te.labels, te.n, B, &ev) != 0) {
+            snprintf(what, sizeof what, "the test metrics of epoch %d cannot be computed: %s", epoch, dkd_errbuf);
+            stop_nonfinite(dir, what);
+        }
         double train_acc = 100.0 * correct / seen, train_loss = loss_sum / seen;
         if (ev.top1 >= best) { best = ev.top1; best_epoch = epoch; }   /* mdistiller: ties rewrite best too */
         printf("epoch %3d | lr %.5g | train loss %.4f acc %.2f | test loss %.4f top-1 %.2f top-5 %.2f | best %.2f | %.0f img/s, %.0fs\n",
@@ -579,26 +743,31 @@ int cmd_train(int argc, char **argv) {
 
         /* logs first (log.csv is the source of truth), then checkpoints, then the resumable state last */
         net_to_host(s);
+        char msg[400];
+        if (nonfinite_param(s, msg, sizeof msg)) {
+            snprintf(what, sizeof what, "after epoch %d, parameter %s", epoch, msg);
+            stop_nonfinite(dir, what);
+        }
         LogRow *rows; int nrows = read_log(dir, &rows, epoch - 1);
         rows = (LogRow *)xrealloc(rows, (size_t)(nrows + 1) * sizeof(LogRow));
         LogRow r = {epoch, lr, train_acc, train_loss, ev.top1, ev.top5, ev.loss, ips, now_seconds() - ep_t0};
         rows[nrows++] = r;
-        if (write_logs(dir, rows, nrows, epoch == o.epochs, best) != 0) dkd_die("%s", dkd_errbuf);
+        if (write_logs(dir, rows, nrows, epoch == o.epochs, best) != 0) stop_save_failed(dir, epoch);
         free(rows);
         char p[1100];
         snprintf(p, sizeof p, "%s/latest", dir);
-        if (save_full(p, s, t, epoch, best) || save_student(dir, "student_latest", s)) dkd_die("%s", dkd_errbuf);
+        if (save_full(p, s, t, epoch, best) || save_student(dir, "student_latest", s)) stop_save_failed(dir, epoch);
         if (epoch % o.save_every == 0) {
             char nm[64];
             snprintf(p, sizeof p, "%s/epoch_%d", dir, epoch);
             snprintf(nm, sizeof nm, "student_%d", epoch);
-            if (save_full(p, s, t, epoch, best) || save_student(dir, nm, s)) dkd_die("%s", dkd_errbuf);
+            if (save_full(p, s, t, epoch, best) || save_student(dir, nm, s)) stop_save_failed(dir, epoch);
         }
         if (best_epoch == epoch) {
             snprintf(p, sizeof p, "%s/best", dir);
-            if (save_full(p, s, t, epoch, best) || save_student(dir, "student_best", s)) dkd_die("%s", dkd_errbuf);
+            if (save_full(p, s, t, epoch, best) || save_student(dir, "student_best", s)) stop_save_failed(dir, epoch);
         }
-        if (save_state(dir, s, &o, epoch, best, best_epoch) != 0) dkd_die("%s", dkd_errbuf);
+        if (save_state(dir, s, &o, epoch, best, best_epoch) != 0) stop_save_failed(dir, epoch);
         if (plot_run_curves(dir) != 0) fprintf(stderr, "dkd: warning: could not draw %s/curves.png: %s\n", dir, dkd_errbuf);
         last_epoch = epoch;
         if (o.stop_after && epoch >= o.stop_after && epoch < o.epochs) {
@@ -668,7 +837,9 @@ int cmd_eval(int argc, char **argv) {
     uint8_t *d_test = te.images;
     if (be != &backend_cpu) { d_test = (uint8_t *)be->alloc((size_t)te.n * 3072); be->upload(d_test, te.images, (size_t)te.n * 3072); }
     int *d_idx = (int *)be->alloc((size_t)B * sizeof(int));
-    EvalResult ev = evaluate(n, d_test, d_idx, te.labels, te.n, B);
+    EvalResult ev;
+    if (evaluate(n, d_test, d_idx, te.labels, te.n, B, &ev) != 0)
+        dkd_die("eval of %s with %s: %s. No accuracy is reported.", mi->name, ckpt, dkd_errbuf);
     printf("%s  %s\n  test images %d | top-1 %.2f | top-5 %.2f | loss %.4f | %.0f img/s (%s, %d thread%s, batch %d)\n",
            mi->name, ckpt, te.n, ev.top1, ev.top5, ev.loss, ev.img_s, be->name, dkd_num_threads(),
            dkd_num_threads() == 1 ? "" : "s", B);
