@@ -186,7 +186,7 @@ static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labe
     long c1 = 0, c5 = 0; double loss = 0;
     double t0 = now_seconds();
     int rc = 0;
-    for (int s = 0; s < count && rc == 0; s += B) {
+    for (int s = 0; s < count; s += B) {
         int nb = count - s < B ? count - s : B;
         for (int b = 0; b < nb; b++) hidx[b] = s + b;
         be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
@@ -197,16 +197,16 @@ static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labe
         ce_loss_cpu(NULL, rows, logits, labels + s, nb, NC, lp);
         LossValue lv = loss_total(LOSS_CE, rows, nb, lp);
         size_t bad = first_nonfinite(logits, (size_t)nb * NC);
-        if (bad < (size_t)nb * NC || !isfinite(lv.ce)) {
+        if (bad < (size_t)nb * NC) {
             char where[sizeof dkd_errbuf];
-            if (bad < (size_t)nb * NC) locate_nonfinite(n, d_images, d_idx, nb);
-            else dkd_fail("the logits are finite but their cross-entropy is %g", lv.ce);
+            locate_nonfinite(n, d_images, d_idx, nb);
             memcpy(where, dkd_errbuf, sizeof where);
-            if (bad < (size_t)nb * NC)
-                dkd_fail("the logits of test images %d..%d are not finite (image %d, class %d: %g): %s", s, s + nb - 1,
-                         s + (int)(bad / NC), (int)(bad % NC), (double)logits[bad], where);
-            else dkd_fail("test images %d..%d: %s", s, s + nb - 1, where);
-            rc = -1;
+            rc = dkd_fail("the logits of test images %d..%d are not finite (image %d, class %d: %g): %s", s, s + nb - 1,
+                          s + (int)(bad / NC), (int)(bad % NC), (double)logits[bad], where);
+            break;
+        }
+        if (!isfinite(lv.ce)) {
+            rc = dkd_fail("test images %d..%d: the logits are finite but their cross-entropy is %g", s, s + nb - 1, lv.ce);
             break;
         }
         loss += lv.ce * nb;
