@@ -2,7 +2,11 @@
 # build.sh — the one build command of dkd.
 #   ./build.sh          build ./dkd (C reference path; CUDA too when nvcc is found)
 #   ./build.sh test     build, then build and run every test; ends with "N passed, N failed[, N skipped]"
-#   ./build.sh clean    remove build/ and ./dkd
+#   ./build.sh asan-test  the same tests under AddressSanitizer + UBSan: its own build dir
+#                       (build-asan/) and binary (build-asan/dkd; ./dkd is left as it is),
+#                       C path only, halting on the first report; skips the CUDA emulation tests;
+#                       the shell tests' binary has the GEMM engines unsanitized (see below)
+#   ./build.sh clean    remove build/, build-asan/ and ./dkd
 # Environment knobs:
 #   DKD_NATIVE=0        do not pass -march=native (portable binary; on x86-64 the GEMM and
 #                       convolution kernels are built for AVX-512, AVX2+FMA and plain C either
@@ -15,12 +19,20 @@
 set -u
 cd "$(dirname "$0")"
 mode="${1:-build}"
-if [ "$mode" = "clean" ]; then rm -rf build dkd; echo "cleaned"; exit 0; fi
-if [ "$mode" = "-h" ] || [ "$mode" = "--help" ] || [ "$mode" = "help" ]; then sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [ "$mode" = "clean" ]; then rm -rf build build-asan dkd; echo "cleaned"; exit 0; fi
+if [ "$mode" = "-h" ] || [ "$mode" = "--help" ] || [ "$mode" = "help" ]; then sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+case "$mode" in build|test|asan-test) ;; *) echo "build.sh: unknown mode '$mode' (build, test, asan-test, clean, help)" >&2; exit 2;; esac
 
 CC="${CC:-gcc}"
 CXX="${CXX:-g++}"
-B=build
+B=build; BIN=./dkd
+if [ "$mode" = "asan-test" ]; then
+  # A separate build dir and binary: the sanitized objects never mix with the optimised ones.
+  B=build-asan; BIN=$B/dkd; DKD_ASAN=1; DKD_NO_CUDA=1
+  export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+  echo "build: asan-test: -fsanitize=address,undefined in $B/, ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS"
+fi
 mkdir -p $B/obj $B/obj/kernels $B/obj/models $B/tests $B/cuda $B/emu
 
 # ---- flags -------------------------------------------------------------------
@@ -28,10 +40,19 @@ mkdir -p $B/obj $B/obj/kernels $B/obj/models $B/tests $B/cuda $B/emu
 # so float results match PyTorch's operation order where we ask for it.
 CFLAGS="-std=c11 -O3 -g -Wall -Wextra -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -I."
 LDFLAGS="-lm"
-if [ "${DKD_ASAN:-0}" = "1" ]; then CFLAGS="$CFLAGS -O1 -fsanitize=address,undefined -fno-omit-frame-pointer"; LDFLAGS="$LDFLAGS -fsanitize=address,undefined"; fi
+SAN_CFLAGS=""
+if [ "${DKD_ASAN:-0}" = "1" ]; then
+  # -O1 for debugging; asan-test trains whole (tiny) runs, so -O2: the sanitizers still check every access
+  SAN_OPT=-O1; [ "$mode" = asan-test ] && SAN_OPT=-O2
+  SAN_CFLAGS="$SAN_OPT -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  LDFLAGS="$LDFLAGS -fsanitize=address,undefined"
+fi
 # Run-time instruction-set dispatch (kernels/isa.c) where the compiler targets x86-64.
+# Sanitized builds (DKD_ASAN=1, asan-test) compile the kernels once, for this CPU, instead.
 ISA_DISPATCH=0
-case "$($CC -dumpmachine 2>/dev/null)" in x86_64*) ISA_DISPATCH=1; CFLAGS="$CFLAGS -DDKD_ISA_DISPATCH";; esac
+if [ "${DKD_ASAN:-0}" != "1" ]; then
+  case "$($CC -dumpmachine 2>/dev/null)" in x86_64*) ISA_DISPATCH=1; CFLAGS="$CFLAGS -DDKD_ISA_DISPATCH";; esac
+fi
 PORTABLE_CFLAGS="$CFLAGS"   # the per-instruction-set kernels add their own -m flags to these
 if [ "${DKD_NATIVE:-1}" != "0" ]; then CFLAGS="$CFLAGS -march=native"; fi
 
@@ -70,6 +91,7 @@ elif [ "${DKD_NO_STB:-0}" = "1" ]; then
 else
   echo "build: WARNING: stb headers not found (apt-get install libstb-dev): building WITHOUT PNG output; plots are written as SVG only"
 fi
+PLAIN_CFLAGS="$CFLAGS"; CFLAGS="$CFLAGS $SAN_CFLAGS"
 
 # CUDA: nvcc optional.
 NVCC=""
@@ -166,11 +188,24 @@ else
   [ -z "$NVCC" ] && echo "build: nvcc not found (or DKD_NO_CUDA=1): building the CPU path only"
 fi
 
+# asan-test: the unit tests link every object sanitized; the binary the shell tests run
+# links the two GEMM engines without sanitizers. Their micro-kernels keep a tile of
+# accumulators in registers, which the instrumentation turns into checked memory
+# (training ran ~50x slower); test_ops checks those files sanitized on small shapes.
+BIN_OBJS="$OBJS"
+if [ "$mode" = "asan-test" ]; then
+  mkdir -p $B/obj/plain
+  for s in kernels/gemm.c kernels/winograd.c; do
+    o=$B/obj/plain/$(basename ${s%.c}).o
+    CFLAGS="$PLAIN_CFLAGS" compile_c "$s" "$o" || exit 1
+    BIN_OBJS=$(echo " $BIN_OBJS " | sed "s| $B/obj/${s%.c}.o | $o |")
+  done
+fi
 compile_c main.c $B/obj/main.o || exit 1
-$CC $OBJS $B/obj/main.o $CUDA_OBJS -o dkd $LDFLAGS $CUDA_LD || { echo "build: FAILED (link)" >&2; exit 1; }
-echo "build: ./dkd built ($( [ -n "$CUDA_OBJS" ] && echo "cpu + cuda" || echo "cpu only"))"
+$CC $BIN_OBJS $B/obj/main.o $CUDA_OBJS -o $BIN $LDFLAGS $CUDA_LD || { echo "build: FAILED (link)" >&2; exit 1; }
+echo "build: $BIN built ($( [ -n "$CUDA_OBJS" ] && echo "cpu + cuda" || echo "cpu only"))"
 
-[ "$mode" = "test" ] || exit 0
+[ "$mode" = "build" ] && exit 0
 
 # ---- tests -------------------------------------------------------------------
 # Each test program prints its checks and ends with a line "RESULT <pass> <fail> <skip>".
@@ -178,8 +213,10 @@ P=0; F=0; S=0
 run_test() {  # name cmd...
   local name=$1; shift
   echo "=== $name"
+  local t0=$SECONDS
   local out; out=$("$@" 2>&1); local rc=$?
   echo "$out"
+  echo "    ($name: $((SECONDS - t0)) s)"
   local res; res=$(echo "$out" | grep '^RESULT ' | tail -1)
   if [ -z "$res" ]; then
     echo "FAIL $name: exited $rc without a RESULT line"; F=$((F+1)); return
@@ -218,7 +255,9 @@ fi
 
 # CUDA kernels under CPU emulation: every kernels/*.cu compiled as C++ by g++
 # against tests/cuda_emu.h, linked with the C reference, driven by tests/emu_*.cpp.
-if ls tests/emu_*.cpp >/dev/null 2>&1 && [ -f tests/cuda_emu.h ]; then
+if [ "$mode" = "asan-test" ]; then
+  echo "=== CUDA emulation tests (tests/emu_*.cpp): SKIP under asan-test (fiber stacks; run by ./build.sh test)"; S=$((S+1))
+elif ls tests/emu_*.cpp >/dev/null 2>&1 && [ -f tests/cuda_emu.h ]; then
   EMU_FLAGS="-std=c++17 -O2 -g -I. -Itests -DDKD_CUDA_EMU -include tests/cuda_emu.h -Wall -Wno-unused-parameter $OMP"
   EMU_OBJS=""; efail=0
   for s in $CU_SRC; do
@@ -243,16 +282,28 @@ if ls tests/emu_*.cpp >/dev/null 2>&1 && [ -f tests/cuda_emu.h ]; then
 fi
 
 # The nvcc build itself is a test where nvcc exists.
-if [ -n "$NVCC" ] && [ -n "$CU_SRC" ]; then
+if [ "$mode" = "asan-test" ]; then
+  :   # the sanitized build is the C path only, by design
+elif [ -n "$NVCC" ] && [ -n "$CU_SRC" ]; then
   echo "=== nvcc build: all .cu files compiled warning-free (-Werror)"; P=$((P+1))
 else
   echo "=== nvcc build: SKIP: nvcc not found, CUDA files not compiled"; S=$((S+1))
 fi
 
 # Shell tests (command line, end to end): tests/test_*.sh, run with ./dkd built.
+# asan-test runs them from $B/root, a folder that mirrors the checkout with symlinks
+# and whose ./dkd is the sanitized binary (the scripts cd to their checkout's root
+# and call ./dkd); DKD_SANITIZED=1 tells them to shorten what is only slow.
+SH_ROOT=.
+if [ "$mode" = "asan-test" ]; then
+  SH_ROOT=$B/root; rm -rf "$SH_ROOT"; mkdir -p "$SH_ROOT"
+  for f in *; do [ "$f" = dkd ] || ln -s "$PWD/$f" "$SH_ROOT/$f"; done
+  ln -s "$PWD/$BIN" "$SH_ROOT/dkd"; [ -d ../shared ] && ln -sfn "$(cd .. && pwd)/shared" "$B/shared"
+  export DKD_SANITIZED=1
+fi
 for t in tests/test_*.sh; do
   [ -f "$t" ] || continue
-  run_test $(basename ${t%.sh}) bash "$t"
+  run_test $(basename ${t%.sh}) bash "$SH_ROOT/$t"
 done
 
 echo

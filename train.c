@@ -156,8 +156,81 @@ static void progress_eval(int done, int count, double t0) {
 
 typedef struct { double top1, top5, loss, img_s; } EvalResult;
 
-/* Student (or any net) in eval mode over a data split already on the device. */
-static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B) {
+/* The first non-finite entry of p[0..n), or n when all are finite. */
+static size_t first_nonfinite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) if (!isfinite(p[i])) return i;
+    return n;
+}
+
+/* The first parameter or BN statistic (state_dict order) of n's host copy that holds a
+ * NaN or an infinity, described in msg; 0 when all are finite. Call net_to_host first. */
+static int nonfinite_param(const Net *n, char *msg, size_t cap) {
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *pi = &n->pinfo[k];
+        if (pi->kind == PK_NBT) continue;
+        const float *p = (pi->kind == PK_PARAM ? n->h_params : n->h_stats) + pi->off;
+        size_t i = first_nonfinite(p, pi->numel);
+        if (i == pi->numel) continue;
+        size_t bad = 0;
+        for (size_t j = i; j < pi->numel; j++) bad += !isfinite(p[j]);
+        snprintf(msg, cap, "%s holds %zu non-finite value%s of %zu (the first, [%zu], is %g)", pi->name, bad,
+                 bad == 1 ? "" : "s", pi->numel, i, (double)p[i]);
+        return 1;
+    }
+    return 0;
+}
+
+/* A node's name for messages: its layer (the state_dict prefix of its weight), else the
+ * layer that feeds it, e.g. "layer1.0.bn1" or "the node after layer1.0.bn1". */
+static void node_label(const Net *n, int i, char *out, size_t cap) {
+    for (int j = i; j >= 0; j--) {
+        int w = n->nodes[j].w;
+        if (w < 0) continue;
+        const char *name = n->pinfo[w].name, *dot = strrchr(name, '.');
+        int len = dot ? (int)(dot - name) : (int)strlen(name);
+        snprintf(out, cap, "%s%.*s (node %d)", j == i ? "" : "the node after ", len, name, i);
+        return;
+    }
+    snprintf(out, cap, i == 0 ? "the input images (node 0)" : "node %d", i);
+}
+
+/* The logits of nb images (d_images at the indices in d_idx) came out non-finite: find
+ * where it starts, into dkd_errbuf. First the weights and BN statistics; if they are all
+ * finite, the same images go once more through a copy of the network that keeps every
+ * activation (a training arena on the CPU; the eval arena recycles them, the input
+ * too), and the first layer whose output is non-finite is named. */
+static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, int nb) {
+    char msg[400];
+    net_to_host(n);
+    if (nonfinite_param(n, msg, sizeof msg)) { dkd_fail("parameter %s", msg); return; }
+    Net *d = model_build(n->model);
+    memcpy(d->h_params, n->h_params, n->n_params * sizeof(float));
+    memcpy(d->h_stats, n->h_stats, n->n_stats * sizeof(float));
+    memcpy(d->nbt, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
+    net_setup(d, &backend_cpu, nb, 1);
+    n->be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
+    n->be->download(d->x, n->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float));
+    net_forward(d, nb, 0);
+    int bad = -1;
+    for (int i = 0; i < d->n_nodes && bad < 0; i++) {
+        const Node *nd = &d->nodes[i];
+        size_t cnt = (size_t)nb * nd->C * nd->H * nd->W;
+        if (first_nonfinite(d->act + nd->act, cnt) < cnt) bad = i;
+    }
+    if (bad >= 0) {
+        node_label(d, bad, msg, sizeof msg);
+        dkd_fail("every weight is finite, but the output of %s is the first activation with a NaN or an infinity "
+                 "(a value beyond float's range)", msg);
+    } else dkd_fail("every weight and activation of a second, CPU forward is finite: the %s backend computed "
+                    "what the CPU does not", n->be->name);
+    net_free(d);
+}
+
+/* Student (or any net) in eval mode over a data split already on the device.
+ * 0, or -1 when a batch's logits (or its loss) are not finite: no accuracy is computed
+ * from NaN (every comparison with NaN is false, so NaN would rank first); dkd_errbuf
+ * then names the first parameter or layer where the non-finite values start. */
+static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B, EvalResult *out) {
     const Backend *be = n->be;
     int NC = net_num_classes(n);
     float *logits = (float *)xmalloc((size_t)B * NC * sizeof(float));
@@ -165,6 +238,7 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const in
     int *hidx = (int *)xmalloc((size_t)B * sizeof(int));
     long c1 = 0, c5 = 0; double loss = 0;
     double t0 = now_seconds();
+    int rc = 0;
     for (int s = 0; s < count; s += B) {
         int nb = count - s < B ? count - s : B;
         for (int b = 0; b < nb; b++) hidx[b] = s + b;
@@ -175,6 +249,19 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const in
         LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
         ce_loss_cpu(NULL, rows, logits, labels + s, nb, NC, lp);
         LossValue lv = loss_total(LOSS_CE, rows, nb, lp);
+        size_t bad = first_nonfinite(logits, (size_t)nb * NC);
+        if (bad < (size_t)nb * NC) {
+            char where[sizeof dkd_errbuf];
+            locate_nonfinite(n, d_images, d_idx, nb);
+            memcpy(where, dkd_errbuf, sizeof where);
+            rc = dkd_fail("the logits of test images %d..%d are not finite (image %d, class %d: %g): %s", s, s + nb - 1,
+                          s + (int)(bad / NC), (int)(bad % NC), (double)logits[bad], where);
+            break;
+        }
+        if (!isfinite(lv.ce)) {
+            rc = dkd_fail("test images %d..%d: the logits are finite but their cross-entropy is %g", s, s + nb - 1, lv.ce);
+            break;
+        }
         loss += lv.ce * nb;
         for (int b = 0; b < nb; b++) {
             const float *r = logits + (size_t)b * NC;
@@ -188,8 +275,9 @@ static EvalResult evaluate(Net *n, const uint8_t *d_images, int *d_idx, const in
     be->sync();
     double dt = now_seconds() - t0;
     EvalResult e = {100.0 * c1 / count, 100.0 * c5 / count, loss / count, count / dt};
+    *out = e;
     free(logits); free(rows); free(hidx);
-    return e;
+    return rc;
 }
 
 /* ------------------------------------------------------------- the run */
@@ -350,6 +438,76 @@ static int save_student(const char *dir, const char *name, const Net *s) {
     char path[DKD_PATH_MAX];
     join_path(path, dir, name);
     return net_save_file(s, path);
+}
+
+/* Read a checkpoint back (pth_read checks every zip entry's CRC-32) and check that its
+ * float tensors are all finite. 0, or -1 with the reason in dkd_errbuf; *epoch = its
+ * "epoch" entry, or -1 when it has none (student_* files). */
+static int verify_checkpoint(const char *path, int *epoch) {
+    PthDict d;
+    if (pth_read(path, &d) != 0) return -1;
+    double e = pth_scalar(&d, "epoch");
+    *epoch = isfinite(e) ? (int)e : -1;
+    int rc = 0;
+    for (int i = 0; i < d.n && rc == 0; i++) {
+        const PthTensor *t = &d.t[i];
+        if (t->dtype == DT_F32 && first_nonfinite((const float *)t->data, t->numel) < t->numel)
+            rc = dkd_fail("%s: tensor %s is not finite", path, t->name);
+    }
+    pth_dict_free(&d);
+    return rc;
+}
+
+/* What a stopped run leaves on disk, verified rather than assumed: every checkpoint of the
+ * run folder is read back (CRC-32 of each entry) and checked finite; out gets a sentence
+ * naming the last good epoch and the files that hold it, or what is wrong with them. */
+static void describe_last_good(const char *dir, char *out, size_t cap) {
+    static const char *files[] = {"dkd_state", "latest", "student_latest", "best", "student_best"};
+    char path[DKD_PATH_MAX + 32], good[300] = "", badmsg[700] = "";
+    int state_epoch = -1, latest_epoch = -1, best_epoch = -1;
+    size_t gl = 0, bl = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (!file_exists(path)) continue;
+        int e;
+        if (verify_checkpoint(path, &e) != 0) {
+            bl += (size_t)snprintf(badmsg + bl, bl < sizeof badmsg ? sizeof badmsg - bl : 0, " BUT %s", dkd_errbuf);
+            continue;
+        }
+        gl += (size_t)snprintf(good + gl, gl < sizeof good ? sizeof good - gl : 0, "%s%s", gl ? ", " : "", files[i]);
+        if (i == 0) state_epoch = e;
+        if (i == 1) latest_epoch = e;
+        if (i == 3) best_epoch = e;
+    }
+    char latest_note[64] = "";
+    if (latest_epoch >= 0 && latest_epoch != state_epoch)   /* killed between the two writes */
+        snprintf(latest_note, sizeof latest_note, "; latest is epoch %d", latest_epoch);
+    if (state_epoch < 0 && !badmsg[0])
+        snprintf(out, cap, "no epoch of this run finished, so it saved no checkpoint in %s", dir);
+    else if (state_epoch < 0)
+        snprintf(out, cap, "the run's resumable state %s/dkd_state cannot be verified:%s", dir, badmsg);
+    else
+        snprintf(out, cap, "the last good epoch on disk is %d (%s/dkd_state%s): %s read back, every CRC-32 matches and "
+                 "every tensor is finite%s%s; best is epoch %d",
+                 state_epoch, dir, latest_note, good, badmsg[0] ? ";" : "", badmsg, best_epoch);
+}
+
+/* Stop a run whose loss, test metrics or weights stopped being finite: nothing of the
+ * current epoch is saved, and the message says what is left on disk. */
+static void stop_nonfinite(const char *dir, const char *what) {
+    char left[1200];
+    describe_last_good(dir, left, sizeof left);
+    dkd_die("%s. Training stopped without saving anything of this epoch; %s. Continue from it with --resume "
+            "and a lower --lr.", what, left);
+}
+
+/* Stop a run whose files of this epoch could not be written (a full disk, ...): every file
+ * is written atomically, so each is the old or the new version; say which epoch is whole. */
+static void stop_save_failed(const char *dir, int epoch) {
+    char why[sizeof dkd_errbuf], left[1200];
+    memcpy(why, dkd_errbuf, sizeof why);
+    describe_last_good(dir, left, sizeof left);
+    dkd_die("could not save epoch %d: %s. Training stopped; %s. Make room, then continue with --resume.", epoch, why, left);
 }
 
 /* worklog.txt is regenerated from log.csv (the source of truth) every epoch. */
@@ -835,9 +993,10 @@ static void train_epoch(Run *r, int epoch, EpochStats *es) {
         LossValue lv = train_step(r, r->s, r->perm + off, nb, epoch, es->lr, lp, &correct);
         if (!isfinite(lv.total)) {
             progress_end_line();
-            dkd_die("the loss became %s at epoch %d, step %d (ce %g, kd %g). Training stopped; the checkpoints of the "
-                    "last finished epoch in %s are intact. Try a lower --lr.", isnan(lv.total) ? "NaN" : "infinite", epoch,
-                    st + 1, lv.ce, lv.kd, o->dir);
+            char what[200];
+            snprintf(what, sizeof what, "the loss became %s at epoch %d, step %d (ce %g, kd %g)",
+                     isnan(lv.total) ? "NaN" : "infinite", epoch, st + 1, lv.ce, lv.kd);
+            stop_nonfinite(o->dir, what);
         }
         loss_sum += lv.total * nb; ce_sum += lv.ce * nb; kd_sum += lv.kd * nb; seen += nb;
         if (progress_due(st + 1 == steps)) {
@@ -881,9 +1040,10 @@ static void measure_speeds(Run *r, double *train_ips, double *eval_ips) {
     be->sync();
     *train_ips = (double)TIMED_STEPS * B / fmax(now_seconds() - t0, 1e-9);
     progress.quiet = 1;
-    evaluate(s, r->d_test, r->d_idx, r->te.labels, EB, EB);            /* warm-up */
+    EvalResult ev;
+    evaluate(s, r->d_test, r->d_idx, r->te.labels, EB, EB, &ev);       /* warm-up */
     int m = 2 * EB < r->te.n ? 2 * EB : r->te.n;
-    EvalResult ev = evaluate(s, r->d_test, r->d_idx, r->te.labels, m, EB);
+    evaluate(s, r->d_test, r->d_idx, r->te.labels, m, EB, &ev);        /* a fresh model: only its speed counts */
     progress.quiet = 0;
     *eval_ips = ev.img_s;
     free(order);
@@ -897,27 +1057,33 @@ static void save_epoch(Run *r, int epoch, const EpochStats *es, const EvalResult
     const char *dir = o->dir;
     net_to_host(r->s);
     r->be->download(r->h_mom, r->s->mom, r->s->n_params * sizeof(float));
+    char msg[400];
+    if (nonfinite_param(r->s, msg, sizeof msg)) {   /* never save weights that are not finite */
+        char what[sizeof msg + 64];
+        snprintf(what, sizeof what, "after epoch %d, parameter %s", epoch, msg);
+        stop_nonfinite(dir, what);
+    }
     /* logs first (log.csv is the source of truth), then checkpoints, then the resumable state last */
     LogRow *rows; int nrows = read_log(dir, &rows, epoch - 1);
     rows = (LogRow *)xrealloc(rows, (size_t)(nrows + 1) * sizeof(LogRow));
     rows[nrows++] = (LogRow){epoch, es->lr, es->acc, es->loss, ev->top1, ev->top5, ev->loss, es->img_s, es->secs, es->ce, es->kd, r->te.n};
-    if (write_logs(dir, rows, nrows, epoch == o->c.epochs, r->best) != 0) dkd_die("%s", dkd_errbuf);
+    if (write_logs(dir, rows, nrows, epoch == o->c.epochs, r->best) != 0) stop_save_failed(dir, epoch);
     free(rows);
     char p[DKD_PATH_MAX];
     join_path(p, dir, "latest");
-    if (save_full(p, r, epoch, es->lr) || save_student(dir, "student_latest", r->s)) dkd_die("%s", dkd_errbuf);
+    if (save_full(p, r, epoch, es->lr) || save_student(dir, "student_latest", r->s)) stop_save_failed(dir, epoch);
     if (epoch % o->c.save_every == 0) {
         char nm[64];
         snprintf(nm, sizeof nm, "epoch_%d", epoch);
         join_path(p, dir, nm);
         snprintf(nm, sizeof nm, "student_%d", epoch);
-        if (save_full(p, r, epoch, es->lr) || save_student(dir, nm, r->s)) dkd_die("%s", dkd_errbuf);
+        if (save_full(p, r, epoch, es->lr) || save_student(dir, nm, r->s)) stop_save_failed(dir, epoch);
     }
     if (r->best_epoch == epoch) {
         join_path(p, dir, "best");
-        if (save_full(p, r, epoch, es->lr) || save_student(dir, "student_best", r->s)) dkd_die("%s", dkd_errbuf);
+        if (save_full(p, r, epoch, es->lr) || save_student(dir, "student_best", r->s)) stop_save_failed(dir, epoch);
     }
-    if (save_state(dir, r, epoch) != 0) dkd_die("%s", dkd_errbuf);
+    if (save_state(dir, r, epoch) != 0) stop_save_failed(dir, epoch);
     if (plot_run_curves(dir) != 0) fprintf(stderr, "dkd: warning: could not draw %s/curves.png: %s\n", dir, dkd_errbuf);
 }
 
@@ -981,7 +1147,12 @@ int cmd_train(int argc, char **argv) {
     for (int epoch = r.start_epoch; epoch <= o.c.epochs; epoch++) {
         EpochStats es;
         train_epoch(&r, epoch, &es);
-        EvalResult ev = evaluate(r.s, r.d_test, r.d_idx, r.te.labels, r.te.n, r.EB);
+        EvalResult ev;
+        if (evaluate(r.s, r.d_test, r.d_idx, r.te.labels, r.te.n, r.EB, &ev) != 0) {
+            char what[sizeof dkd_errbuf + 64];
+            snprintf(what, sizeof what, "the test metrics of epoch %d cannot be computed: %s", epoch, dkd_errbuf);
+            stop_nonfinite(o.dir, what);
+        }
         r.eval_ips = ev.img_s;
         if (ev.top1 >= r.best) { r.best = ev.top1; r.best_epoch = epoch; }   /* mdistiller: ties rewrite best too */
         char eta[32];
@@ -1071,7 +1242,9 @@ int cmd_eval(int argc, char **argv) {
     }
     int *d_idx = (int *)be->alloc((size_t)B * sizeof(int));
     progress.tty = isatty(2);
-    EvalResult ev = evaluate(n, d_test, d_idx, te.labels, te.n, B);
+    EvalResult ev;
+    if (evaluate(n, d_test, d_idx, te.labels, te.n, B, &ev) != 0)
+        dkd_die("eval of %s with %s: %s. No accuracy is reported.", mi->name, ckpt, dkd_errbuf);
     printf("%s  %s\n  test images %d | top-1 %.2f | top-5 %.2f | loss %.4f | %.0f img/s (%s, %d thread%s, batch %d)\n",
            mi->name, ckpt, te.n, ev.top1, ev.top5, ev.loss, ev.img_s, be->name, dkd_num_threads(),
            dkd_num_threads() == 1 ? "" : "s", B);

@@ -2,8 +2,10 @@
  *
  * What it computes (n elements, any shape):
  *   forward   y[i]  = max(x[i], 0)
- *   backward  dx[i] += dy[i]  where y[i] > 0  (relu'(0) = 0, as in PyTorch;
+ *   backward  dx[i] += dy[i]  unless y[i] <= 0  (relu'(0) = 0, as in PyTorch;
  *             the mask uses the OUTPUT y, so the input need not be kept)
+ *   NaN stays NaN (relu(NaN) = NaN, as in PyTorch): the comparisons are written so
+ *   that NaN, for which every comparison is false, takes the branch that keeps it.
  *
  * How work maps to threads: one thread per element, 256 threads per block,
  * ceil(n / 256) blocks. Consecutive threads touch consecutive floats, so every
@@ -22,14 +24,14 @@ __global__ void relu_forward_kernel(float *y, const float *x, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         float v = x[i];
-        y[i] = v > 0.0f ? v : 0.0f;
+        y[i] = v <= 0.0f ? 0.0f : v;   /* -0 -> +0, NaN -> NaN */
     }
 }
 
 __global__ void relu_backward_kernel(float *__restrict__ dx, const float *__restrict__ dy,
                                      const float *__restrict__ y, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n && y[i] > 0.0f) dx[i] += dy[i];
+    if (i < n && !(y[i] <= 0.0f)) dx[i] += dy[i];
 }
 
 extern "C" void relu_forward_cuda(float *y, const float *x, size_t n) {

@@ -151,9 +151,13 @@ static void test_relu(void) {
     for (size_t n : sizes) {
         std::vector<float> x = rnd(n, 1 + n), dy = rnd(n, 2 + n), dx0 = rnd(n, 3 + n);
         for (size_t i = 0; i < n; i += 7) x[i] = (i / 7) % 2 ? 0.0f : -0.0f;   /* exact zeros: relu'(0) = 0 */
+        for (size_t i = 3; i < n; i += 11) x[i] = NAN;                          /* relu(NaN) = NaN, as in PyTorch */
         std::vector<float> y(n), dx = dx0;
         relu_forward_cpu(y.data(), x.data(), n);
         relu_backward_cpu(dx.data(), dy.data(), y.data(), n);
+        int nan_kept = 1;
+        for (size_t i = 3; i < n; i += 11) nan_kept &= y[i] != y[i];
+        if (n > 3) check(nan_kept, "relu n=%zu: the C reference keeps NaN inputs NaN (the kernel must match it bit for bit)", n);
         char l[64];
         snprintf(l, sizeof l, "relu fwd n=%zu", n);
         Arr f[] = {in("x", B_(x)), out("y", NULL, y.data(), n, 0, 0)};

@@ -420,6 +420,15 @@ static void test_relu_pool(void) {
     relu_forward_cpu(y0, x0, 3);
     relu_backward_cpu(d0, g0, y0, 3);
     check(y0[0] == 0 && y0[1] == 0 && y0[2] == 2 && d0[0] == 0 && d0[1] == 0 && d0[2] == 1, "relu: y = max(0,x), no gradient at x = 0 or below");
+    /* NaN and infinities as PyTorch: relu(NaN) = NaN, relu(inf) = inf, relu(-inf) = 0;
+     * the gradient passes where the output is not <= 0 (torch's threshold_backward), so NaN too */
+    float xn[4] = {NAN, -NAN, INFINITY, -INFINITY}, yn[4], dn[4] = {0, 0, 0, 0}, gn[4] = {1, 2, 3, 4};
+    relu_forward_cpu(yn, xn, 4);
+    relu_backward_cpu(dn, gn, yn, 4);
+    check(isnan(yn[0]) && isnan(yn[1]) && yn[2] == INFINITY && yn[3] == 0, "relu: NaN stays NaN, inf stays inf, -inf -> 0 (got %g %g %g %g)",
+          yn[0], yn[1], yn[2], yn[3]);
+    check(dn[0] == 1 && dn[1] == 2 && dn[2] == 3 && dn[3] == 0, "relu backward: gradient through NaN and inf outputs, none at -inf (got %g %g %g %g)",
+          dn[0], dn[1], dn[2], dn[3]);
     /* max-pool ties: the first maximum in row-major window order gets the gradient */
     float xt[4] = {1, 3, 3, 3}, yt[1], dt[4] = {0, 0, 0, 0}, gt[1] = {1};
     maxpool_forward_cpu(yt, xt, 1, 1, 2, 2, 2, 2);

@@ -705,10 +705,13 @@ static void test_net_load(void) {
     /* a real checkpoint of another model, through the file path */
     char fx[1024];
     snprintf(fx, sizeof fx, "%s/resnet20.pth", fixtures_dir());
-    dkd_errbuf[0] = 0;
-    int rc = net_load_file(c, fx);
-    check(rc == -1 && strstr(dkd_errbuf, "checkpoint") && strstr(dkd_errbuf, "resnet20.pth") && strstr(dkd_errbuf, "does not fit model tiny"),
-          "resnet20.pth into the tiny net: %s", rc ? dkd_errbuf : "ACCEPTED");
+    if (access(fx, R_OK)) skip("%s not in this fixtures folder: another model's checkpoint not tried", fx);
+    else {
+        dkd_errbuf[0] = 0;
+        int rc = net_load_file(c, fx);
+        check(rc == -1 && strstr(dkd_errbuf, "checkpoint") && strstr(dkd_errbuf, "resnet20.pth") && strstr(dkd_errbuf, "does not fit model tiny"),
+              "resnet20.pth into the tiny net: %s", rc ? dkd_errbuf : "ACCEPTED");
+    }
     net_free(a); net_free(b); net_free(c); net_free(before);
     unlink(path);
 }
