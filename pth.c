@@ -202,12 +202,13 @@ static int zip_open(Zip *z, const uint8_t *buf, size_t len, const char *path) {
     return 0;
 }
 
-/* The entry named prefix + rest, or NULL. */
-static ZipEntry *zip_find(Zip *z, const char *prefix, size_t plen, const char *rest) {
-    size_t rl = strlen(rest);
+/* The entry named prefix + mid + key (key: klen bytes, any length), or NULL. */
+static ZipEntry *zip_find(Zip *z, const char *prefix, size_t plen, const char *mid, const char *key, size_t klen) {
+    size_t ml = strlen(mid);
     for (int k = 0; k < z->n; k++) {
         ZipEntry *e = &z->e[k];
-        if (e->name_len == plen + rl && !memcmp(e->name, prefix, plen) && !memcmp(e->name + plen, rest, rl)) return e;
+        if (e->name_len == plen + ml + klen && !memcmp(e->name, prefix, plen) && !memcmp(e->name + plen, mid, ml) &&
+            !memcmp(e->name + plen + ml, key, klen)) return e;
     }
     return NULL;
 }
@@ -230,10 +231,8 @@ static int zip_check(Zip *z, ZipEntry *e) {
 typedef struct { Zip *z; const char *prefix; size_t plen; } ZipCtx;
 static int zip_bind_storage(void *ctx, PyVal *st) {
     ZipCtx *c = (ZipCtx *)ctx;
-    char rest[300];
-    snprintf(rest, sizeof rest, "data/%s", st->s);
-    ZipEntry *e = zip_find(c->z, c->prefix, c->plen, rest);
-    if (!e) return dkd_fail("storage '%s' has no zip entry '%.*s%s'", st->s, (int)c->plen, c->prefix, rest);
+    ZipEntry *e = zip_find(c->z, c->prefix, c->plen, "data/", st->s, st->len);
+    if (!e) return dkd_fail("storage '%s' has no zip entry '%.*sdata/%s'", st->s, (int)c->plen, c->prefix, st->s);
     if (zip_check(c->z, e)) return -1;
     uint64_t need = (uint64_t)st->numel * (uint64_t)st->itemsize;
     if (e->size < need)
@@ -247,6 +246,17 @@ static int zip_bind_storage(void *ctx, PyVal *st) {
 /* ------------------------------------------------------------------------- */
 /* From unpickled values to a PthDict                                          */
 /* ------------------------------------------------------------------------- */
+/* Does every element of view t lie inside the bytes bound to its storage?
+ * (pickle.c checked the view against the storage's declared numel; this checks
+ * it against the bytes actually found in the file.) */
+static int view_fits_bytes(const PyVal *t) {
+    const PyVal *st = t->storage;
+    if (t->numel <= 0) return 1;
+    int64_t last = t->offset;
+    for (int k = 0; k < t->ndim; k++) last += (t->shape[k] - 1) * t->stride[k];
+    return st->data && (uint64_t)(last + 1) * (uint64_t)st->itemsize <= st->nbytes;
+}
+
 /* Append a contiguous copy of tensor t named name. swap: storage is big-endian. */
 static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, const char *path) {
     const PyVal *st = t->storage;
@@ -255,12 +265,8 @@ static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, co
     if (t->numel > (st->numel > 0 ? st->numel : 0))
         return dkd_fail("%s: tensor '%s' has more elements (%lld) than its storage '%s' (%lld): expanded views are not supported",
                         path, name, (long long)t->numel, st->s, (long long)st->numel);
-    if (t->numel > 0) {   /* the last element must lie inside the bound bytes */
-        int64_t last = t->offset;
-        for (int k = 0; k < t->ndim; k++) last += (t->shape[k] - 1) * t->stride[k];
-        if (!st->data || (uint64_t)(last + 1) * (uint64_t)is > st->nbytes)
-            return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, name, st->s);
-    }
+    if (!view_fits_bytes(t))
+        return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, name, st->s);
     size_t n = (size_t)t->numel;
     uint8_t *out = (uint8_t *)xmalloc(n * (size_t)is);
     /* copy in row-major order: an odometer over the indices, with the storage
@@ -343,7 +349,9 @@ static int collect(PthDict *d, const PyVal *root, int swap, const char *path) {
         double x;
         if (key->kind != PV_STR) continue;
         if (val->kind != PV_TENSOR && py_float(val, &x) == 0) add_scalar(d, key->s, x);
-        else if (src != root && val->kind == PV_TENSOR && val->numel == 1 && val->storage->data && val->dtype != DT_BF16) {
+        else if (src != root && val->kind == PV_TENSOR && val->numel == 1 && val->dtype != DT_BF16) {
+            if (!view_fits_bytes(val))
+                return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, key->s, val->storage->s);
             const uint8_t *p = val->storage->data + (size_t)val->offset * (size_t)val->itemsize;
             uint8_t tmp[8];
             memcpy(tmp, p, (size_t)val->itemsize);
@@ -383,7 +391,7 @@ static int read_zip(const uint8_t *buf, size_t len, const char *path, PthDict *d
     ZipCtx ctx = {&z, pkl->name, pkl->name_len - 8};
     /* newer torch says the byte order of the storages; absent = little */
     int swap = 0;
-    ZipEntry *bo = zip_find(&z, ctx.prefix, ctx.plen, "byteorder");
+    ZipEntry *bo = zip_find(&z, ctx.prefix, ctx.plen, "", "byteorder", 9);
     if (bo && bo->method == 0 && bo->size == 3 && !memcmp(bo->data, "big", 3)) swap = 1;
     PickleHooks hooks = {PICKLE_ALLOW_TORCH, zip_bind_storage, &ctx};
     root = pickle_load(pkl->data, (size_t)pkl->size, &hooks, NULL);
@@ -405,6 +413,39 @@ static int legacy_note_storage(void *ctx, PyVal *st) {
     }
     l->st[l->n++] = st;
     return 0;
+}
+
+static int cmp_storage_keys(const void *a, const void *b) {
+    const PyVal *x = *(const PyVal *const *)a, *y = *(const PyVal *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Sort the storages by key, and check that every storage named more than once
+ * is declared the same way each time (one dtype, one element count): the bytes
+ * in the file are sized by ONE declaration, and views of the others were only
+ * checked against their own. */
+static int legacy_check_storages(StorageList *sl, const char *path) {
+    qsort(sl->st, (size_t)sl->n, sizeof *sl->st, cmp_storage_keys);
+    for (int s = 1; s < sl->n; s++) {
+        const PyVal *a = sl->st[s - 1], *b = sl->st[s];
+        if (cmp_storage_keys(&a, &b)) continue;
+        if (a->dtype != b->dtype || a->numel != b->numel)
+            return dkd_fail("%s: storage '%s' is declared twice, differently (%s of %lld elements, then %s of %lld)",
+                            path, a->s, dtype_name(a->dtype), (long long)a->numel, dtype_name(b->dtype), (long long)b->numel);
+    }
+    return 0;
+}
+
+/* The first (sorted) storage declared under key, or -1. */
+static int legacy_find_storage(const StorageList *sl, const PyVal *key) {
+    int lo = 0, hi = sl->n;
+    while (lo < hi) {   /* first index whose key is >= key */
+        int mid = lo + (hi - lo) / 2;
+        if (cmp_storage_keys(&sl->st[mid], &key) < 0) lo = mid + 1; else hi = mid;
+    }
+    return lo < sl->n && !cmp_storage_keys(&sl->st[lo], &key) ? lo : -1;
 }
 
 static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict *d) {
@@ -436,12 +477,14 @@ static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict
         }
     }
     if (v[4]->kind != PV_LIST) { dkd_fail("%s: the storage key list is a %s, not a list", path, py_kind_name(v[4]->kind)); goto done; }
+    if (legacy_check_storages(&sl, path)) goto done;
     /* 6: per key, an int64 element count and the raw bytes */
     for (size_t k = 0; k < v[4]->n; k++) {
         const PyVal *key = v[4]->items[k];
         if (key->kind != PV_STR) { dkd_fail("%s: storage key %zu is not a str", path, k); goto done; }
-        PyVal *first = NULL;
-        for (int s = 0; s < sl.n; s++) if (!strcmp(sl.st[s]->s, key->s)) { first = sl.st[s]; break; }
+        int at = legacy_find_storage(&sl, key);
+        PyVal *first = at >= 0 ? sl.st[at] : NULL;
+        if (first && first->data) { dkd_fail("%s: storage '%s' is listed twice in the key list", path, key->s); goto done; }
         if (!first) { dkd_fail("%s: storage '%s' is listed but never used (cannot tell its dtype)", path, key->s); goto done; }
         if (len - off < 8) { dkd_fail("%s: truncated: storage '%s' (%zu of %zu) is missing", path, key->s, k + 1, v[4]->n); goto done; }
         uint64_t count = get64(buf + off);
@@ -457,8 +500,9 @@ static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict
             dkd_fail("%s: truncated: storage '%s' needs %llu bytes, only %zu left", path, key->s, (unsigned long long)nbytes, len - off);
             goto done;
         }
-        for (int s = 0; s < sl.n; s++)
-            if (!strcmp(sl.st[s]->s, key->s)) { sl.st[s]->data = buf + off; sl.st[s]->nbytes = (size_t)nbytes; }
+        for (int s = at; s < sl.n && !cmp_storage_keys(&sl.st[s], &key); s++) {
+            sl.st[s]->data = buf + off; sl.st[s]->nbytes = (size_t)nbytes;
+        }
         off += (size_t)nbytes;
     }
     for (int s = 0; s < sl.n; s++)

@@ -16,6 +16,7 @@
  */
 #include "dkd.h"
 #include "test.h"
+#include "tools/pickle_writer.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -760,6 +761,89 @@ static void test_real_models(void) {
     if (n) net_free(n);
 }
 
+
+/* ------------------------------------------------------------------------- */
+/* 6. Regressions of issue 11 (hostile files found by a probe)                */
+/* ------------------------------------------------------------------------- */
+static const int64_t SCALAR_SHAPE[1] = {0};   /* unused for 0-d tensors */
+
+/* A legacy file whose object is {"model": {}, "a": 0-d view of storage "0" as
+ * declared with first_numel elements, "x": 0-d view at offset x_offset of "0"
+ * declared again with second_numel}; the file stores first_numel floats. */
+static void write_legacy_twice(const char *path, int64_t first_numel, int64_t second_numel, int64_t x_offset) {
+    PW b = {0};
+    pw_legacy_header(&b);
+    pw_proto2(&b); pw_op(&b, '}'); pw_op(&b, '(');
+    pw_str(&b, "model"); pw_op(&b, '}');
+    pw_str(&b, "a"); pw_tensor(&b, "FloatStorage", "0", first_numel, 0, 0, SCALAR_SHAPE, SCALAR_SHAPE);
+    pw_str(&b, "x"); pw_tensor(&b, "FloatStorage", "0", second_numel, x_offset, 0, SCALAR_SHAPE, SCALAR_SHAPE);
+    pw_op(&b, 'u'); pw_op(&b, '.');
+    const char *keys[1] = {"0"};
+    pw_legacy_keys(&b, keys, 1);
+    float vals[4] = {1.5f, 2.5f, 3.5f, 4.5f};
+    pw_legacy_storage(&b, vals, (uint64_t)first_numel, 4);
+    write_bytes(path, b.p, b.n);
+    free(b.p);
+}
+
+/* A zip checkpoint {"w": tensor [1] of storage key} whose archive holds the
+ * storage entries named in names[] (each one float, values vals[]). */
+static void write_zip_with_key(const char *path, const char *key, const char *const *names, const float *vals, int n) {
+    PW pk = {0}, z = {0};
+    int64_t one = 1;
+    pw_proto2(&pk); pw_op(&pk, '}'); pw_op(&pk, '(');
+    pw_str(&pk, "w"); pw_tensor(&pk, "FloatStorage", key, 1, 0, 1, &one, &one);
+    pw_op(&pk, 'u'); pw_op(&pk, '.');
+    PWEntry e[4];
+    e[0] = (PWEntry){"archive/data.pkl", 0, pk.p, pk.n};
+    for (int k = 0; k < n && k < 3; k++) e[k + 1] = (PWEntry){names[k], 0, (const uint8_t *)&vals[k], 4};
+    pw_zip(&z, e, n + 1);
+    write_bytes(path, z.p, z.n);
+    free(pk.p); free(z.p);
+}
+
+static void test_issue11_regressions(void) {
+    printf("issue 11 regressions\n");
+    PthDict d;
+    /* 1. a legacy storage key declared twice, the second time with more elements:
+     * the 1-element top-level tensor "x" at offset 99 lies far past the 4 stored bytes */
+    write_legacy_twice(tmp_path("twice.pth"), 1, 100, 99);
+    expect_read_fails(tmp_path("twice.pth"), "legacy file declaring storage '0' with 1 and then 100 elements", "'0'");
+    /* declaring it twice with the same size (two views of one storage) stays fine */
+    write_legacy_twice(tmp_path("twice.pth"), 4, 4, 3);
+    int rc = pth_read(tmp_path("twice.pth"), &d);
+    check(rc == 0 && pth_scalar(&d, "x") == 4.5 && pth_scalar(&d, "a") == 1.5,
+          "legacy file with two same-size declarations of one storage loads (a=%g x=%g) %s",
+          rc ? 0.0 : pth_scalar(&d, "a"), rc ? 0.0 : pth_scalar(&d, "x"), rc ? dkd_errbuf : "");
+    if (rc == 0) pth_dict_free(&d);
+
+    /* 3a. a directory given as a checkpoint */
+    dkd_errbuf[0] = 0;
+    rc = pth_read(tmpdir, &d);
+    check(rc == -1 && strstr(dkd_errbuf, "is a directory") && !strstr(dkd_errbuf, "memory"),
+          "a directory as checkpoint: %s", rc ? dkd_errbuf : "ACCEPTED");
+    if (rc == 0) pth_dict_free(&d);
+
+    /* 3b. storage keys of any length: a 400-character key must not match the
+     * entry named after its first 294 characters */
+    char key[401], decoy[320], right[420];
+    for (int k = 0; k < 400; k++) key[k] = (char)('a' + k % 26);
+    key[400] = 0;
+    snprintf(decoy, sizeof decoy, "archive/data/%.294s", key);
+    snprintf(right, sizeof right, "archive/data/%s", key);
+    const char *only_decoy[1] = {decoy}, *both[2] = {decoy, right};
+    float vals[2] = {-7.0f, 42.0f};
+    write_zip_with_key(tmp_path("longkey.pth"), key, only_decoy, vals, 1);
+    expect_read_fails(tmp_path("longkey.pth"), "400-character storage key whose 294-character prefix names another entry",
+                      "has no zip entry");
+    write_zip_with_key(tmp_path("longkey.pth"), key, both, vals, 2);
+    rc = pth_read(tmp_path("longkey.pth"), &d);
+    const PthTensor *w = rc ? NULL : pth_get(&d, "w");
+    check(w && w->numel == 1 && ((float *)w->data)[0] == 42.0f,
+          "400-character storage key reads its own entry (%s)", rc ? dkd_errbuf : w ? "read" : "no tensor w");
+    if (rc == 0) pth_dict_free(&d);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_pth_XXXXXX");
     if (!mkdtemp(tmpdir)) { printf("cannot create a temporary directory\n"); return 1; }
@@ -769,9 +853,11 @@ int main(void) {
     test_bad_files();
     test_net_load();
     test_real_models();
+    test_issue11_regressions();
     /* clean up */
     const char *names[] = {"cut.pth", "empty.pth", "junk.pth", "evil.pth", "small.pth", "cutpkl.pth", "ok.pth",
-                           "nost.pth", "short.pth", "t.pth", "rt.pth", "net.pth"};
+                           "nost.pth", "short.pth", "t.pth", "rt.pth", "net.pth",
+                           "twice.pth", "longkey.pth"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(tmp_path(names[i]));
     check(rmdir(tmpdir) == 0, "temporary directory %s removed", tmpdir);
     return test_summary();
