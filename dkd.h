@@ -600,6 +600,11 @@ int cifar_load(const char *dir, int train, CifarSplit *out);
  * -1 any number, 0 the official count (as cifar_load). */
 int cifar_load_n(const char *dir, int train, int expect_n, CifarSplit *out);
 void cifar_free(CifarSplit *s);
+/* Parse one whole file's bytes (cifar_load_n and the fuzzing targets). Takes
+ * buf (malloc'd): it becomes out->images, or is freed on failure. name is for
+ * messages; expect_n as in cifar_load_n (-1 any, > 0 exactly). 0 or -1. */
+int cifar_parse_binary(uint8_t *buf, size_t len, const char *name, int expect_n, CifarSplit *out);
+int cifar_parse_python(uint8_t *buf, size_t len, const char *name, int expect_n, CifarSplit *out);
 /* perm [n] <- the training order of one epoch: Fisher-Yates driven by
  * dkd_rand32(seed, RNG_SHUFFLE, epoch, i), a pure function of (seed, epoch). */
 void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);
