@@ -450,6 +450,9 @@ typedef struct {
 /* Read a .pth (zip or legacy format). The tensors of top["model"] if it exists
  * and is a dict, else the tensor values of the top-level dict. 0 or -1 (dkd_errbuf). */
 int pth_read(const char *path, PthDict *out);
+/* The same from a file's bytes in memory (name: for messages). The tensors are
+ * copies: buf may be freed afterwards. */
+int pth_read_mem(const uint8_t *buf, size_t len, const char *name, PthDict *out);
 void pth_dict_free(PthDict *d);
 const PthTensor *pth_get(const PthDict *d, const char *name);
 /* Read a 0-d/1-element tensor as double (any numeric dtype); nan if absent. */

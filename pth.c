@@ -514,17 +514,23 @@ done:
     return rc;
 }
 
+int pth_read_mem(const uint8_t *buf, size_t len, const char *name, PthDict *out) {
+    memset(out, 0, sizeof *out);
+    int rc;
+    if (len == 0) rc = dkd_fail("%s: the file is empty", name);
+    else if (len >= 4 && !memcmp(buf, "PK\3\4", 4)) rc = read_zip(buf, len, name, out);
+    else rc = read_legacy(buf, len, name, out);
+    if (rc) pth_dict_free(out);
+    return rc;
+}
+
 int pth_read(const char *path, PthDict *out) {
     memset(out, 0, sizeof *out);
     size_t len;
     uint8_t *buf = read_file(path, &len);
     if (!buf) return -1;
-    int rc;
-    if (len == 0) rc = dkd_fail("%s: the file is empty", path);
-    else if (len >= 4 && !memcmp(buf, "PK\3\4", 4)) rc = read_zip(buf, len, path, out);
-    else rc = read_legacy(buf, len, path, out);
+    int rc = pth_read_mem(buf, len, path, out);
     free(buf);
-    if (rc) pth_dict_free(out);
     return rc;
 }
 

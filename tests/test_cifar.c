@@ -507,7 +507,7 @@ static void test_python3_protocol2(void) {
     for (int k = 0; k < 2; k++) {
         Gen g = gen_split(sizes[k], 11u + (unsigned)k);
         PW b = {0};
-        pw_cifar_py3(&b, g.img, g.fine, g.n);
+        pw_cifar(&b, g.img, g.fine, g.n, 1);
         write_bytes(tpath("py3/cifar-100-python/test"), b.p, b.n);
         free(b.p);
         char why[128];

@@ -7,7 +7,7 @@
  * as _codecs.encode(latin1_str, 'latin1')). On top of them:
  *   pw_tensor          torch._utils._rebuild_tensor_v2 of a storage persistent id
  *   pw_legacy_header   the first three pickles of a legacy (torch < 1.6) .pth
- *   pw_cifar_py3       a CIFAR-100 python-format dict as Python 3 writes it
+ *   pw_cifar           a CIFAR-100 python-format dict as Python 3 (or 2) writes it
  *   pw_zip             a ZIP of STORED entries (what torch.save writes)
  * Everything is header-only (static functions) so each test includes it. */
 #ifndef DKD_PICKLE_WRITER_H
@@ -108,10 +108,19 @@ static inline void pw_legacy_storage(PW *b, const void *data, uint64_t count, si
     pw_le(b, count, 8); pw_put(b, data, (size_t)count * itemsize);
 }
 
+/* bytes as Python 2 writes a str: BINSTRING (raw, not copied by the unpickler). */
+static inline void pw_bytes_py2(PW *b, const uint8_t *data, size_t n) {
+    pw_op(b, 'T'); pw_le(b, n, 4); pw_put(b, data, n); pw_memo(b);
+}
+static inline void pw_bytes(PW *b, const uint8_t *data, size_t n, int py3) {
+    if (py3) pw_bytes_py3(b, data, n); else pw_bytes_py2(b, data, n);
+}
+
 /* A CIFAR-100 python-format dict {'fine_labels': [...], 'coarse_labels': [...],
- * 'data': uint8 array (n, 3072)} as pickle.dump(d, f, protocol=2) in Python 3
- * writes it: the pixel bytes inside _codecs.encode. */
-static inline void pw_cifar_py3(PW *b, const uint8_t *pixels, const int *fine, int n) {
+ * 'data': uint8 array (n, 3072)} as pickle.dump(d, f, protocol=2) writes it:
+ * py3 = 1 as Python 3 does (the pixel bytes inside _codecs.encode), 0 with the
+ * bytes as a Python 2 str (BINSTRING). */
+static inline void pw_cifar(PW *b, const uint8_t *pixels, const int *fine, int n, int py3) {
     pw_proto2(b); pw_op(b, '}'); pw_memo(b); pw_op(b, '(');
     pw_str(b, "fine_labels"); pw_op(b, ']'); pw_memo(b);
     for (int i0 = 0; i0 < n; i0 += 1000) {
@@ -129,7 +138,7 @@ static inline void pw_cifar_py3(PW *b, const uint8_t *pixels, const int *fine, i
     pw_global(b, "numpy.core.multiarray", "_reconstruct");
     pw_global(b, "numpy", "ndarray");
     pw_int(b, 0); pw_op(b, 0x85); pw_memo(b);
-    pw_bytes_py3(b, (const uint8_t *)"b", 1);
+    pw_bytes(b, (const uint8_t *)"b", 1, py3);
     pw_op(b, 0x87); pw_memo(b); pw_op(b, 'R'); pw_memo(b);
     pw_op(b, '('); pw_int(b, 1);
     pw_int(b, n); pw_int(b, 3072); pw_op(b, 0x86); pw_memo(b);
@@ -139,7 +148,7 @@ static inline void pw_cifar_py3(PW *b, const uint8_t *pixels, const int *fine, i
     pw_int(b, -1); pw_int(b, -1); pw_int(b, 0); pw_op(b, 't'); pw_memo(b);
     pw_op(b, 'b');
     pw_op(b, 0x89);
-    pw_bytes_py3(b, pixels, (size_t)n * 3072);
+    pw_bytes(b, pixels, (size_t)n * 3072, py3);
     pw_op(b, 't'); pw_memo(b); pw_op(b, 'b');
     pw_op(b, 'u'); pw_op(b, '.');
 }
