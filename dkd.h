@@ -447,6 +447,15 @@ typedef struct {
     char **skeys; double *svals; int ns;
 } PthDict;
 
+/* The loaders' memory budget (pickle.c, pth.c): the pickle VM holds at most
+ * PICKLE_MEM_PER_BYTE x the pickle's size + LOAD_MEM_SLACK, a checkpoint's
+ * tensor copies at most PTH_COPY_PER_BYTE x the file size + LOAD_MEM_SLACK,
+ * neither more than LOAD_MEM_CAP; beyond, the load fails with a message. */
+#define PICKLE_MEM_PER_BYTE 16
+#define PTH_COPY_PER_BYTE 2
+#define LOAD_MEM_SLACK ((size_t)64 << 20)
+#define LOAD_MEM_CAP ((size_t)8 << 30)
+
 /* Read a .pth (zip or legacy format). The tensors of top["model"] if it exists
  * and is a dict, else the tensor values of the top-level dict. 0 or -1 (dkd_errbuf). */
 int pth_read(const char *path, PthDict *out);

@@ -257,8 +257,26 @@ static int view_fits_bytes(const PyVal *t) {
     return st->data && (uint64_t)(last + 1) * (uint64_t)st->itemsize <= st->nbytes;
 }
 
+/* The tensor copies' share of the memory budget (dkd.h): every view becomes a
+ * full copy, so views overlapping one storage could multiply the file's size. */
+typedef struct { size_t left, limit; } CopyBudget;
+static CopyBudget copy_budget(size_t file_len) {
+    size_t limit = file_len > (LOAD_MEM_CAP - LOAD_MEM_SLACK) / PTH_COPY_PER_BYTE
+                       ? LOAD_MEM_CAP : PTH_COPY_PER_BYTE * file_len + LOAD_MEM_SLACK;
+    CopyBudget b = {limit, limit};
+    return b;
+}
+static int spend(CopyBudget *b, size_t bytes, const char *path) {
+    if (bytes > b->left)
+        return dkd_fail("%s: the tensors need more than %zu MiB of memory (the limit for this file: %d x its size + "
+                        "%zu MiB): do many tensors view the same storage? refusing a hostile or damaged file",
+                        path, b->limit >> 20, PTH_COPY_PER_BYTE, LOAD_MEM_SLACK >> 20);
+    b->left -= bytes;
+    return 0;
+}
+
 /* Append a contiguous copy of tensor t named name. swap: storage is big-endian. */
-static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, const char *path) {
+static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, CopyBudget *budget, const char *path) {
     const PyVal *st = t->storage;
     int is = st->itemsize, dt = st->dtype;
     if (!is) return dkd_fail("%s: tensor '%s' has an unsupported dtype", path, name);
@@ -268,6 +286,7 @@ static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, co
     if (!view_fits_bytes(t))
         return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, name, st->s);
     size_t n = (size_t)t->numel;
+    if (spend(budget, n * (size_t)is + (dt == DT_BF16 ? n * 4 : 0) + strlen(name) + 1, path)) return -1;
     uint8_t *out = (uint8_t *)xmalloc(n * (size_t)is);
     /* copy in row-major order: an odometer over the indices, with the storage
      * position advanced by the strides */
@@ -330,25 +349,30 @@ static int cmp_names(const void *a, const void *b) {
 /* root: the unpickled top-level object. Tensors of root["model"] if that is a
  * dict, else the tensors of root; numeric scalars of root (and its 1-element
  * tensors when "model" holds the weights) go to skeys/svals. */
-static int collect(PthDict *d, const PyVal *root, int swap, const char *path) {
+static int collect(PthDict *d, const PyVal *root, int swap, size_t file_len, const char *path) {
     if (root->kind != PV_DICT)
         return dkd_fail("%s: the checkpoint holds a %s, expected a dict (of tensors, or with a \"model\" state_dict)", path, py_kind_name(root->kind));
     const PyVal *model = py_dict_get(root, "model");
     const PyVal *src = (model && model->kind == PV_DICT) ? model : root;
     size_t n_src = py_len(src), n_root = py_len(root);
+    CopyBudget budget = copy_budget(file_len);
+    if (spend(&budget, n_src * sizeof(PthTensor) + n_root * (sizeof(char *) + sizeof(double)), path)) return -1;
     d->t = (PthTensor *)xcalloc(n_src ? n_src : 1, sizeof(PthTensor));
     d->skeys = (char **)xcalloc(n_root ? n_root : 1, sizeof(char *));
     d->svals = (double *)xcalloc(n_root ? n_root : 1, sizeof(double));
     for (size_t k = 0; k < n_src; k++) {
         const PyVal *key = src->items[2 * k], *val = src->items[2 * k + 1];
         if (key->kind != PV_STR || val->kind != PV_TENSOR) continue;
-        if (add_tensor(d, key->s, val, swap, path)) return -1;
+        if (add_tensor(d, key->s, val, swap, &budget, path)) return -1;
     }
     for (size_t k = 0; k < n_root; k++) {
         const PyVal *key = root->items[2 * k], *val = root->items[2 * k + 1];
         double x;
         if (key->kind != PV_STR) continue;
-        if (val->kind != PV_TENSOR && py_float(val, &x) == 0) add_scalar(d, key->s, x);
+        if (val->kind != PV_TENSOR && py_float(val, &x) == 0) {
+            if (spend(&budget, key->len + 1, path)) return -1;
+            add_scalar(d, key->s, x);
+        }
         else if (src != root && val->kind == PV_TENSOR && val->numel == 1 && val->dtype != DT_BF16) {
             if (!view_fits_bytes(val))
                 return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, key->s, val->storage->s);
@@ -356,6 +380,7 @@ static int collect(PthDict *d, const PyVal *root, int swap, const char *path) {
             uint8_t tmp[8];
             memcpy(tmp, p, (size_t)val->itemsize);
             if (swap) for (int a = 0, b = val->itemsize - 1; a < b; a++, b--) { uint8_t c = tmp[a]; tmp[a] = tmp[b]; tmp[b] = c; }
+            if (spend(&budget, key->len + 1, path)) return -1;
             add_scalar(d, key->s, elem_to_double(tmp, val->dtype));
         }
     }
@@ -396,7 +421,7 @@ static int read_zip(const uint8_t *buf, size_t len, const char *path, PthDict *d
     PickleHooks hooks = {PICKLE_ALLOW_TORCH, zip_bind_storage, &ctx};
     root = pickle_load(pkl->data, (size_t)pkl->size, &hooks, NULL);
     if (!root) { fail_in(path); goto done; }
-    rc = collect(d, root, swap, path);
+    rc = collect(d, root, swap, len, path);
 done:
     pickle_free(root);
     free(z.e);
@@ -507,7 +532,7 @@ static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict
     }
     for (int s = 0; s < sl.n; s++)
         if (!sl.st[s]->data && sl.st[s]->numel > 0) { dkd_fail("%s: storage '%s' is not in the key list", path, sl.st[s]->s); goto done; }
-    rc = collect(d, v[3], swap, path);
+    rc = collect(d, v[3], swap, len, path);
 done:
     for (int k = 0; k < 5; k++) pickle_free(v[k]);
     free(sl.st);

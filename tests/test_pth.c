@@ -20,6 +20,8 @@
 
 #include <dirent.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[64];
@@ -802,6 +804,110 @@ static void write_zip_with_key(const char *path, const char *key, const char *co
     free(pk.p); free(z.p);
 }
 
+
+/* 4. The loaders' memory budget: a hostile file is rejected before the loader
+ * holds more than the budget of dkd.h (LOAD_MEM_*), measured as the peak RSS
+ * (getrusage's ru_maxrss) of a child process that loads it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* {"w0": view, "w1": view, ...}: n_views tensors, each the whole of storage "0"
+ * (numel floats), in a zip. Every view is a full copy for the loader. */
+static void write_overlapping_views(const char *path, int n_views, int64_t numel) {
+    PW pk = {0}, z = {0};
+    int64_t one = 1;
+    pw_proto2(&pk); pw_op(&pk, '}'); pw_op(&pk, '(');
+    for (int k = 0; k < n_views; k++) {
+        char name[32]; snprintf(name, sizeof name, "w%d", k);
+        pw_str(&pk, name); pw_tensor(&pk, "FloatStorage", "0", numel, 0, 1, &numel, &one);
+    }
+    pw_op(&pk, 'u'); pw_op(&pk, '.');
+    float *data = (float *)calloc((size_t)numel, sizeof(float));
+    PWEntry e[2] = {{"archive/data.pkl", 0, pk.p, pk.n}, {"archive/data/0", 0, (const uint8_t *)data, (size_t)numel * 4}};
+    pw_zip(&z, e, 2);
+    write_bytes(path, z.p, z.n);
+    free(pk.p); free(z.p); free(data);
+}
+
+/* A zip whose data.pkl is PROTO 2, then n_ops one-byte EMPTY_DICT opcodes, STOP. */
+static void write_tiny_opcodes(const char *path, size_t n_ops) {
+    PW pk = {0}, z = {0};
+    pw_proto2(&pk);
+    uint8_t *ops = (uint8_t *)malloc(n_ops);
+    memset(ops, '}', n_ops);
+    pw_put(&pk, ops, n_ops); free(ops);
+    pw_op(&pk, '.');
+    PWEntry e[1] = {{"archive/data.pkl", 0, pk.p, pk.n}};
+    pw_zip(&z, e, 1);
+    write_bytes(path, z.p, z.n);
+    free(pk.p); free(z.p);
+}
+
+/* Load path in a child; 1 if it was rejected with a message naming memory.
+ * *peak_kb: the child's peak RSS. */
+static int rejected_in_child(const char *path, long *peak_kb, char *msg, size_t cap) {
+    int fd[2];
+    if (pipe(fd)) return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        PthDict d;
+        int rc = pth_read(path, &d);
+        const char *m = rc ? dkd_errbuf : "ACCEPTED";
+        if (write(fd[1], m, strlen(m)) < 0) _exit(3);
+        _exit(rc && strstr(dkd_errbuf, "memory") ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], msg, cap - 1);
+    msg[got > 0 ? got : 0] = 0;
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (wait4(pid, &status, 0, &ru) != pid) return 0;
+    *peak_kb = ru.ru_maxrss;
+    if (WIFSIGNALED(status)) snprintf(msg, cap, "the loader died (signal %d)", WTERMSIG(status));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_memory_budget(void) {
+    printf("loader memory budget\n");
+    const double MiB = 1024.0 * 1024.0, base = 48 * MiB;   /* base: the test program itself */
+    struct { const char *what; size_t pkl; } files[2];
+    /* many overlapping views: 300 full views of one 4 MB storage (1.2 GB of copies) */
+    write_overlapping_views(tmp_path("views.pth"), 300, (int64_t)1 << 20);
+    /* many tiny opcodes: 5 M one-byte EMPTY_DICTs (a dict object each) */
+    write_tiny_opcodes(tmp_path("tiny.pth"), (size_t)5 << 20);
+    const char *paths[2] = {tmp_path("views.pth"), tmp_path("tiny.pth")};
+    files[0].what = "300 overlapping views of one 4 MB storage"; files[1].what = "5 M one-byte EMPTY_DICT opcodes";
+    for (int k = 0; k < 2; k++) {
+        size_t len = 0;
+        uint8_t *b = read_file(paths[k], &len);
+        free(b);
+        files[k].pkl = len;   /* the pickle is at most the whole file */
+        /* the file buffer + the pickle VM's budget + the tensor copies' budget + the program */
+        double bound = (double)len + (PICKLE_MEM_PER_BYTE * (double)files[k].pkl + LOAD_MEM_SLACK) +
+                       (PTH_COPY_PER_BYTE * (double)len + LOAD_MEM_SLACK) + base;
+        long peak_kb = 0;
+        char msg[600];
+        int rejected = rejected_in_child(paths[k], &peak_kb, msg, sizeof msg);
+        check(rejected, "%s (%.1f MB file): rejected naming memory: %s", files[k].what, len / 1e6, msg);
+#ifdef UNDER_ASAN
+        skip("%s: peak RSS %.0f MiB not compared with the bound %.0f MiB under AddressSanitizer (its shadow memory "
+             "and quarantine inflate RSS)", files[k].what, peak_kb * 1024.0 / MiB, bound / MiB);
+#else
+        check(peak_kb * 1024.0 <= bound, "%s: peak RSS %.0f MiB <= bound %.0f MiB (file + budgets + %.0f MiB)",
+              files[k].what, peak_kb * 1024.0 / MiB, bound / MiB, base / MiB);
+#endif
+    }
+}
+
 static void test_issue11_regressions(void) {
     printf("issue 11 regressions\n");
     PthDict d;
@@ -854,10 +960,11 @@ int main(void) {
     test_net_load();
     test_real_models();
     test_issue11_regressions();
+    test_memory_budget();
     /* clean up */
     const char *names[] = {"cut.pth", "empty.pth", "junk.pth", "evil.pth", "small.pth", "cutpkl.pth", "ok.pth",
                            "nost.pth", "short.pth", "t.pth", "rt.pth", "net.pth",
-                           "twice.pth", "longkey.pth"};
+                           "twice.pth", "longkey.pth", "views.pth", "tiny.pth"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(tmp_path(names[i]));
     check(rmdir(tmpdir) == 0, "temporary directory %s removed", tmpdir);
     return test_summary();

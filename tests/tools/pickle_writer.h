@@ -37,7 +37,8 @@ static inline void pw_memo(PW *b) {                          /* BINPUT / LONG_BI
     else { pw_op(b, 'r'); pw_le(b, b->memo, 4); }
     b->memo++;
 }
-static inline void pw_proto2(PW *b) { pw_op(b, 0x80); pw_op(b, 2); }
+/* PROTO 2 starts a pickle: its memo starts empty */
+static inline void pw_proto2(PW *b) { pw_op(b, 0x80); pw_op(b, 2); b->memo = 0; }
 static inline void pw_int(PW *b, int64_t v) {                /* BININT1 / BININT2 / BININT / LONG1 */
     if (v >= 0 && v < 256) { pw_op(b, 'K'); pw_op(b, (unsigned)v); }
     else if (v >= 0 && v < 65536) { pw_op(b, 'M'); pw_le(b, (uint64_t)v, 2); }
