@@ -8,7 +8,8 @@
 # then prints the executions, the time and the corpus size. Crashes, leaks,
 # sanitizer reports, timeouts (> 10 s per input) and out-of-memory (> 2 GB) are
 # findings: the input lands in build/fuzz/findings/ and the script exits 1.
-# Environment: FUZZ_CC (default clang), FUZZ_JOBS_ARGS (extra libFuzzer flags).
+# Environment: FUZZ_CC (default clang), FUZZ_RUNS=N (also stop after N
+# executions), FUZZ_ARGS (extra libFuzzer flags).
 set -u
 cd "$(dirname "$0")/.."
 TARGETS="zip legacy pickle cifar_bin cifar_py"
@@ -56,7 +57,7 @@ echo "fuzz.sh: $target for ${seconds}s on $(ls "$corpus" | wc -l) inputs ($bin)"
 start=$(date +%s)
 ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}" \
   $bin -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=1 \
-       -artifact_prefix=$B/findings/$target- $dict ${FUZZ_JOBS_ARGS:-} "$corpus" > "$log" 2>&1
+       ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -artifact_prefix=$B/findings/$target- $dict ${FUZZ_ARGS:-} "$corpus" > "$log" 2>&1
 rc=$?
 secs=$(( $(date +%s) - start ))
 execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
