@@ -16,6 +16,10 @@
  * 4. The epoch order: a permutation, reproducible, different per epoch/seed.
  * 5. The real data set, when prepared (scripts/prepare_shared_data.sh):
  *    10 000 test images, 100 per class (and the train split if present).
+ * 6. Python-format files as Python 3 writes them at protocol 2 (the pixels
+ *    through _codecs.encode), 37 and 10 000 images, loaded in a child process
+ *    (a crash is a failed check) and compared with the source pixels.
+ * 7. The committed fuzzing seeds of both formats load.
  */
 #include "dkd.h"
 #include "test.h"
@@ -26,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -517,11 +522,38 @@ static void test_python3_protocol2(void) {
     }
 }
 
+/* The committed fuzzing seeds of the CIFAR parsers (tests/fuzz/corpus) load. */
+static void test_fuzz_seeds(void) {
+    printf("fuzzing seeds\n");
+    for (int python = 0; python < 2; python++) {
+        const char *dir = python ? "tests/fuzz/corpus/cifar_py" : "tests/fuzz/corpus/cifar_bin";
+        DIR *dp = opendir(dir);
+        if (!dp) { skip("%s not found (run from the repository root)", dir); continue; }
+        int n = 0, good = 0;
+        struct dirent *de;
+        while ((de = readdir(dp))) {
+            if (de->d_name[0] == '.') continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            size_t len = 0;
+            uint8_t *b = read_file(path, &len);
+            if (!b) continue;
+            n++;
+            CifarSplit s;
+            int rc = python ? cifar_parse_python(b, len, path, -1, &s) : cifar_parse_binary(b, len, path, -1, &s);
+            if (rc == 0) { good++; cifar_free(&s); } else printf("    %s\n", dkd_errbuf);
+        }
+        closedir(dp);
+        check(n > 0 && good == n, "%s seeds: %d of %d load", dir, good, n);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_cifar_XXXXXX");
     if (!mkdtemp(tmpdir)) { printf("cannot make a temp folder\n"); return 1; }
     test_loading();
     test_python3_protocol2();
+    test_fuzz_seeds();
     test_augment();
     test_order();
     test_real();

@@ -11,7 +11,14 @@
  *     empty, garbage, a forbidden GLOBAL inside a zip, a compressed entry, a
  *     bad CRC, random byte flips, a missing path: all return -1 with a message;
  *  5. Net <-> state_dict: strict checks and their messages, prefixes, dtype
- *     conversion, net_save_file -> net_load_file.
+ *     conversion, net_save_file -> net_load_file;
+ *  6. regressions of hostile files (issue 11), each built here with
+ *     tests/tools/pickle_writer.h: a legacy storage declared twice with two
+ *     sizes, a directory as checkpoint, a 400-character storage key;
+ *  7. the memory budget: 300 overlapping views of one storage and 5 M
+ *     one-byte opcodes are rejected, and the peak RSS of the loading child
+ *     (getrusage) stays within the budget of dkd.h;
+ *  8. the committed fuzzing seeds (tests/fuzz/corpus) load.
  * Temporary files go to a mkdtemp directory under /tmp, removed at the end.
  */
 #include "dkd.h"
@@ -950,6 +957,43 @@ static void test_issue11_regressions(void) {
     if (rc == 0) pth_dict_free(&d);
 }
 
+/* The committed fuzzing seeds (tests/fuzz/corpus, made by tests/fuzz/mkseeds.c)
+ * are valid files of their kind: a seed that no longer loads would leave its
+ * fuzz target exploring only error paths. */
+static void test_fuzz_seeds(void) {
+    printf("fuzzing seeds\n");
+    const char *targets[3] = {"zip", "legacy", "pickle"};
+    for (int k = 0; k < 3; k++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", targets[k]);
+        DIR *dp = opendir(dir);
+        if (!dp) { skip("%s not found (run from the repository root)", dir); continue; }
+        int n = 0, good = 0;
+        struct dirent *de;
+        while ((de = readdir(dp))) {
+            if (de->d_name[0] == '.') continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            size_t len = 0;
+            uint8_t *b = read_file(path, &len);
+            if (!b) continue;
+            n++;
+            if (k < 2) {
+                PthDict d;
+                if (pth_read_mem(b, len, path, &d) == 0) { good += d.n > 0; pth_dict_free(&d); }
+                else printf("    %s: %s\n", path, dkd_errbuf);
+            } else {
+                PyVal *v = pickle_load(b, len, NULL, NULL);
+                if (v) { good += v->kind == PV_DICT; pickle_free(v); }
+                else printf("    %s: %s\n", path, dkd_errbuf);
+            }
+            free(b);
+        }
+        closedir(dp);
+        check(n > 0 && good == n, "%s seeds: %d of %d load (with tensors / as a dict)", targets[k], good, n);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_pth_XXXXXX");
     if (!mkdtemp(tmpdir)) { printf("cannot create a temporary directory\n"); return 1; }
@@ -961,6 +1005,7 @@ int main(void) {
     test_real_models();
     test_issue11_regressions();
     test_memory_budget();
+    test_fuzz_seeds();
     /* clean up */
     const char *names[] = {"cut.pth", "empty.pth", "junk.pth", "evil.pth", "small.pth", "cutpkl.pth", "ok.pth",
                            "nost.pth", "short.pth", "t.pth", "rt.pth", "net.pth",
