@@ -36,7 +36,7 @@
  * numbers come from the counter-based dkd_rand32(seed, RNG_SHUFFLE, epoch, i):
  * a pure function of (seed, epoch), so a resumed run sees the same batches.
  */
-#include "dkd.h"
+#include "pickle.h"
 
 #include <errno.h>
 #include <stdio.h>

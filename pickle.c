@@ -38,7 +38,7 @@
  * and stops with a message beyond it; memo indices may not exceed the pickle's
  * length (a pickler numbers them 0, 1, 2...).
  */
-#include "dkd.h"
+#include "pickle.h"
 
 #include <stdarg.h>
 #include <stdio.h>

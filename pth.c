@@ -1,4 +1,4 @@
-/* pth.c — PyTorch checkpoints (.pth) in and out, and Net <-> state_dict.
+/* pth.c — PyTorch checkpoints (.pth) in and out (Net <-> state_dict: checkpoint.c).
  *
  * A .pth file is a pickle of a Python object (here a dict of tensors, ints
  * and floats) whose tensors point at "storages" (flat arrays of raw bytes)
@@ -23,12 +23,12 @@
  * of {key: int | float | OrderedDict(name: tensor)}, packed into a ZIP with
  * correct CRC-32s and 64-byte aligned entry data, as torch.save lays it out.
  *
- * Loading into a Net is strict, like load_state_dict(strict=True): every key of
- * the model with its exact shape, no extra keys; the only tolerance is a
- * missing num_batches_tracked (then 0), and float64/float16 weights are
- * converted to float32.
+ * Memory: the file is read whole, the pickle VM keeps its own budget
+ * (pickle.h), and the contiguous tensor copies may take at most
+ * PTH_COPY_PER_BYTE x the file size + LOAD_MEM_SLACK: overlapping views of one
+ * storage cannot multiply a small file into gigabytes.
  */
-#include "dkd.h"
+#include "pickle.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,7 +42,7 @@ static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1]
 static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
 static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
-static int dtype_size(int dt) {
+int pth_dtype_size(int dt) {
     switch (dt) {
     case DT_F32: case DT_I32: return 4;
     case DT_F64: case DT_I64: return 8;
@@ -51,7 +51,7 @@ static int dtype_size(int dt) {
     default: return 0;
     }
 }
-static const char *dtype_name(int dt) {
+const char *pth_dtype_name(int dt) {
     switch (dt) {
     case DT_F32: return "float32"; case DT_F64: return "float64"; case DT_I64: return "int64";
     case DT_I32: return "int32"; case DT_F16: return "float16"; case DT_U8: return "uint8";
@@ -60,7 +60,6 @@ static const char *dtype_name(int dt) {
     default: return "unknown dtype";
     }
 }
-static int dtype_is_int(int dt) { return dt == DT_I64 || dt == DT_I32 || dt == DT_I16 || dt == DT_I8 || dt == DT_U8 || dt == DT_BOOL; }
 
 /* IEEE half -> float (exact) */
 static float half_to_float(uint16_t h) {
@@ -78,7 +77,7 @@ static float half_to_float(uint16_t h) {
 }
 
 /* One element of any dtype as double. */
-static double elem_to_double(const void *p, int dt) {
+double pth_elem_to_double(const void *p, int dt) {
     switch (dt) {
     case DT_F32: { float x; memcpy(&x, p, 4); return x; }
     case DT_F64: { double x; memcpy(&x, p, 8); return x; }
@@ -238,7 +237,7 @@ static int zip_bind_storage(void *ctx, PyVal *st) {
     if (e->size < need)
         return dkd_fail("storage '%s' holds %llu bytes, but %lld %s elements need %llu",
                         st->s, (unsigned long long)e->size, (long long)st->numel,
-                        dtype_name(st->dtype), (unsigned long long)need);
+                        pth_dtype_name(st->dtype), (unsigned long long)need);
     st->data = e->data; st->nbytes = (size_t)e->size;
     return 0;
 }
@@ -381,7 +380,7 @@ static int collect(PthDict *d, const PyVal *root, int swap, size_t file_len, con
             memcpy(tmp, p, (size_t)val->itemsize);
             if (swap) for (int a = 0, b = val->itemsize - 1; a < b; a++, b--) { uint8_t c = tmp[a]; tmp[a] = tmp[b]; tmp[b] = c; }
             if (spend(&budget, key->len + 1, path)) return -1;
-            add_scalar(d, key->s, elem_to_double(tmp, val->dtype));
+            add_scalar(d, key->s, pth_elem_to_double(tmp, val->dtype));
         }
     }
     /* duplicate names would make pth_get ambiguous */
@@ -458,7 +457,7 @@ static int legacy_check_storages(StorageList *sl, const char *path) {
         if (cmp_storage_keys(&a, &b)) continue;
         if (a->dtype != b->dtype || a->numel != b->numel)
             return dkd_fail("%s: storage '%s' is declared twice, differently (%s of %lld elements, then %s of %lld)",
-                            path, a->s, dtype_name(a->dtype), (long long)a->numel, dtype_name(b->dtype), (long long)b->numel);
+                            path, a->s, pth_dtype_name(a->dtype), (long long)a->numel, pth_dtype_name(b->dtype), (long long)b->numel);
     }
     return 0;
 }
@@ -576,7 +575,7 @@ const PthTensor *pth_get(const PthDict *d, const char *name) {
 /* A 1-element tensor named name, else a top-level scalar, as double; NAN if neither. */
 double pth_scalar(const PthDict *d, const char *name) {
     const PthTensor *t = pth_get(d, name);
-    if (t && t->numel == 1) return elem_to_double(t->data, t->dtype);
+    if (t && t->numel == 1) return pth_elem_to_double(t->data, t->dtype);
     for (int k = 0; k < d->ns; k++)
         if (!strcmp(d->skeys[k], name)) return d->svals[k];
     return NAN;
@@ -652,7 +651,7 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
                 numel *= (size_t)t->shape[a];
             }
             if (numel && !t->data) return dkd_fail("pth_write %s: tensor '%s' has no data", path, t->name);
-            if (numel * (size_t)dtype_size(t->dtype) >= 0xFFFFFFFFu)
+            if (numel * (size_t)pth_dtype_size(t->dtype) >= 0xFFFFFFFFu)
                 return dkd_fail("pth_write %s: tensor '%s' is larger than 4 GiB (ZIP64 output is not implemented)", path, t->name);
         }
         n_t += it->n_tensors;
@@ -693,7 +692,7 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
             pk_global(&pk, "collections", "OrderedDict"); put_u8(&pk, ')'); put_u8(&pk, 'R');   /* backward_hooks */
             put_u8(&pk, 't'); put_u8(&pk, 'R');                        /* ) -> _rebuild_tensor_v2(*args) */
             snprintf(ent[ne].name, sizeof ent[ne].name, "archive/data/%s", key);
-            ent[ne].data = t->data; ent[ne].size = (size_t)numel * (size_t)dtype_size(t->dtype); ne++;
+            ent[ne].data = t->data; ent[ne].size = (size_t)numel * (size_t)pth_dtype_size(t->dtype); ne++;
         }
         put_u8(&pk, 'u');                                  /* SETITEMS of the OrderedDict */
     }
@@ -756,128 +755,5 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
     int rc = ne > 0xFFFF ? dkd_fail("pth_write %s: more than 65535 zip entries", path)
                          : write_file_atomic(path, z.p, z.n);
     free(z.p); free(pk.p); free(ent);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------- */
-/* Net <-> state_dict                                                         */
-/* ------------------------------------------------------------------------- */
-static void fmt_shape(char *s, size_t cap, int ndim, const int64_t *shape) {
-    size_t n = (size_t)snprintf(s, cap, "[");
-    for (int k = 0; k < ndim && n < cap; k++) n += (size_t)snprintf(s + n, cap - n, k ? ",%lld" : "%lld", (long long)shape[k]);
-    if (n < cap) snprintf(s + n, cap - n, "]");
-}
-
-/* Strict load; what names the source in messages ("checkpoint X" / "state_dict"). */
-static int load_dict(Net *n, const PthDict *d, const char *what) {
-    /* keys of a full mdistiller distiller checkpoint start with "module.student."
-     * (then only those count); a DataParallel model's with "module." */
-    int student = 0;
-    for (int k = 0; k < d->n; k++) if (!strncmp(d->t[k].name, "module.student.", 15)) { student = 1; break; }
-    int *tensor_of = (int *)xmalloc((size_t)(n->n_pinfo ? n->n_pinfo : 1) * sizeof(int));
-    for (int j = 0; j < n->n_pinfo; j++) tensor_of[j] = -1;
-    char first[600] = "", shp[2][160];
-    int problems = 0;
-    /* 1. map every checkpoint key to a model entry */
-    const char *unexpected = NULL;
-    int n_unexpected = 0;
-    for (int k = 0; k < d->n; k++) {
-        const char *key = d->t[k].name;
-        if (student) { if (strncmp(key, "module.student.", 15)) continue; key += 15; }
-        else if (!strncmp(key, "module.", 7)) key += 7;
-        const ParamInfo *pi = net_find(n, key);
-        if (!pi) { if (!unexpected) unexpected = key; n_unexpected++; continue; }
-        int j = (int)(pi - n->pinfo);
-        if (tensor_of[j] >= 0) {
-            free(tensor_of);
-            return dkd_fail("%s does not fit model %s: key %s appears twice (with and without a 'module.' prefix?)", what, n->model, key);
-        }
-        tensor_of[j] = k;
-    }
-    /* 2. every model entry present, with the right shape and a usable dtype */
-    for (int j = 0; j < n->n_pinfo; j++) {
-        const ParamInfo *pi = &n->pinfo[j];
-        char msg[600] = "";
-        if (tensor_of[j] < 0) {
-            if (pi->kind != PK_NBT) snprintf(msg, sizeof msg, "missing key %s", pi->name);
-        } else {
-            const PthTensor *t = &d->t[tensor_of[j]];
-            int same = t->ndim == pi->ndim;
-            int64_t want[4];
-            for (int a = 0; a < pi->ndim; a++) { want[a] = pi->shape[a]; if (same && t->shape[a] != want[a]) same = 0; }
-            if (!same) {
-                fmt_shape(shp[0], sizeof shp[0], t->ndim, t->shape);
-                fmt_shape(shp[1], sizeof shp[1], pi->ndim, want);
-                snprintf(msg, sizeof msg, "key %s has shape %s, model expects %s", pi->name, shp[0], shp[1]);
-            } else if (pi->kind == PK_NBT ? !dtype_is_int(t->dtype)
-                                          : !(t->dtype == DT_F32 || t->dtype == DT_F64 || t->dtype == DT_F16)) {
-                snprintf(msg, sizeof msg, "key %s has dtype %s, model expects %s", pi->name, dtype_name(t->dtype),
-                         pi->kind == PK_NBT ? "an integer" : "float32 (or float64/float16)");
-            }
-        }
-        if (msg[0]) { if (!problems) snprintf(first, sizeof first, "%s", msg); problems++; }
-    }
-    if (unexpected) {
-        if (!problems) snprintf(first, sizeof first, "unexpected key %s (is this a checkpoint of another model?)", unexpected);
-        problems += n_unexpected;
-    }
-    if (problems) {
-        free(tensor_of);
-        if (problems > 1) return dkd_fail("%s does not fit model %s: %s (and %d more mismatches)", what, n->model, first, problems - 1);
-        return dkd_fail("%s does not fit model %s: %s", what, n->model, first);
-    }
-    /* 3. copy (only now: a failed load leaves the net untouched) */
-    for (int j = 0; j < n->n_pinfo; j++) {
-        const ParamInfo *pi = &n->pinfo[j];
-        void *dst = net_host_ptr(n, pi);
-        if (tensor_of[j] < 0) { *(int64_t *)dst = 0; continue; }   /* missing num_batches_tracked */
-        const PthTensor *t = &d->t[tensor_of[j]];
-        int is = dtype_size(t->dtype);
-        if (pi->kind == PK_NBT && t->dtype == DT_I64) memcpy(dst, t->data, sizeof(int64_t));
-        else if (pi->kind == PK_NBT) *(int64_t *)dst = (int64_t)elem_to_double(t->data, t->dtype);
-        else if (t->dtype == DT_F32) memcpy(dst, t->data, pi->numel * sizeof(float));
-        else for (size_t e = 0; e < pi->numel; e++) ((float *)dst)[e] = (float)elem_to_double((const uint8_t *)t->data + e * (size_t)is, t->dtype);
-    }
-    free(tensor_of);
-    return 0;
-}
-
-int net_load_dict(Net *n, const PthDict *d) { return load_dict(n, d, "state_dict"); }
-
-int net_load_file(Net *n, const char *path) {
-    PthDict d;
-    if (pth_read(path, &d)) return -1;
-    char what[600];
-    snprintf(what, sizeof what, "checkpoint %s", path);
-    int rc = load_dict(n, &d, what);
-    pth_dict_free(&d);
-    return rc;
-}
-
-/* The refs (and, when shape_store is NULL, their shapes) are one allocation:
- * release with free(refs). Data pointers are n's host copies. */
-PthTensorRef *net_state_refs(const Net *n, int64_t *shape_store) {
-    size_t np = (size_t)n->n_pinfo;
-    size_t bytes = np * sizeof(PthTensorRef) + (shape_store ? 0 : np * 4 * sizeof(int64_t));
-    PthTensorRef *r = (PthTensorRef *)xmalloc(bytes ? bytes : 1);
-    int64_t *shapes = shape_store ? shape_store : (int64_t *)(r + np);
-    for (size_t j = 0; j < np; j++) {
-        const ParamInfo *pi = &n->pinfo[j];
-        for (int a = 0; a < 4; a++) shapes[4 * j + a] = a < pi->ndim ? pi->shape[a] : 0;
-        r[j].name = pi->name;
-        r[j].dtype = pi->kind == PK_NBT ? DT_I64 : DT_F32;
-        r[j].ndim = pi->ndim;
-        r[j].shape = &shapes[4 * j];
-        r[j].data = net_host_ptr(n, pi);
-    }
-    return r;
-}
-
-/* {"model": state_dict} from the host copies (call net_to_host first on a GPU). */
-int net_save_file(const Net *n, const char *path) {
-    PthTensorRef *refs = net_state_refs(n, NULL);
-    PthItem item = {"model", PI_STATE_DICT, 0, 0.0, refs, n->n_pinfo};
-    int rc = pth_write(path, &item, 1);
-    free(refs);
     return rc;
 }

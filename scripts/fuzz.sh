@@ -36,7 +36,7 @@ for d in /usr/include/stb /usr/include /usr/local/include/stb; do [ -f "$d/stb_i
 objs=""
 for s in $(ls *.c kernels/*.c models/*.c 2>/dev/null | grep -v '^main\.c$'); do
   o=$B/obj/$(echo "${s%.c}" | tr / _).o
-  if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ "$0" -nt "$o" ]; then
+  if [ ! -f "$o" ] || [ "$s" -nt "$o" ] || [ dkd.h -nt "$o" ] || [ pickle.h -nt "$o" ] || [ "$0" -nt "$o" ]; then
     $CC $FLAGS -fsanitize=fuzzer-no-link -w -c "$s" -o "$o" || { echo "fuzz.sh: $s does not compile" >&2; exit 2; }
   fi
   objs="$objs $o"

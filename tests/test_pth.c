@@ -21,7 +21,7 @@
  *  8. the committed fuzzing seeds (tests/fuzz/corpus) load.
  * Temporary files go to a mkdtemp directory under /tmp, removed at the end.
  */
-#include "dkd.h"
+#include "pickle.h"
 #include "test.h"
 #include "tools/pickle_writer.h"
 

@@ -2,7 +2,7 @@
  * every opcode and global it accepts, with a storage hook that binds zero bytes
  * to every storage the way pth.c binds file bytes, then the accessors the
  * loaders use on the result. */
-#include "dkd.h"
+#include "pickle.h"
 
 static const uint8_t zeros[64];
 
