@@ -231,7 +231,9 @@ typedef struct { Zip *z; const char *prefix; size_t plen; } ZipCtx;
 static int zip_bind_storage(void *ctx, PyVal *st) {
     ZipCtx *c = (ZipCtx *)ctx;
     ZipEntry *e = zip_find(c->z, c->prefix, c->plen, "data/", st->s, st->len);
-    if (!e) return dkd_fail("storage '%s' has no zip entry '%.*sdata/%s'", st->s, (int)c->plen, c->prefix, st->s);
+    const char *cut = st->len > 60 ? "..." : "";   /* keys may be of any length: show their start */
+    if (!e) return dkd_fail("storage '%.60s%s' (a key of %zu bytes) has no zip entry '%.*sdata/%.60s%s'",
+                            st->s, cut, st->len, (int)c->plen, c->prefix, st->s, cut);
     if (zip_check(c->z, e)) return -1;
     uint64_t need = (uint64_t)st->numel * (uint64_t)st->itemsize;
     if (e->size < need)
