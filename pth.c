@@ -453,6 +453,7 @@ static int cmp_storage_keys(const void *a, const void *b) {
  * in the file are sized by ONE declaration, and views of the others were only
  * checked against their own. */
 static int legacy_check_storages(StorageList *sl, const char *path) {
+    if (sl->n < 2) return 0;   /* (and qsort must not see the NULL list of a file without storages) */
     qsort(sl->st, (size_t)sl->n, sizeof *sl->st, cmp_storage_keys);
     for (int s = 1; s < sl->n; s++) {
         const PyVal *a = sl->st[s - 1], *b = sl->st[s];

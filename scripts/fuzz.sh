@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh list               the targets
 # Builds with clang -fsanitize=fuzzer,address,undefined (UBSan fatal) into
 # build/fuzz/, runs TARGET for SECONDS from the corpus build/fuzz/corpus/TARGET
-# (created from the committed seeds tests/fuzz/corpus/TARGET, kept between runs),
+# (created from the committed seeds tests/fuzz/corpus/TARGET and the past findings
+# tests/fuzz/regressions/TARGET, kept between runs),
 # then prints the executions, the time and the corpus size. Crashes, leaks,
 # sanitizer reports, timeouts (> 10 s per input) and out-of-memory (> 2 GB) are
 # findings: the input lands in build/fuzz/findings/ and the script exits 1.
@@ -50,6 +51,7 @@ $CC $FLAGS -fsanitize=fuzzer tests/fuzz/fuzz_$target.c $B/libdkd.a -lm -o $bin |
 corpus=$B/corpus/$target
 mkdir -p "$corpus"
 cp -n tests/fuzz/corpus/$target/* "$corpus"/ 2>/dev/null
+cp -n tests/fuzz/regressions/$target/* "$corpus"/ 2>/dev/null   # every past finding runs first
 dict=""
 case $target in zip|legacy|pickle|cifar_py) dict="-dict=tests/fuzz/pickle.dict";; esac
 log=$B/$target.log

@@ -18,7 +18,8 @@
  *  7. the memory budget: 300 overlapping views of one storage and 5 M
  *     one-byte opcodes are rejected, and the peak RSS of the loading child
  *     (getrusage) stays within the budget of dkd.h;
- *  8. the committed fuzzing seeds (tests/fuzz/corpus) load.
+ *  8. the committed fuzzing seeds (tests/fuzz/corpus) load, and the inputs of
+ *     past fuzzing findings (tests/fuzz/regressions) do not crash.
  * Temporary files go to a mkdtemp directory under /tmp, removed at the end.
  */
 #include "pickle.h"
@@ -957,6 +958,40 @@ static void test_issue11_regressions(void) {
     if (rc == 0) pth_dict_free(&d);
 }
 
+/* Every input a fuzzing run found (tests/fuzz/regressions/TARGET) goes through
+ * its target's entry point: accepted or rejected, it must not crash (under
+ * DKD_ASAN=1 also no sanitizer report). Returns the number of inputs. */
+static int run_fuzz_regressions(const char *target) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/fuzz/regressions/%s", target);
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        if (de->d_name[0] == '.') continue;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len = 0;
+        uint8_t *b = read_file(path, &len);
+        if (!b) continue;
+        n++;
+        if (strcmp(target, "pickle")) {
+            PthDict d;
+            int rc = pth_read_mem(b, len, path, &d);
+            printf("    %s: %s\n", path, rc ? dkd_errbuf : "loads");
+            if (rc == 0) pth_dict_free(&d);
+        } else {
+            PyVal *v = pickle_load(b, len, NULL, NULL);
+            printf("    %s: %s\n", path, v ? "loads" : dkd_errbuf);
+            pickle_free(v);
+        }
+        free(b);
+    }
+    closedir(dp);
+    return n;
+}
+
 /* The committed fuzzing seeds (tests/fuzz/corpus, made by tests/fuzz/mkseeds.c)
  * are valid files of their kind: a seed that no longer loads would leave its
  * fuzz target exploring only error paths. */
@@ -991,6 +1026,8 @@ static void test_fuzz_seeds(void) {
         }
         closedir(dp);
         check(n > 0 && good == n, "%s seeds: %d of %d load (with tensors / as a dict)", targets[k], good, n);
+        int r = run_fuzz_regressions(targets[k]);
+        if (r) check(1, "%s: %d past fuzzing finding(s) handled without a crash", targets[k], r);
     }
 }
 
