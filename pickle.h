@@ -74,7 +74,7 @@ struct PyVal {
     void *arena_;             /* private (set on the root: what pickle_free releases) */
 };
 
-/* Storage dtype pickle.c can name beyond the DT_* enum above (no C type);
+/* Storage dtype pickle.c can name beyond the DT_* enum of dkd.h (no C type);
  * pth_read converts it to DT_F32. */
 enum { DT_BF16 = 16 };
 
