@@ -120,7 +120,7 @@ fail=0
 compile_c() {  # src obj
   local src=$1 obj=$2
   if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ dkd.h -nt "$obj" ] || [ build.sh -nt "$obj" ] ||
-     [ -n "$(find kernels -name '*.h' -newer "$obj" 2>/dev/null)" ]; then
+     [ -n "$(find kernels pickle.h -name '*.h' -newer "$obj" 2>/dev/null)" ]; then
     $CC $CFLAGS $EXTRA_CFLAGS -c "$src" -o "$obj" || return 1
   fi
 }

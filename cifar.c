@@ -17,11 +17,17 @@
  *  - binary (SPEC §7.1): records of 3074 bytes = coarse label, fine label,
  *    3072 pixel bytes. The file size must be an exact multiple of 3074 bytes
  *    (CIFAR-10's records are 3073 bytes: that mix-up is caught here).
- *  - python (SPEC §7.2): one pickled dict written by Python 2; the images are a
- *    numpy uint8 array (N,3072) under 'data', the labels a list under
- *    'fine_labels'. pickle.c's unpickler builds it without running any Python;
- *    the array bytes point into the file buffer, and we slide them down to the
- *    start of that same buffer instead of copying 150 MB into a fresh one.
+ *  - python (SPEC §7.2): one pickled dict (the official files: Python 2
+ *    cPickle; re-pickled by Python 3 at protocol 2 they hold the pixels as
+ *    _codecs.encode(str, 'latin1')); the images are a numpy uint8 array
+ *    (N,3072) under 'data', the labels a list under 'fine_labels'. pickle.c's
+ *    unpickler builds it without running any Python; the array bytes point into
+ *    the file buffer (Python 2) or into the unpickler's memory (Python 3), and
+ *    we move them to the start of the file buffer before the unpickler's memory
+ *    is released, instead of copying 150 MB into a fresh one.
+ *
+ * Both formats are parsed from memory (cifar_parse_binary/_python, which the
+ * fuzzing targets call too); cifar_load_n reads the file and hands it over.
  *
  * Every load checks the record count (50 000 / 10 000) and every label < 100
  * and fails with a message naming the file and how to get a good copy.
@@ -30,7 +36,7 @@
  * numbers come from the counter-based dkd_rand32(seed, RNG_SHUFFLE, epoch, i):
  * a pure function of (seed, epoch), so a resumed run sees the same batches.
  */
-#include "dkd.h"
+#include "pickle.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -80,55 +86,40 @@ static int count_ok(int n, int expect) {
 /* ------------------------------------------------------------------------- */
 /* Binary format                                                              */
 /* ------------------------------------------------------------------------- */
-static int load_binary(const char *path, int expect, CifarSplit *out) {
-    long long size = 0;
-    if (!is_file(path, &size)) return dkd_fail("cannot open %s: %s; %s", path, strerror(errno), GET_HINT);
-    if (size == 0 || size % CIFAR_RECORD_BYTES != 0)
-        return dkd_fail("%s: %lld bytes is not a whole number of %d-byte CIFAR-100 records (truncated, or not "
-                        "CIFAR-100: CIFAR-10 records are 3073 bytes); %s", path, size, CIFAR_RECORD_BYTES, GET_HINT);
-    long long n = size / CIFAR_RECORD_BYTES;
-    if (n > 1000000) return dkd_fail("%s: %lld records is far too many for CIFAR-100; %s", path, n, GET_HINT);
-    if (!count_ok((int)n, expect)) return dkd_fail("%s: %lld records, expected %d; %s", path, n, expect, GET_HINT);
-    FILE *f = fopen(path, "rb");
-    if (!f) return dkd_fail("cannot open %s: %s; %s", path, strerror(errno), GET_HINT);
-
-    uint8_t *images = (uint8_t *)xmalloc((size_t)n * CIFAR_IMG_BYTES);
-    int *labels = (int *)xmalloc((size_t)n * sizeof(int));
-    enum { CHUNK = 1024 };   /* records read per fread */
-    uint8_t *buf = (uint8_t *)xmalloc((size_t)CHUNK * CIFAR_RECORD_BYTES);
-    int rc = 0;
-    for (long long r0 = 0; r0 < n && rc == 0; r0 += CHUNK) {
-        size_t m = (size_t)(n - r0 < CHUNK ? n - r0 : CHUNK);
-        if (fread(buf, CIFAR_RECORD_BYTES, m, f) != m) {
-            rc = dkd_fail("%s: short read at record %lld (file changed or truncated?); %s", path, r0, GET_HINT);
-            break;
-        }
-        for (size_t k = 0; k < m; k++) {
-            const uint8_t *rec = buf + k * CIFAR_RECORD_BYTES;   /* coarse, fine, 3072 pixels */
-            long long i = r0 + (long long)k;
-            if (rec[0] >= 20 || rec[1] >= CIFAR_NC) {
-                rc = dkd_fail("%s: record %lld has coarse label %d / fine label %d (must be < 20 / < %d): "
-                              "corrupt file or not CIFAR-100; %s", path, i, rec[0], rec[1], CIFAR_NC, GET_HINT);
-                break;
-            }
-            labels[i] = rec[1];
-            memcpy(images + (size_t)i * CIFAR_IMG_BYTES, rec + 2, CIFAR_IMG_BYTES);
-        }
+int cifar_parse_binary(uint8_t *buf, size_t len, const char *name, int expect, CifarSplit *out) {
+    memset(out, 0, sizeof *out);
+    if (len == 0 || len % CIFAR_RECORD_BYTES != 0) {
+        free(buf);
+        return dkd_fail("%s: %zu bytes is not a whole number of %d-byte CIFAR-100 records (truncated, or not "
+                        "CIFAR-100: CIFAR-10 records are 3073 bytes); %s", name, len, CIFAR_RECORD_BYTES, GET_HINT);
     }
-    free(buf);
-    fclose(f);
-    if (rc) { free(images); free(labels); return rc; }
-    out->n = (int)n; out->images = images; out->labels = labels;
+    size_t n = len / CIFAR_RECORD_BYTES;
+    if (n > 1000000) { free(buf); return dkd_fail("%s: %zu records is far too many for CIFAR-100; %s", name, n, GET_HINT); }
+    if (!count_ok((int)n, expect)) { free(buf); return dkd_fail("%s: %zu records, expected %d; %s", name, n, expect, GET_HINT); }
+    int *labels = (int *)xmalloc(n * sizeof(int));
+    /* record i = coarse, fine, 3072 pixels: slide its pixels down to i*3072
+     * (always below the records still unread) */
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *rec = buf + i * CIFAR_RECORD_BYTES;
+        if (rec[0] >= 20 || rec[1] >= CIFAR_NC) {
+            int rc = dkd_fail("%s: record %zu has coarse label %d / fine label %d (must be < 20 / < %d): "
+                              "corrupt file or not CIFAR-100; %s", name, i, rec[0], rec[1], CIFAR_NC, GET_HINT);
+            free(buf); free(labels);
+            return rc;
+        }
+        labels[i] = rec[1];
+        memmove(buf + i * CIFAR_IMG_BYTES, rec + 2, CIFAR_IMG_BYTES);
+    }
+    uint8_t *images = (uint8_t *)realloc(buf, n * CIFAR_IMG_BYTES);
+    out->n = (int)n; out->images = images ? images : buf; out->labels = labels;
     return 0;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Python format                                                              */
 /* ------------------------------------------------------------------------- */
-static int load_python(const char *path, int expect, CifarSplit *out) {
-    size_t len = 0;
-    uint8_t *buf = read_file(path, &len);
-    if (!buf) return fail_wrap(NULL, NULL);
+int cifar_parse_python(uint8_t *buf, size_t len, const char *path, int expect, CifarSplit *out) {
+    memset(out, 0, sizeof *out);
     if (len < 2 || buf[0] != 0x80)
         { free(buf); return dkd_fail("%s: not a pickle (no PROTO opcode at byte 0); %s", path, GET_HINT); }
     PickleHooks hooks = {PICKLE_ALLOW_NUMPY, NULL, NULL};
@@ -154,6 +145,8 @@ static int load_python(const char *path, int expect, CifarSplit *out) {
     else if (lab->kind != PV_LIST || py_len(lab) != (size_t)shape[0])
         rc = dkd_fail("%s: 'fine_labels' is a %s of %zu items, expected a list of %lld ints", path,
                       py_kind_name(lab->kind), py_len(lab), (long long)shape[0]);
+    else if ((size_t)shape[0] * CIFAR_IMG_BYTES > len)   /* the pixels must fit buf (below) */
+        rc = dkd_fail("%s: 'data' holds more bytes than the file", path);
     if (rc == 0) {
         n = (int)shape[0];
         labels = (int *)xmalloc((size_t)n * sizeof(int));
@@ -164,15 +157,25 @@ static int load_python(const char *path, int expect, CifarSplit *out) {
             else labels[i] = (int)v;
         }
     }
-    size_t off = rc == 0 ? (size_t)(data - buf) : 0;
+    /* The pixels are a slice of buf (Python 2: a BINSTRING), or bytes the
+     * unpickler decoded into its own memory (Python 3: _codecs.encode). Either
+     * way, move them to the start of buf NOW, while the unpickler's memory is
+     * alive, and give back the rest: nothing reads buf's pickle after this. */
+    size_t nbytes = rc == 0 ? (size_t)n * CIFAR_IMG_BYTES : 0;
+    if (rc == 0) memmove(buf, data, nbytes);
     pickle_free(root);
     if (rc) { free(labels); free(buf); return fail_wrap(NULL, NULL); }
-    /* The pixels are a slice of buf: move them to its start and give back the rest. */
-    size_t nbytes = (size_t)n * CIFAR_IMG_BYTES;
-    memmove(buf, buf + off, nbytes);
     uint8_t *images = (uint8_t *)realloc(buf, nbytes);
     out->n = n; out->images = images ? images : buf; out->labels = labels;
     return 0;
+}
+
+/* Read the whole file, then parse it in place. */
+static int load_file(const char *path, int python, int expect, CifarSplit *out) {
+    size_t len = 0;
+    uint8_t *buf = read_file(path, &len);
+    if (!buf) return fail_wrap(NULL, NULL);
+    return python ? cifar_parse_python(buf, len, path, expect, out) : cifar_parse_binary(buf, len, path, expect, out);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -197,7 +200,7 @@ int cifar_load_n(const char *dir, int train, int expect_n, CifarSplit *out) {
     snprintf(p[3], sizeof p[3], "%s/%s", dir, split);
     for (int k = 0; k < 4; k++) {
         if (!is_file(p[k], NULL)) continue;
-        return k < 2 ? load_binary(p[k], expect_n, out) : load_python(p[k], expect_n, out);
+        return load_file(p[k], k >= 2, expect_n, out);
     }
     return dkd_fail("no CIFAR-100 %s split under '%s' (looked for %s and %s); %s", split, dir, p[0], p[2], GET_HINT);
 }

@@ -12,7 +12,9 @@
  *   kernels/NAME.cu  the same op as CUDA kernels, same signature     suffix _cuda
  *   net.c            the network: parameters, arenas, forward/backward walk
  *   models/NAME.c       the 15 mdistiller architectures + the registry
- *   pickle.c, pth.c  PyTorch checkpoints (zip + legacy) in and out
+ *   pickle.c, pth.c  PyTorch checkpoints (zip + legacy) in and out (pickle.h: the
+ *                    unpickler's values, for pth.c and cifar.c only)
+ *   checkpoint.c     Net <-> state_dict (strict load, save)
  *   cifar.c          CIFAR-100 files, augmentation, batches
  *   train.c          the training loop, evaluation, logs, checkpoints
  *   plot.c           PNG curves
@@ -441,7 +443,7 @@ extern const int n_pairs;
 const PairInfo *pair_find(const char *teacher, const char *student);
 
 /* ------------------------------------------------------------------------- */
-/* PyTorch checkpoints (pickle.c, pth.c)                                      */
+/* PyTorch checkpoints (pth.c; Net <-> state_dict: checkpoint.c)             */
 /* ------------------------------------------------------------------------- */
 enum { DT_F32, DT_F64, DT_I64, DT_I32, DT_F16, DT_U8, DT_BOOL, DT_I8, DT_I16 };
 
@@ -463,6 +465,9 @@ typedef struct {
 /* Read a .pth (zip or legacy format). The tensors of top["model"] if it exists
  * and is a dict, else the tensor values of the top-level dict. 0 or -1 (dkd_errbuf). */
 int pth_read(const char *path, PthDict *out);
+/* The same from a file's bytes in memory (name: for messages). The tensors are
+ * copies: buf may be freed afterwards. */
+int pth_read_mem(const uint8_t *buf, size_t len, const char *name, PthDict *out);
 void pth_dict_free(PthDict *d);
 const PthTensor *pth_get(const PthDict *d, const char *name);
 /* Read a 0-d/1-element tensor as double (any numeric dtype); nan if absent. */
@@ -488,7 +493,13 @@ typedef struct {
 /* Write atomically (temp + rename). 0 or -1. */
 int pth_write(const char *path, const PthItem *items, int n_items);
 
-/* Net <-> state_dict */
+/* Element helpers of the DT_* dtypes (pth.c): bytes per element (0 if
+ * unknown), a name for messages, one element as double. */
+int pth_dtype_size(int dtype);
+const char *pth_dtype_name(int dtype);
+double pth_elem_to_double(const void *p, int dtype);
+
+/* Net <-> state_dict (checkpoint.c) */
 /* Load weights into n (host copies; call net_to_device after) with strict checks:
  * every key present with the right shape, no unexpected keys (a missing
  * num_batches_tracked is tolerated as 0). Prefixes "module.", "module.student."
@@ -499,99 +510,6 @@ int net_load_file(Net *n, const char *path);
 PthTensorRef *net_state_refs(const Net *n, int64_t *shape_store /* [n_pinfo*4] */);
 /* Save {"model": state_dict} (mdistiller student_* format). */
 int net_save_file(const Net *n, const char *path);
-
-/* ------------------------------------------------------------------------- */
-/* pickle VM API (pickle.c): a small, safe unpickler shared by pth.c and      */
-/* cifar.c. It only BUILDS DATA: no Python code is ever run. Accepted: the    */
-/* opcodes checkpoints and CIFAR-100's python files use (docs/checkpoints.md) */
-/* and a whitelist of globals (OrderedDict, torch                             */
-/* tensor rebuild + storage types, numpy _reconstruct/ndarray/dtype/scalar,   */
-/* _codecs.encode). Anything else is refused with an error naming the opcode  */
-/* or global and its byte offset. Every read is bounds-checked.               */
-/* ------------------------------------------------------------------------- */
-typedef enum {
-    PV_NONE, PV_BOOL, PV_INT, PV_FLOAT, PV_STR, PV_BYTES,
-    PV_TUPLE, PV_LIST, PV_DICT,
-    PV_GLOBAL,    /* a whitelisted class/function reference, s = "module.name" */
-    PV_STORAGE,   /* a torch storage named by BINPERSID: dtype, s = key, numel, location */
-    PV_TENSOR,    /* torch._utils._rebuild_tensor_v2(...): storage + offset/shape/stride */
-    PV_NDARRAY,   /* numpy array: _reconstruct(...) then BUILD(state) */
-    PV_DTYPE,     /* numpy dtype(...) (+ BUILD): s = descr like "u1", "f4" */
-    PV_OPAQUE     /* a known harmless object we do not interpret (e.g. argparse.Namespace) */
-} PyKind;
-
-/* One unpickled value. Plain public struct: read the fields for the kind
- * (or use the py_* accessors below, which check the kind for you). */
-typedef struct PyVal PyVal;
-struct PyVal {
-    int kind;                 /* PyKind */
-    int64_t i;                /* PV_INT (low 64 bits when big), PV_BOOL (0/1) */
-    int big;                  /* PV_INT: a LONG1 that does not fit int64; b/len hold its LE bytes */
-    double f;                 /* PV_FLOAT */
-    const char *s;            /* PV_STR: UTF-8, NUL-terminated (len bytes); PV_GLOBAL/PV_OPAQUE:
-                                 "module.name"; PV_STORAGE: storage key; PV_DTYPE: descr ("u1") */
-    const uint8_t *b;         /* PV_BYTES: the bytes (len), NOT NUL-terminated; they may point
-                                 INTO the input buffer: keep it alive until pickle_free */
-    size_t len;
-    PyVal **items; size_t n;  /* PV_TUPLE, PV_LIST: n items. PV_DICT: n pairs in insertion
-                                 order, key items[2k], value items[2k+1] (keys are not
-                                 deduplicated; py_dict_get returns the last match, as Python) */
-    int dtype;                /* PV_STORAGE, PV_TENSOR, PV_DTYPE, PV_NDARRAY: DT_* (-1 unknown) */
-    int itemsize;             /* bytes per element of dtype */
-    int64_t numel;            /* PV_STORAGE: elements; PV_NDARRAY: product of shape */
-    const char *location;     /* PV_STORAGE: "cpu", "cuda:0", ... */
-    const uint8_t *data;      /* PV_STORAGE: raw bytes, bound by the on_storage hook (NULL until);
-                                 PV_NDARRAY: raw element bytes (may point into the input buffer) */
-    size_t nbytes;            /* bytes at data */
-    PyVal *storage;           /* PV_TENSOR: its PV_STORAGE */
-    int64_t offset;           /* PV_TENSOR: storage offset in elements */
-    int ndim;                 /* PV_TENSOR, PV_NDARRAY (0..8) */
-    int64_t shape[8];
-    int64_t stride[8];        /* PV_TENSOR: in elements */
-    int byteorder;            /* PV_DTYPE, PV_NDARRAY: '<', '>', '|' or '=' */
-    int fortran;              /* PV_NDARRAY: Fortran (column-major) order */
-    size_t cap_;              /* private: capacity of items (lists, dicts) */
-    void *arena_;             /* private (set on the root: what pickle_free releases) */
-};
-
-/* Storage dtype pickle.c can name beyond the DT_* enum above (no C type);
- * pth_read converts it to DT_F32. */
-enum { DT_BF16 = 16 };
-
-/* Options of one load. hooks may be NULL: everything whitelisted, no callback. */
-enum { PICKLE_ALLOW_TORCH = 1, PICKLE_ALLOW_NUMPY = 2 };
-typedef struct {
-    unsigned allow;           /* PICKLE_ALLOW_* bits; 0 = both */
-    /* Called for every storage BINPERSID creates (pth.c binds data/nbytes here).
-     * Return 0, or -1 after dkd_fail() to abort the load. May be NULL. */
-    int (*on_storage)(void *ctx, PyVal *storage);
-    void *ctx;
-} PickleHooks;
-
-/* Unpickle ONE pickle (PROTO ... STOP) from buf[0..len). Returns the root value
- * or NULL with dkd_errbuf ("pickle: offset N: ..."). *used (may be NULL) gets
- * the bytes consumed up to and including STOP, for concatenated pickles. */
-PyVal *pickle_load(const uint8_t *buf, size_t len, const PickleHooks *hooks, size_t *used);
-/* Release everything of one load (pass the root that pickle_load returned). */
-void pickle_free(PyVal *root);
-/* "int", "dict", "tensor", ... for messages. */
-const char *py_kind_name(int kind);
-/* Dict lookup by a str OR bytes key equal to key (NUL-terminated). NULL if v is
- * not a dict or the key is absent. */
-const PyVal *py_dict_get(const PyVal *v, const char *key);
-/* Items of a tuple/list, pairs of a dict; 0 for anything else. */
-size_t py_len(const PyVal *v);
-/* Item i of a tuple or list; NULL if out of range or not a sequence. */
-const PyVal *py_item(const PyVal *v, size_t i);
-/* int or bool -> *out, 0; else -1. */
-int py_int(const PyVal *v, int64_t *out);
-/* float, int or bool -> *out, 0; else -1. */
-int py_float(const PyVal *v, double *out);
-/* Bytes of a str or bytes value (*len may be NULL); NULL for other kinds. */
-const uint8_t *py_bytes(const PyVal *v, size_t *len);
-/* A numpy array of uint8 (descr "u1"/"b1"... itemsize 1), C order: its ndim,
- * shape (up to 8) and raw bytes (numel bytes). 0, or -1 with dkd_errbuf. */
-int py_ndarray_u8(const PyVal *v, int *ndim, int64_t shape[8], const uint8_t **data);
 
 /* ------------------------------------------------------------------------- */
 /* CIFAR-100 data (cifar.c). Augmentation: augment_batch_cpu above.           */
@@ -621,6 +539,11 @@ int cifar_load(const char *dir, int train, CifarSplit *out);
  * -1 any number, 0 the official count (as cifar_load). */
 int cifar_load_n(const char *dir, int train, int expect_n, CifarSplit *out);
 void cifar_free(CifarSplit *s);
+/* Parse one whole file's bytes (cifar_load_n and the fuzzing targets). Takes
+ * buf (malloc'd): it becomes out->images, or is freed on failure. name is for
+ * messages; expect_n as in cifar_load_n (-1 any, > 0 exactly). 0 or -1. */
+int cifar_parse_binary(uint8_t *buf, size_t len, const char *name, int expect_n, CifarSplit *out);
+int cifar_parse_python(uint8_t *buf, size_t len, const char *name, int expect_n, CifarSplit *out);
 /* perm [n] <- the training order of one epoch: Fisher-Yates driven by
  * dkd_rand32(seed, RNG_SHUFFLE, epoch, i), a pure function of (seed, epoch). */
 void cifar_epoch_order(int *perm, int n, uint64_t seed, int epoch);

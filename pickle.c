@@ -30,8 +30,15 @@
  * input is bounds-checked: a truncated file gives "truncated" errors, never a
  * read past the end. Bytes objects point into the caller's buffer (no copy of
  * CIFAR's 150 MB data string).
+ *
+ * Memory is bounded by the input: a value costs ~300 bytes however short its
+ * opcode, so a file of millions of one-byte opcodes could ask for gigabytes.
+ * Between opcodes the machine compares what it holds (arena, stack, marks,
+ * memo) with PICKLE_MEM_PER_BYTE x the pickle's size + LOAD_MEM_SLACK (dkd.h)
+ * and stops with a message beyond it; memo indices may not exceed the pickle's
+ * length (a pickler numbers them 0, 1, 2...).
  */
-#include "dkd.h"
+#include "pickle.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,8 +56,9 @@ typedef struct Block {
 #define BLOCK_HDR ((sizeof(Block) + 15) & ~(size_t)15)
 #define BLOCK_SIZE ((size_t)256 << 10)
 
-typedef struct { Block *head; } Arena;
+typedef struct { Block *head; size_t bytes; /* all blocks, headers included */ } Arena;
 
+/* Blocks start small (most pickles are a few KB) and double up to BLOCK_SIZE. */
 static void *arena_alloc(Arena *a, size_t n) {
     n = (n + 15) & ~(size_t)15;
     if (!a->head || a->head->cap - a->head->used < n) {
@@ -59,10 +67,15 @@ static void *arena_alloc(Arena *a, size_t n) {
             b->used = b->cap = n;
             if (a->head) { b->next = a->head->next; a->head->next = b; }
             else { b->next = NULL; a->head = b; }
+            a->bytes += BLOCK_HDR + n;
             return (char *)b + BLOCK_HDR;
         }
-        Block *b = (Block *)xmalloc(BLOCK_HDR + BLOCK_SIZE);
-        b->used = 0; b->cap = BLOCK_SIZE; b->next = a->head; a->head = b;
+        size_t cap = a->head ? 2 * a->head->cap : 4096;
+        if (cap > BLOCK_SIZE) cap = BLOCK_SIZE;
+        if (cap < n) cap = n;
+        Block *b = (Block *)xmalloc(BLOCK_HDR + cap);
+        b->used = 0; b->cap = cap; b->next = a->head; a->head = b;
+        a->bytes += BLOCK_HDR + cap;
     }
     void *p = (char *)a->head + BLOCK_HDR + a->head->used;
     a->head->used += n;
@@ -176,6 +189,7 @@ typedef struct {
     PyVal *small_int[256], *none, *true_, *false_, *empty_tuple;   /* shared immutable values */
     unsigned allow;
     const PickleHooks *hooks;
+    size_t budget;                         /* bytes the machine may hold (see pickle_load) */
 } VM;
 
 /* Store "pickle: offset N: OPNAME: message" in dkd_errbuf; returns -1. */
@@ -276,7 +290,9 @@ static PyVal *below_mark(VM *vm, size_t start) {
 static int memo_put(VM *vm, uint64_t idx) {
     PyVal *v = top(vm);
     if (!v) return -1;
-    if (idx >= MAX_MEMO) return vm_fail(vm, "memo index %llu too large", (unsigned long long)idx);
+    /* a pickler numbers its memo 0, 1, 2...: no real index reaches the pickle's length */
+    if (idx >= MAX_MEMO || idx >= vm->len)
+        return vm_fail(vm, "memo index %llu too large for a pickle of %zu bytes", (unsigned long long)idx, vm->len);
     if (idx >= vm->memo_cap) {
         size_t cap = vm->memo_cap ? vm->memo_cap : 1024;
         while (cap <= idx) cap *= 2;
@@ -597,8 +613,19 @@ static int op_binpersid(VM *vm) {
 /* ------------------------------------------------------------------------- */
 /* The main loop                                                              */
 /* ------------------------------------------------------------------------- */
+/* Bytes held now: values (arena), stack, marks, memo. */
+static size_t vm_bytes(const VM *vm) {
+    return vm->ar->bytes + (vm->scap + vm->memo_cap) * sizeof(PyVal *) + vm->mcap * sizeof(size_t);
+}
+
 static int run(VM *vm, PyVal **result) {
     while (vm->pos < vm->len) {
+        /* checked between opcodes: one opcode allocates at most a few times
+         * its operand or the stack, so the peak stays within a small multiple */
+        if (vm_bytes(vm) > vm->budget)
+            return vm_fail(vm, "the pickle needs more than %zu MiB of memory to unpickle (the limit for %zu bytes "
+                           "of pickle: %d x its size + %zu MiB): refusing a hostile or damaged file",
+                           vm->budget >> 20, vm->len, PICKLE_MEM_PER_BYTE, LOAD_MEM_SLACK >> 20);
         vm->op_pos = vm->pos;
         vm->op = vm->buf[vm->pos++];
         PyVal *v, *w, *x;
@@ -756,6 +783,9 @@ PyVal *pickle_load(const uint8_t *buf, size_t len, const PickleHooks *hooks, siz
     vm.hooks = hooks;
     vm.allow = (hooks && hooks->allow) ? hooks->allow : (PICKLE_ALLOW_TORCH | PICKLE_ALLOW_NUMPY);
     vm.ar = (Arena *)xcalloc(1, sizeof(Arena));
+    /* the memory budget: PICKLE_MEM_PER_BYTE x the input + LOAD_MEM_SLACK, at most LOAD_MEM_CAP */
+    vm.budget = vm.len > (LOAD_MEM_CAP - LOAD_MEM_SLACK) / PICKLE_MEM_PER_BYTE
+                    ? LOAD_MEM_CAP : PICKLE_MEM_PER_BYTE * vm.len + LOAD_MEM_SLACK;
     vm.none = new_val(&vm, PV_NONE);
     vm.true_ = new_val(&vm, PV_BOOL); vm.true_->i = 1;
     vm.false_ = new_val(&vm, PV_BOOL);

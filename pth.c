@@ -1,4 +1,4 @@
-/* pth.c — PyTorch checkpoints (.pth) in and out, and Net <-> state_dict.
+/* pth.c — PyTorch checkpoints (.pth) in and out (Net <-> state_dict: checkpoint.c).
  *
  * A .pth file is a pickle of a Python object (here a dict of tensors, ints
  * and floats) whose tensors point at "storages" (flat arrays of raw bytes)
@@ -23,12 +23,12 @@
  * of {key: int | float | OrderedDict(name: tensor)}, packed into a ZIP with
  * correct CRC-32s and 64-byte aligned entry data, as torch.save lays it out.
  *
- * Loading into a Net is strict, like load_state_dict(strict=True): every key of
- * the model with its exact shape, no extra keys; the only tolerance is a
- * missing num_batches_tracked (then 0), and float64/float16 weights are
- * converted to float32.
+ * Memory: the file is read whole, the pickle VM keeps its own budget
+ * (pickle.h), and the contiguous tensor copies may take at most
+ * PTH_COPY_PER_BYTE x the file size + LOAD_MEM_SLACK: overlapping views of one
+ * storage cannot multiply a small file into gigabytes.
  */
-#include "dkd.h"
+#include "pickle.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,7 +42,7 @@ static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1]
 static uint32_t get32(const uint8_t *p) { return get16(p) | get16(p + 2) << 16; }
 static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
-static int dtype_size(int dt) {
+int pth_dtype_size(int dt) {
     switch (dt) {
     case DT_F32: case DT_I32: return 4;
     case DT_F64: case DT_I64: return 8;
@@ -51,7 +51,7 @@ static int dtype_size(int dt) {
     default: return 0;
     }
 }
-static const char *dtype_name(int dt) {
+const char *pth_dtype_name(int dt) {
     switch (dt) {
     case DT_F32: return "float32"; case DT_F64: return "float64"; case DT_I64: return "int64";
     case DT_I32: return "int32"; case DT_F16: return "float16"; case DT_U8: return "uint8";
@@ -60,7 +60,6 @@ static const char *dtype_name(int dt) {
     default: return "unknown dtype";
     }
 }
-static int dtype_is_int(int dt) { return dt == DT_I64 || dt == DT_I32 || dt == DT_I16 || dt == DT_I8 || dt == DT_U8 || dt == DT_BOOL; }
 
 /* IEEE half -> float (exact) */
 static float half_to_float(uint16_t h) {
@@ -78,7 +77,7 @@ static float half_to_float(uint16_t h) {
 }
 
 /* One element of any dtype as double. */
-static double elem_to_double(const void *p, int dt) {
+double pth_elem_to_double(const void *p, int dt) {
     switch (dt) {
     case DT_F32: { float x; memcpy(&x, p, 4); return x; }
     case DT_F64: { double x; memcpy(&x, p, 8); return x; }
@@ -202,12 +201,13 @@ static int zip_open(Zip *z, const uint8_t *buf, size_t len, const char *path) {
     return 0;
 }
 
-/* The entry named prefix + rest, or NULL. */
-static ZipEntry *zip_find(Zip *z, const char *prefix, size_t plen, const char *rest) {
-    size_t rl = strlen(rest);
+/* The entry named prefix + mid + key (key: klen bytes, any length), or NULL. */
+static ZipEntry *zip_find(Zip *z, const char *prefix, size_t plen, const char *mid, const char *key, size_t klen) {
+    size_t ml = strlen(mid);
     for (int k = 0; k < z->n; k++) {
         ZipEntry *e = &z->e[k];
-        if (e->name_len == plen + rl && !memcmp(e->name, prefix, plen) && !memcmp(e->name + plen, rest, rl)) return e;
+        if (e->name_len == plen + ml + klen && !memcmp(e->name, prefix, plen) && !memcmp(e->name + plen, mid, ml) &&
+            !memcmp(e->name + plen + ml, key, klen)) return e;
     }
     return NULL;
 }
@@ -230,16 +230,16 @@ static int zip_check(Zip *z, ZipEntry *e) {
 typedef struct { Zip *z; const char *prefix; size_t plen; } ZipCtx;
 static int zip_bind_storage(void *ctx, PyVal *st) {
     ZipCtx *c = (ZipCtx *)ctx;
-    char rest[300];
-    snprintf(rest, sizeof rest, "data/%s", st->s);
-    ZipEntry *e = zip_find(c->z, c->prefix, c->plen, rest);
-    if (!e) return dkd_fail("storage '%s' has no zip entry '%.*s%s'", st->s, (int)c->plen, c->prefix, rest);
+    ZipEntry *e = zip_find(c->z, c->prefix, c->plen, "data/", st->s, st->len);
+    const char *cut = st->len > 60 ? "..." : "";   /* keys may be of any length: show their start */
+    if (!e) return dkd_fail("storage '%.60s%s' (a key of %zu bytes) has no zip entry '%.*sdata/%.60s%s'",
+                            st->s, cut, st->len, (int)c->plen, c->prefix, st->s, cut);
     if (zip_check(c->z, e)) return -1;
     uint64_t need = (uint64_t)st->numel * (uint64_t)st->itemsize;
     if (e->size < need)
         return dkd_fail("storage '%s' holds %llu bytes, but %lld %s elements need %llu",
                         st->s, (unsigned long long)e->size, (long long)st->numel,
-                        dtype_name(st->dtype), (unsigned long long)need);
+                        pth_dtype_name(st->dtype), (unsigned long long)need);
     st->data = e->data; st->nbytes = (size_t)e->size;
     return 0;
 }
@@ -247,21 +247,47 @@ static int zip_bind_storage(void *ctx, PyVal *st) {
 /* ------------------------------------------------------------------------- */
 /* From unpickled values to a PthDict                                          */
 /* ------------------------------------------------------------------------- */
+/* Does every element of view t lie inside the bytes bound to its storage?
+ * (pickle.c checked the view against the storage's declared numel; this checks
+ * it against the bytes actually found in the file.) */
+static int view_fits_bytes(const PyVal *t) {
+    const PyVal *st = t->storage;
+    if (t->numel <= 0) return 1;
+    int64_t last = t->offset;
+    for (int k = 0; k < t->ndim; k++) last += (t->shape[k] - 1) * t->stride[k];
+    return st->data && (uint64_t)(last + 1) * (uint64_t)st->itemsize <= st->nbytes;
+}
+
+/* The tensor copies' share of the memory budget (dkd.h): every view becomes a
+ * full copy, so views overlapping one storage could multiply the file's size. */
+typedef struct { size_t left, limit; } CopyBudget;
+static CopyBudget copy_budget(size_t file_len) {
+    size_t limit = file_len > (LOAD_MEM_CAP - LOAD_MEM_SLACK) / PTH_COPY_PER_BYTE
+                       ? LOAD_MEM_CAP : PTH_COPY_PER_BYTE * file_len + LOAD_MEM_SLACK;
+    CopyBudget b = {limit, limit};
+    return b;
+}
+static int spend(CopyBudget *b, size_t bytes, const char *path) {
+    if (bytes > b->left)
+        return dkd_fail("%s: the tensors need more than %zu MiB of memory (the limit for this file: %d x its size + "
+                        "%zu MiB): do many tensors view the same storage? refusing a hostile or damaged file",
+                        path, b->limit >> 20, PTH_COPY_PER_BYTE, LOAD_MEM_SLACK >> 20);
+    b->left -= bytes;
+    return 0;
+}
+
 /* Append a contiguous copy of tensor t named name. swap: storage is big-endian. */
-static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, const char *path) {
+static int add_tensor(PthDict *d, const char *name, const PyVal *t, int swap, CopyBudget *budget, const char *path) {
     const PyVal *st = t->storage;
     int is = st->itemsize, dt = st->dtype;
     if (!is) return dkd_fail("%s: tensor '%s' has an unsupported dtype", path, name);
     if (t->numel > (st->numel > 0 ? st->numel : 0))
         return dkd_fail("%s: tensor '%s' has more elements (%lld) than its storage '%s' (%lld): expanded views are not supported",
                         path, name, (long long)t->numel, st->s, (long long)st->numel);
-    if (t->numel > 0) {   /* the last element must lie inside the bound bytes */
-        int64_t last = t->offset;
-        for (int k = 0; k < t->ndim; k++) last += (t->shape[k] - 1) * t->stride[k];
-        if (!st->data || (uint64_t)(last + 1) * (uint64_t)is > st->nbytes)
-            return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, name, st->s);
-    }
+    if (!view_fits_bytes(t))
+        return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, name, st->s);
     size_t n = (size_t)t->numel;
+    if (spend(budget, n * (size_t)is + (dt == DT_BF16 ? n * 4 : 0) + strlen(name) + 1, path)) return -1;
     uint8_t *out = (uint8_t *)xmalloc(n * (size_t)is);
     /* copy in row-major order: an odometer over the indices, with the storage
      * position advanced by the strides */
@@ -324,31 +350,39 @@ static int cmp_names(const void *a, const void *b) {
 /* root: the unpickled top-level object. Tensors of root["model"] if that is a
  * dict, else the tensors of root; numeric scalars of root (and its 1-element
  * tensors when "model" holds the weights) go to skeys/svals. */
-static int collect(PthDict *d, const PyVal *root, int swap, const char *path) {
+static int collect(PthDict *d, const PyVal *root, int swap, size_t file_len, const char *path) {
     if (root->kind != PV_DICT)
         return dkd_fail("%s: the checkpoint holds a %s, expected a dict (of tensors, or with a \"model\" state_dict)", path, py_kind_name(root->kind));
     const PyVal *model = py_dict_get(root, "model");
     const PyVal *src = (model && model->kind == PV_DICT) ? model : root;
     size_t n_src = py_len(src), n_root = py_len(root);
+    CopyBudget budget = copy_budget(file_len);
+    if (spend(&budget, n_src * sizeof(PthTensor) + n_root * (sizeof(char *) + sizeof(double)), path)) return -1;
     d->t = (PthTensor *)xcalloc(n_src ? n_src : 1, sizeof(PthTensor));
     d->skeys = (char **)xcalloc(n_root ? n_root : 1, sizeof(char *));
     d->svals = (double *)xcalloc(n_root ? n_root : 1, sizeof(double));
     for (size_t k = 0; k < n_src; k++) {
         const PyVal *key = src->items[2 * k], *val = src->items[2 * k + 1];
         if (key->kind != PV_STR || val->kind != PV_TENSOR) continue;
-        if (add_tensor(d, key->s, val, swap, path)) return -1;
+        if (add_tensor(d, key->s, val, swap, &budget, path)) return -1;
     }
     for (size_t k = 0; k < n_root; k++) {
         const PyVal *key = root->items[2 * k], *val = root->items[2 * k + 1];
         double x;
         if (key->kind != PV_STR) continue;
-        if (val->kind != PV_TENSOR && py_float(val, &x) == 0) add_scalar(d, key->s, x);
-        else if (src != root && val->kind == PV_TENSOR && val->numel == 1 && val->storage->data && val->dtype != DT_BF16) {
+        if (val->kind != PV_TENSOR && py_float(val, &x) == 0) {
+            if (spend(&budget, key->len + 1, path)) return -1;
+            add_scalar(d, key->s, x);
+        }
+        else if (src != root && val->kind == PV_TENSOR && val->numel == 1 && val->dtype != DT_BF16) {
+            if (!view_fits_bytes(val))
+                return dkd_fail("%s: tensor '%s' reaches past the bytes of its storage '%s'", path, key->s, val->storage->s);
             const uint8_t *p = val->storage->data + (size_t)val->offset * (size_t)val->itemsize;
             uint8_t tmp[8];
             memcpy(tmp, p, (size_t)val->itemsize);
             if (swap) for (int a = 0, b = val->itemsize - 1; a < b; a++, b--) { uint8_t c = tmp[a]; tmp[a] = tmp[b]; tmp[b] = c; }
-            add_scalar(d, key->s, elem_to_double(tmp, val->dtype));
+            if (spend(&budget, key->len + 1, path)) return -1;
+            add_scalar(d, key->s, pth_elem_to_double(tmp, val->dtype));
         }
     }
     /* duplicate names would make pth_get ambiguous */
@@ -383,12 +417,12 @@ static int read_zip(const uint8_t *buf, size_t len, const char *path, PthDict *d
     ZipCtx ctx = {&z, pkl->name, pkl->name_len - 8};
     /* newer torch says the byte order of the storages; absent = little */
     int swap = 0;
-    ZipEntry *bo = zip_find(&z, ctx.prefix, ctx.plen, "byteorder");
+    ZipEntry *bo = zip_find(&z, ctx.prefix, ctx.plen, "", "byteorder", 9);
     if (bo && bo->method == 0 && bo->size == 3 && !memcmp(bo->data, "big", 3)) swap = 1;
     PickleHooks hooks = {PICKLE_ALLOW_TORCH, zip_bind_storage, &ctx};
     root = pickle_load(pkl->data, (size_t)pkl->size, &hooks, NULL);
     if (!root) { fail_in(path); goto done; }
-    rc = collect(d, root, swap, path);
+    rc = collect(d, root, swap, len, path);
 done:
     pickle_free(root);
     free(z.e);
@@ -405,6 +439,40 @@ static int legacy_note_storage(void *ctx, PyVal *st) {
     }
     l->st[l->n++] = st;
     return 0;
+}
+
+static int cmp_storage_keys(const void *a, const void *b) {
+    const PyVal *x = *(const PyVal *const *)a, *y = *(const PyVal *const *)b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->s, y->s, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Sort the storages by key, and check that every storage named more than once
+ * is declared the same way each time (one dtype, one element count): the bytes
+ * in the file are sized by ONE declaration, and views of the others were only
+ * checked against their own. */
+static int legacy_check_storages(StorageList *sl, const char *path) {
+    if (sl->n < 2) return 0;   /* (and qsort must not see the NULL list of a file without storages) */
+    qsort(sl->st, (size_t)sl->n, sizeof *sl->st, cmp_storage_keys);
+    for (int s = 1; s < sl->n; s++) {
+        const PyVal *a = sl->st[s - 1], *b = sl->st[s];
+        if (cmp_storage_keys(&a, &b)) continue;
+        if (a->dtype != b->dtype || a->numel != b->numel)
+            return dkd_fail("%s: storage '%s' is declared twice, differently (%s of %lld elements, then %s of %lld)",
+                            path, a->s, pth_dtype_name(a->dtype), (long long)a->numel, pth_dtype_name(b->dtype), (long long)b->numel);
+    }
+    return 0;
+}
+
+/* The first (sorted) storage declared under key, or -1. */
+static int legacy_find_storage(const StorageList *sl, const PyVal *key) {
+    int lo = 0, hi = sl->n;
+    while (lo < hi) {   /* first index whose key is >= key */
+        int mid = lo + (hi - lo) / 2;
+        if (cmp_storage_keys(&sl->st[mid], &key) < 0) lo = mid + 1; else hi = mid;
+    }
+    return lo < sl->n && !cmp_storage_keys(&sl->st[lo], &key) ? lo : -1;
 }
 
 static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict *d) {
@@ -436,12 +504,14 @@ static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict
         }
     }
     if (v[4]->kind != PV_LIST) { dkd_fail("%s: the storage key list is a %s, not a list", path, py_kind_name(v[4]->kind)); goto done; }
+    if (legacy_check_storages(&sl, path)) goto done;
     /* 6: per key, an int64 element count and the raw bytes */
     for (size_t k = 0; k < v[4]->n; k++) {
         const PyVal *key = v[4]->items[k];
         if (key->kind != PV_STR) { dkd_fail("%s: storage key %zu is not a str", path, k); goto done; }
-        PyVal *first = NULL;
-        for (int s = 0; s < sl.n; s++) if (!strcmp(sl.st[s]->s, key->s)) { first = sl.st[s]; break; }
+        int at = legacy_find_storage(&sl, key);
+        PyVal *first = at >= 0 ? sl.st[at] : NULL;
+        if (first && first->data) { dkd_fail("%s: storage '%s' is listed twice in the key list", path, key->s); goto done; }
         if (!first) { dkd_fail("%s: storage '%s' is listed but never used (cannot tell its dtype)", path, key->s); goto done; }
         if (len - off < 8) { dkd_fail("%s: truncated: storage '%s' (%zu of %zu) is missing", path, key->s, k + 1, v[4]->n); goto done; }
         uint64_t count = get64(buf + off);
@@ -457,16 +527,27 @@ static int read_legacy(const uint8_t *buf, size_t len, const char *path, PthDict
             dkd_fail("%s: truncated: storage '%s' needs %llu bytes, only %zu left", path, key->s, (unsigned long long)nbytes, len - off);
             goto done;
         }
-        for (int s = 0; s < sl.n; s++)
-            if (!strcmp(sl.st[s]->s, key->s)) { sl.st[s]->data = buf + off; sl.st[s]->nbytes = (size_t)nbytes; }
+        for (int s = at; s < sl.n && !cmp_storage_keys(&sl.st[s], &key); s++) {
+            sl.st[s]->data = buf + off; sl.st[s]->nbytes = (size_t)nbytes;
+        }
         off += (size_t)nbytes;
     }
     for (int s = 0; s < sl.n; s++)
         if (!sl.st[s]->data && sl.st[s]->numel > 0) { dkd_fail("%s: storage '%s' is not in the key list", path, sl.st[s]->s); goto done; }
-    rc = collect(d, v[3], swap, path);
+    rc = collect(d, v[3], swap, len, path);
 done:
     for (int k = 0; k < 5; k++) pickle_free(v[k]);
     free(sl.st);
+    return rc;
+}
+
+int pth_read_mem(const uint8_t *buf, size_t len, const char *name, PthDict *out) {
+    memset(out, 0, sizeof *out);
+    int rc;
+    if (len == 0) rc = dkd_fail("%s: the file is empty", name);
+    else if (len >= 4 && !memcmp(buf, "PK\3\4", 4)) rc = read_zip(buf, len, name, out);
+    else rc = read_legacy(buf, len, name, out);
+    if (rc) pth_dict_free(out);
     return rc;
 }
 
@@ -475,12 +556,8 @@ int pth_read(const char *path, PthDict *out) {
     size_t len;
     uint8_t *buf = read_file(path, &len);
     if (!buf) return -1;
-    int rc;
-    if (len == 0) rc = dkd_fail("%s: the file is empty", path);
-    else if (len >= 4 && !memcmp(buf, "PK\3\4", 4)) rc = read_zip(buf, len, path, out);
-    else rc = read_legacy(buf, len, path, out);
+    int rc = pth_read_mem(buf, len, path, out);
     free(buf);
-    if (rc) pth_dict_free(out);
     return rc;
 }
 
@@ -501,7 +578,7 @@ const PthTensor *pth_get(const PthDict *d, const char *name) {
 /* A 1-element tensor named name, else a top-level scalar, as double; NAN if neither. */
 double pth_scalar(const PthDict *d, const char *name) {
     const PthTensor *t = pth_get(d, name);
-    if (t && t->numel == 1) return elem_to_double(t->data, t->dtype);
+    if (t && t->numel == 1) return pth_elem_to_double(t->data, t->dtype);
     for (int k = 0; k < d->ns; k++)
         if (!strcmp(d->skeys[k], name)) return d->svals[k];
     return NAN;
@@ -577,7 +654,7 @@ static void pk_tensor(Buf *pk, const PthTensorRef *t, OutEntry *ent, int *ne, in
     pk_global(pk, "collections", "OrderedDict"); put_u8(pk, ')'); put_u8(pk, 'R');   /* backward_hooks */
     put_u8(pk, 't'); put_u8(pk, 'R');                        /* ) -> _rebuild_tensor_v2(*args) */
     snprintf(ent[*ne].name, sizeof ent[*ne].name, "archive/data/%s", key);
-    ent[*ne].data = t->data; ent[*ne].size = (size_t)numel * (size_t)dtype_size(t->dtype); (*ne)++;
+    ent[*ne].data = t->data; ent[*ne].size = (size_t)numel * (size_t)pth_dtype_size(t->dtype); (*ne)++;
 }
 
 /* torch.optim.SGD.state_dict(): {"state": {i: {"momentum_buffer": t}}, "param_groups": [{...}]} */
@@ -628,7 +705,7 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
                 numel *= (size_t)t->shape[a];
             }
             if (numel && !t->data) return dkd_fail("pth_write %s: tensor '%s' has no data", path, t->name);
-            if (numel * (size_t)dtype_size(t->dtype) >= 0xFFFFFFFFu)
+            if (numel * (size_t)pth_dtype_size(t->dtype) >= 0xFFFFFFFFu)
                 return dkd_fail("pth_write %s: tensor '%s' is larger than 4 GiB (ZIP64 output is not implemented)", path, t->name);
         }
         n_t += it->n_tensors;
@@ -716,128 +793,5 @@ int pth_write(const char *path, const PthItem *items, int n_items) {
     int rc = ne > 0xFFFF ? dkd_fail("pth_write %s: more than 65535 zip entries", path)
                          : write_file_atomic(path, z.p, z.n);
     free(z.p); free(pk.p); free(ent);
-    return rc;
-}
-
-/* ------------------------------------------------------------------------- */
-/* Net <-> state_dict                                                         */
-/* ------------------------------------------------------------------------- */
-static void fmt_shape(char *s, size_t cap, int ndim, const int64_t *shape) {
-    size_t n = (size_t)snprintf(s, cap, "[");
-    for (int k = 0; k < ndim && n < cap; k++) n += (size_t)snprintf(s + n, cap - n, k ? ",%lld" : "%lld", (long long)shape[k]);
-    if (n < cap) snprintf(s + n, cap - n, "]");
-}
-
-/* Strict load; what names the source in messages ("checkpoint X" / "state_dict"). */
-static int load_dict(Net *n, const PthDict *d, const char *what) {
-    /* keys of a full mdistiller distiller checkpoint start with "module.student."
-     * (then only those count); a DataParallel model's with "module." */
-    int student = 0;
-    for (int k = 0; k < d->n; k++) if (!strncmp(d->t[k].name, "module.student.", 15)) { student = 1; break; }
-    int *tensor_of = (int *)xmalloc((size_t)(n->n_pinfo ? n->n_pinfo : 1) * sizeof(int));
-    for (int j = 0; j < n->n_pinfo; j++) tensor_of[j] = -1;
-    char first[600] = "", shp[2][160];
-    int problems = 0;
-    /* 1. map every checkpoint key to a model entry */
-    const char *unexpected = NULL;
-    int n_unexpected = 0;
-    for (int k = 0; k < d->n; k++) {
-        const char *key = d->t[k].name;
-        if (student) { if (strncmp(key, "module.student.", 15)) continue; key += 15; }
-        else if (!strncmp(key, "module.", 7)) key += 7;
-        const ParamInfo *pi = net_find(n, key);
-        if (!pi) { if (!unexpected) unexpected = key; n_unexpected++; continue; }
-        int j = (int)(pi - n->pinfo);
-        if (tensor_of[j] >= 0) {
-            free(tensor_of);
-            return dkd_fail("%s does not fit model %s: key %s appears twice (with and without a 'module.' prefix?)", what, n->model, key);
-        }
-        tensor_of[j] = k;
-    }
-    /* 2. every model entry present, with the right shape and a usable dtype */
-    for (int j = 0; j < n->n_pinfo; j++) {
-        const ParamInfo *pi = &n->pinfo[j];
-        char msg[600] = "";
-        if (tensor_of[j] < 0) {
-            if (pi->kind != PK_NBT) snprintf(msg, sizeof msg, "missing key %s", pi->name);
-        } else {
-            const PthTensor *t = &d->t[tensor_of[j]];
-            int same = t->ndim == pi->ndim;
-            int64_t want[4];
-            for (int a = 0; a < pi->ndim; a++) { want[a] = pi->shape[a]; if (same && t->shape[a] != want[a]) same = 0; }
-            if (!same) {
-                fmt_shape(shp[0], sizeof shp[0], t->ndim, t->shape);
-                fmt_shape(shp[1], sizeof shp[1], pi->ndim, want);
-                snprintf(msg, sizeof msg, "key %s has shape %s, model expects %s", pi->name, shp[0], shp[1]);
-            } else if (pi->kind == PK_NBT ? !dtype_is_int(t->dtype)
-                                          : !(t->dtype == DT_F32 || t->dtype == DT_F64 || t->dtype == DT_F16)) {
-                snprintf(msg, sizeof msg, "key %s has dtype %s, model expects %s", pi->name, dtype_name(t->dtype),
-                         pi->kind == PK_NBT ? "an integer" : "float32 (or float64/float16)");
-            }
-        }
-        if (msg[0]) { if (!problems) snprintf(first, sizeof first, "%s", msg); problems++; }
-    }
-    if (unexpected) {
-        if (!problems) snprintf(first, sizeof first, "unexpected key %s (is this a checkpoint of another model?)", unexpected);
-        problems += n_unexpected;
-    }
-    if (problems) {
-        free(tensor_of);
-        if (problems > 1) return dkd_fail("%s does not fit model %s: %s (and %d more mismatches)", what, n->model, first, problems - 1);
-        return dkd_fail("%s does not fit model %s: %s", what, n->model, first);
-    }
-    /* 3. copy (only now: a failed load leaves the net untouched) */
-    for (int j = 0; j < n->n_pinfo; j++) {
-        const ParamInfo *pi = &n->pinfo[j];
-        void *dst = net_host_ptr(n, pi);
-        if (tensor_of[j] < 0) { *(int64_t *)dst = 0; continue; }   /* missing num_batches_tracked */
-        const PthTensor *t = &d->t[tensor_of[j]];
-        int is = dtype_size(t->dtype);
-        if (pi->kind == PK_NBT && t->dtype == DT_I64) memcpy(dst, t->data, sizeof(int64_t));
-        else if (pi->kind == PK_NBT) *(int64_t *)dst = (int64_t)elem_to_double(t->data, t->dtype);
-        else if (t->dtype == DT_F32) memcpy(dst, t->data, pi->numel * sizeof(float));
-        else for (size_t e = 0; e < pi->numel; e++) ((float *)dst)[e] = (float)elem_to_double((const uint8_t *)t->data + e * (size_t)is, t->dtype);
-    }
-    free(tensor_of);
-    return 0;
-}
-
-int net_load_dict(Net *n, const PthDict *d) { return load_dict(n, d, "state_dict"); }
-
-int net_load_file(Net *n, const char *path) {
-    PthDict d;
-    if (pth_read(path, &d)) return -1;
-    char what[600];
-    snprintf(what, sizeof what, "checkpoint %s", path);
-    int rc = load_dict(n, &d, what);
-    pth_dict_free(&d);
-    return rc;
-}
-
-/* The refs (and, when shape_store is NULL, their shapes) are one allocation:
- * release with free(refs). Data pointers are n's host copies. */
-PthTensorRef *net_state_refs(const Net *n, int64_t *shape_store) {
-    size_t np = (size_t)n->n_pinfo;
-    size_t bytes = np * sizeof(PthTensorRef) + (shape_store ? 0 : np * 4 * sizeof(int64_t));
-    PthTensorRef *r = (PthTensorRef *)xmalloc(bytes ? bytes : 1);
-    int64_t *shapes = shape_store ? shape_store : (int64_t *)(r + np);
-    for (size_t j = 0; j < np; j++) {
-        const ParamInfo *pi = &n->pinfo[j];
-        for (int a = 0; a < 4; a++) shapes[4 * j + a] = a < pi->ndim ? pi->shape[a] : 0;
-        r[j].name = pi->name;
-        r[j].dtype = pi->kind == PK_NBT ? DT_I64 : DT_F32;
-        r[j].ndim = pi->ndim;
-        r[j].shape = &shapes[4 * j];
-        r[j].data = net_host_ptr(n, pi);
-    }
-    return r;
-}
-
-/* {"model": state_dict} from the host copies (call net_to_host first on a GPU). */
-int net_save_file(const Net *n, const char *path) {
-    PthTensorRef *refs = net_state_refs(n, NULL);
-    PthItem item = {"model", PI_STATE_DICT, 0, 0.0, refs, n->n_pinfo, NULL};
-    int rc = pth_write(path, &item, 1);
-    free(refs);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -56,6 +57,10 @@ double now_seconds(void) {
 unsigned char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) { dkd_fail("cannot open %s: %s", path, strerror(errno)); return NULL; }
+    struct stat st;   /* fopen opens a directory too; its "size" is then nonsense */
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f); dkd_fail("cannot read %s: it is a directory, not a file", path); return NULL;
+    }
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); dkd_fail("cannot seek in %s", path); return NULL; }
     long n = ftell(f);
     if (n < 0) { fclose(f); dkd_fail("cannot tell size of %s", path); return NULL; }

@@ -16,14 +16,21 @@
  * 4. The epoch order: a permutation, reproducible, different per epoch/seed.
  * 5. The real data set, when prepared (scripts/prepare_shared_data.sh):
  *    10 000 test images, 100 per class (and the train split if present).
+ * 6. Python-format files as Python 3 writes them at protocol 2 (the pixels
+ *    through _codecs.encode), 37 and 10 000 images, loaded in a child process
+ *    (a crash is a failed check) and compared with the source pixels.
+ * 7. The committed fuzzing seeds of both formats load.
  */
 #include "dkd.h"
 #include "test.h"
+#include "tools/pickle_writer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 static char tmpdir[256];
@@ -471,10 +478,82 @@ static void test_real(void) {
     }
 }
 
+
+/* ------------------------------------------------------------------------- */
+/* Python 3, protocol 2 (issue 11): the pixels come through _codecs.encode,   */
+/* so they live in the unpickler's memory, not in the file buffer.            */
+/* ------------------------------------------------------------------------- */
+/* Load dir's test split in a child process (a crash there is a failed check,
+ * not a dead test program); the child exits 0 iff it loads to g. */
+static int loads_as_generated_in_child(const char *dir, const Gen *g, char *why, size_t why_cap) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        CifarSplit s;
+        if (cifar_load_n(dir, 0, g->n, &s)) { printf("    child: %s\n", dkd_errbuf); fflush(stdout); _exit(2); }
+        int same = same_split(&s, g);
+        cifar_free(&s);
+        _exit(same ? 0 : 3);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) { snprintf(why, why_cap, "fork/wait failed"); return 0; }
+    if (WIFSIGNALED(status)) snprintf(why, why_cap, "the loader crashed (signal %d)", WTERMSIG(status));
+    else if (WEXITSTATUS(status) == 2) snprintf(why, why_cap, "the load failed");
+    else if (WEXITSTATUS(status) == 3) snprintf(why, why_cap, "the images or labels differ from the source");
+    else if (WEXITSTATUS(status) != 0) snprintf(why, why_cap, "the child exited %d (sanitizer report?)", WEXITSTATUS(status));
+    else snprintf(why, why_cap, "pixels and labels equal the source");
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_python3_protocol2(void) {
+    printf("python-format files written by Python 3 (protocol 2)\n");
+    mkdirs("py3", "cifar-100-python");
+    const int sizes[2] = {37, CIFAR_TEST_N};   /* a small file and one of the real test split's size */
+    for (int k = 0; k < 2; k++) {
+        Gen g = gen_split(sizes[k], 11u + (unsigned)k);
+        PW b = {0};
+        pw_cifar(&b, g.img, g.fine, g.n, 1);
+        write_bytes(tpath("py3/cifar-100-python/test"), b.p, b.n);
+        free(b.p);
+        char why[128];
+        int ok = loads_as_generated_in_child(tpath("py3"), &g, why, sizeof why);
+        check(ok, "Python 3 protocol-2 file of %d images: %s", g.n, why);
+        gen_free(&g);
+    }
+}
+
+/* The committed fuzzing seeds of the CIFAR parsers (tests/fuzz/corpus) load. */
+static void test_fuzz_seeds(void) {
+    printf("fuzzing seeds\n");
+    for (int python = 0; python < 2; python++) {
+        const char *dir = python ? "tests/fuzz/corpus/cifar_py" : "tests/fuzz/corpus/cifar_bin";
+        DIR *dp = opendir(dir);
+        if (!dp) { skip("%s not found (run from the repository root)", dir); continue; }
+        int n = 0, good = 0;
+        struct dirent *de;
+        while ((de = readdir(dp))) {
+            if (de->d_name[0] == '.') continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            size_t len = 0;
+            uint8_t *b = read_file(path, &len);
+            if (!b) continue;
+            n++;
+            CifarSplit s;
+            int rc = python ? cifar_parse_python(b, len, path, -1, &s) : cifar_parse_binary(b, len, path, -1, &s);
+            if (rc == 0) { good++; cifar_free(&s); } else printf("    %s\n", dkd_errbuf);
+        }
+        closedir(dp);
+        check(n > 0 && good == n, "%s seeds: %d of %d load", dir, good, n);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_cifar_XXXXXX");
     if (!mkdtemp(tmpdir)) { printf("cannot make a temp folder\n"); return 1; }
     test_loading();
+    test_python3_protocol2();
+    test_fuzz_seeds();
     test_augment();
     test_order();
     test_real();

@@ -11,14 +11,25 @@
  *     empty, garbage, a forbidden GLOBAL inside a zip, a compressed entry, a
  *     bad CRC, random byte flips, a missing path: all return -1 with a message;
  *  5. Net <-> state_dict: strict checks and their messages, prefixes, dtype
- *     conversion, net_save_file -> net_load_file.
+ *     conversion, net_save_file -> net_load_file;
+ *  6. regressions of hostile files (issue 11), each built here with
+ *     tests/tools/pickle_writer.h: a legacy storage declared twice with two
+ *     sizes, a directory as checkpoint, a 400-character storage key;
+ *  7. the memory budget: 300 overlapping views of one storage and 5 M
+ *     one-byte opcodes are rejected, and the peak RSS of the loading child
+ *     (getrusage) stays within the budget of dkd.h;
+ *  8. the committed fuzzing seeds (tests/fuzz/corpus) load, and the inputs of
+ *     past fuzzing findings (tests/fuzz/regressions) do not crash.
  * Temporary files go to a mkdtemp directory under /tmp, removed at the end.
  */
-#include "dkd.h"
+#include "pickle.h"
 #include "test.h"
+#include "tools/pickle_writer.h"
 
 #include <dirent.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char tmpdir[64];
@@ -763,6 +774,266 @@ static void test_real_models(void) {
     if (n) net_free(n);
 }
 
+
+/* ------------------------------------------------------------------------- */
+/* 6. Regressions of issue 11 (hostile files found by a probe)                */
+/* ------------------------------------------------------------------------- */
+static const int64_t SCALAR_SHAPE[1] = {0};   /* unused for 0-d tensors */
+
+/* A legacy file whose object is {"model": {}, "a": 0-d view of storage "0" as
+ * declared with first_numel elements, "x": 0-d view at offset x_offset of "0"
+ * declared again with second_numel}; the file stores first_numel floats. */
+static void write_legacy_twice(const char *path, int64_t first_numel, int64_t second_numel, int64_t x_offset) {
+    PW b = {0};
+    pw_legacy_header(&b);
+    pw_proto2(&b); pw_op(&b, '}'); pw_op(&b, '(');
+    pw_str(&b, "model"); pw_op(&b, '}');
+    pw_str(&b, "a"); pw_tensor(&b, "FloatStorage", "0", first_numel, 0, 0, SCALAR_SHAPE, SCALAR_SHAPE);
+    pw_str(&b, "x"); pw_tensor(&b, "FloatStorage", "0", second_numel, x_offset, 0, SCALAR_SHAPE, SCALAR_SHAPE);
+    pw_op(&b, 'u'); pw_op(&b, '.');
+    const char *keys[1] = {"0"};
+    pw_legacy_keys(&b, keys, 1);
+    float vals[4] = {1.5f, 2.5f, 3.5f, 4.5f};
+    pw_legacy_storage(&b, vals, (uint64_t)first_numel, 4);
+    write_bytes(path, b.p, b.n);
+    free(b.p);
+}
+
+/* A zip checkpoint {"w": tensor [1] of storage key} whose archive holds the
+ * storage entries named in names[] (each one float, values vals[]). */
+static void write_zip_with_key(const char *path, const char *key, const char *const *names, const float *vals, int n) {
+    PW pk = {0}, z = {0};
+    int64_t one = 1;
+    pw_proto2(&pk); pw_op(&pk, '}'); pw_op(&pk, '(');
+    pw_str(&pk, "w"); pw_tensor(&pk, "FloatStorage", key, 1, 0, 1, &one, &one);
+    pw_op(&pk, 'u'); pw_op(&pk, '.');
+    PWEntry e[4];
+    e[0] = (PWEntry){"archive/data.pkl", 0, pk.p, pk.n};
+    for (int k = 0; k < n && k < 3; k++) e[k + 1] = (PWEntry){names[k], 0, (const uint8_t *)&vals[k], 4};
+    pw_zip(&z, e, n + 1);
+    write_bytes(path, z.p, z.n);
+    free(pk.p); free(z.p);
+}
+
+
+/* 4. The loaders' memory budget: a hostile file is rejected before the loader
+ * holds more than the budget of dkd.h (LOAD_MEM_*), measured as the peak RSS
+ * (getrusage's ru_maxrss) of a child process that loads it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* {"w0": view, "w1": view, ...}: n_views tensors, each the whole of storage "0"
+ * (numel floats), in a zip. Every view is a full copy for the loader. */
+static void write_overlapping_views(const char *path, int n_views, int64_t numel) {
+    PW pk = {0}, z = {0};
+    int64_t one = 1;
+    pw_proto2(&pk); pw_op(&pk, '}'); pw_op(&pk, '(');
+    for (int k = 0; k < n_views; k++) {
+        char name[32]; snprintf(name, sizeof name, "w%d", k);
+        pw_str(&pk, name); pw_tensor(&pk, "FloatStorage", "0", numel, 0, 1, &numel, &one);
+    }
+    pw_op(&pk, 'u'); pw_op(&pk, '.');
+    float *data = (float *)calloc((size_t)numel, sizeof(float));
+    PWEntry e[2] = {{"archive/data.pkl", 0, pk.p, pk.n}, {"archive/data/0", 0, (const uint8_t *)data, (size_t)numel * 4}};
+    pw_zip(&z, e, 2);
+    write_bytes(path, z.p, z.n);
+    free(pk.p); free(z.p); free(data);
+}
+
+/* A zip whose data.pkl is PROTO 2, then n_ops one-byte EMPTY_DICT opcodes, STOP. */
+static void write_tiny_opcodes(const char *path, size_t n_ops) {
+    PW pk = {0}, z = {0};
+    pw_proto2(&pk);
+    uint8_t *ops = (uint8_t *)malloc(n_ops);
+    memset(ops, '}', n_ops);
+    pw_put(&pk, ops, n_ops); free(ops);
+    pw_op(&pk, '.');
+    PWEntry e[1] = {{"archive/data.pkl", 0, pk.p, pk.n}};
+    pw_zip(&z, e, 1);
+    write_bytes(path, z.p, z.n);
+    free(pk.p); free(z.p);
+}
+
+/* Load path in a child; 1 if it was rejected with a message naming memory.
+ * *peak_kb: the child's peak RSS. */
+static int rejected_in_child(const char *path, long *peak_kb, char *msg, size_t cap) {
+    int fd[2];
+    if (pipe(fd)) return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        PthDict d;
+        int rc = pth_read(path, &d);
+        const char *m = rc ? dkd_errbuf : "ACCEPTED";
+        if (write(fd[1], m, strlen(m)) < 0) _exit(3);
+        _exit(rc && strstr(dkd_errbuf, "memory") ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], msg, cap - 1);
+    msg[got > 0 ? got : 0] = 0;
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (wait4(pid, &status, 0, &ru) != pid) return 0;
+    *peak_kb = ru.ru_maxrss;
+    if (WIFSIGNALED(status)) snprintf(msg, cap, "the loader died (signal %d)", WTERMSIG(status));
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void test_memory_budget(void) {
+    printf("loader memory budget\n");
+    const double MiB = 1024.0 * 1024.0, base = 48 * MiB;   /* base: the test program itself */
+    struct { const char *what; size_t pkl; } files[2];
+    /* many overlapping views: 300 full views of one 4 MB storage (1.2 GB of copies) */
+    write_overlapping_views(tmp_path("views.pth"), 300, (int64_t)1 << 20);
+    /* many tiny opcodes: 5 M one-byte EMPTY_DICTs (a dict object each) */
+    write_tiny_opcodes(tmp_path("tiny.pth"), (size_t)5 << 20);
+    const char *paths[2] = {tmp_path("views.pth"), tmp_path("tiny.pth")};
+    files[0].what = "300 overlapping views of one 4 MB storage"; files[1].what = "5 M one-byte EMPTY_DICT opcodes";
+    for (int k = 0; k < 2; k++) {
+        size_t len = 0;
+        uint8_t *b = read_file(paths[k], &len);
+        free(b);
+        files[k].pkl = len;   /* the pickle is at most the whole file */
+        /* the file buffer + the pickle VM's budget + the tensor copies' budget + the program */
+        double bound = (double)len + (PICKLE_MEM_PER_BYTE * (double)files[k].pkl + LOAD_MEM_SLACK) +
+                       (PTH_COPY_PER_BYTE * (double)len + LOAD_MEM_SLACK) + base;
+        long peak_kb = 0;
+        char msg[600];
+        int rejected = rejected_in_child(paths[k], &peak_kb, msg, sizeof msg);
+        check(rejected, "%s (%.1f MB file): rejected naming memory: %s", files[k].what, len / 1e6, msg);
+#ifdef UNDER_ASAN
+        skip("%s: peak RSS %.0f MiB not compared with the bound %.0f MiB under AddressSanitizer (its shadow memory "
+             "and quarantine inflate RSS)", files[k].what, peak_kb * 1024.0 / MiB, bound / MiB);
+#else
+        check(peak_kb * 1024.0 <= bound, "%s: peak RSS %.0f MiB <= bound %.0f MiB (file + budgets + %.0f MiB)",
+              files[k].what, peak_kb * 1024.0 / MiB, bound / MiB, base / MiB);
+#endif
+    }
+}
+
+static void test_issue11_regressions(void) {
+    printf("issue 11 regressions\n");
+    PthDict d;
+    /* 1. a legacy storage key declared twice, the second time with more elements:
+     * the 1-element top-level tensor "x" at offset 99 lies far past the 4 stored bytes */
+    write_legacy_twice(tmp_path("twice.pth"), 1, 100, 99);
+    expect_read_fails(tmp_path("twice.pth"), "legacy file declaring storage '0' with 1 and then 100 elements", "'0'");
+    /* declaring it twice with the same size (two views of one storage) stays fine */
+    write_legacy_twice(tmp_path("twice.pth"), 4, 4, 3);
+    int rc = pth_read(tmp_path("twice.pth"), &d);
+    check(rc == 0 && pth_scalar(&d, "x") == 4.5 && pth_scalar(&d, "a") == 1.5,
+          "legacy file with two same-size declarations of one storage loads (a=%g x=%g) %s",
+          rc ? 0.0 : pth_scalar(&d, "a"), rc ? 0.0 : pth_scalar(&d, "x"), rc ? dkd_errbuf : "");
+    if (rc == 0) pth_dict_free(&d);
+
+    /* 3a. a directory given as a checkpoint */
+    dkd_errbuf[0] = 0;
+    rc = pth_read(tmpdir, &d);
+    check(rc == -1 && strstr(dkd_errbuf, "is a directory") && !strstr(dkd_errbuf, "memory"),
+          "a directory as checkpoint: %s", rc ? dkd_errbuf : "ACCEPTED");
+    if (rc == 0) pth_dict_free(&d);
+
+    /* 3b. storage keys of any length: a 400-character key must not match the
+     * entry named after its first 294 characters */
+    char key[401], decoy[320], right[420];
+    for (int k = 0; k < 400; k++) key[k] = (char)('a' + k % 26);
+    key[400] = 0;
+    snprintf(decoy, sizeof decoy, "archive/data/%.294s", key);
+    snprintf(right, sizeof right, "archive/data/%s", key);
+    const char *only_decoy[1] = {decoy}, *both[2] = {decoy, right};
+    float vals[2] = {-7.0f, 42.0f};
+    write_zip_with_key(tmp_path("longkey.pth"), key, only_decoy, vals, 1);
+    expect_read_fails(tmp_path("longkey.pth"), "400-character storage key whose 294-character prefix names another entry",
+                      "has no zip entry");
+    write_zip_with_key(tmp_path("longkey.pth"), key, both, vals, 2);
+    rc = pth_read(tmp_path("longkey.pth"), &d);
+    const PthTensor *w = rc ? NULL : pth_get(&d, "w");
+    check(w && w->numel == 1 && ((float *)w->data)[0] == 42.0f,
+          "400-character storage key reads its own entry (%s)", rc ? dkd_errbuf : w ? "read" : "no tensor w");
+    if (rc == 0) pth_dict_free(&d);
+}
+
+/* Every input a fuzzing run found (tests/fuzz/regressions/TARGET) goes through
+ * its target's entry point: accepted or rejected, it must not crash (under
+ * DKD_ASAN=1 also no sanitizer report). Returns the number of inputs. */
+static int run_fuzz_regressions(const char *target) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "tests/fuzz/regressions/%s", target);
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp))) {
+        if (de->d_name[0] == '.') continue;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t len = 0;
+        uint8_t *b = read_file(path, &len);
+        if (!b) continue;
+        n++;
+        if (strcmp(target, "pickle")) {
+            PthDict d;
+            int rc = pth_read_mem(b, len, path, &d);
+            printf("    %s: %s\n", path, rc ? dkd_errbuf : "loads");
+            if (rc == 0) pth_dict_free(&d);
+        } else {
+            PyVal *v = pickle_load(b, len, NULL, NULL);
+            printf("    %s: %s\n", path, v ? "loads" : dkd_errbuf);
+            pickle_free(v);
+        }
+        free(b);
+    }
+    closedir(dp);
+    return n;
+}
+
+/* The committed fuzzing seeds (tests/fuzz/corpus, made by tests/fuzz/mkseeds.c)
+ * are valid files of their kind: a seed that no longer loads would leave its
+ * fuzz target exploring only error paths. */
+static void test_fuzz_seeds(void) {
+    printf("fuzzing seeds\n");
+    const char *targets[3] = {"zip", "legacy", "pickle"};
+    for (int k = 0; k < 3; k++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", targets[k]);
+        DIR *dp = opendir(dir);
+        if (!dp) { skip("%s not found (run from the repository root)", dir); continue; }
+        int n = 0, good = 0;
+        struct dirent *de;
+        while ((de = readdir(dp))) {
+            if (de->d_name[0] == '.') continue;
+            char path[600];
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            size_t len = 0;
+            uint8_t *b = read_file(path, &len);
+            if (!b) continue;
+            n++;
+            if (k < 2) {
+                PthDict d;
+                if (pth_read_mem(b, len, path, &d) == 0) { good += d.n > 0; pth_dict_free(&d); }
+                else printf("    %s: %s\n", path, dkd_errbuf);
+            } else {
+                PyVal *v = pickle_load(b, len, NULL, NULL);
+                if (v) { good += v->kind == PV_DICT; pickle_free(v); }
+                else printf("    %s: %s\n", path, dkd_errbuf);
+            }
+            free(b);
+        }
+        closedir(dp);
+        check(n > 0 && good == n, "%s seeds: %d of %d load (with tensors / as a dict)", targets[k], good, n);
+        int r = run_fuzz_regressions(targets[k]);
+        if (r) check(1, "%s: %d past fuzzing finding(s) handled without a crash", targets[k], r);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_pth_XXXXXX");
     if (!mkdtemp(tmpdir)) { printf("cannot create a temporary directory\n"); return 1; }
@@ -772,9 +1043,13 @@ int main(void) {
     test_bad_files();
     test_net_load();
     test_real_models();
+    test_issue11_regressions();
+    test_memory_budget();
+    test_fuzz_seeds();
     /* clean up */
     const char *names[] = {"cut.pth", "empty.pth", "junk.pth", "evil.pth", "small.pth", "cutpkl.pth", "ok.pth",
-                           "nost.pth", "short.pth", "t.pth", "rt.pth", "net.pth"};
+                           "nost.pth", "short.pth", "t.pth", "rt.pth", "net.pth",
+                           "twice.pth", "longkey.pth", "views.pth", "tiny.pth"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(tmp_path(names[i]));
     check(rmdir(tmpdir) == 0, "temporary directory %s removed", tmpdir);
     return test_summary();
