@@ -58,6 +58,8 @@ const Backend backend_cuda = {
     .ce_loss = ce_loss_cuda, .kd_loss = kd_loss_cuda, .dkd_loss = dkd_loss_cuda,
     .sgd_step = sgd_step_cuda,
     .augment_batch = augment_batch_cuda,
+    .batchnorm_relu_backward = batchnorm_relu_backward_cuda,
+    .batchnorm_eval_relu = batchnorm_eval_relu_cuda,
 };
 
 /* Usable GPUs at run time; 0 on any error (no driver, no device, a driver
