@@ -109,7 +109,7 @@ run_stage() {
 log "gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 log "gpu: $gpu"
 log "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-log "nvcc: $(nvcc --version 2>/dev/null | tail -1 || echo 'not found')"
+log "nvcc: $(command -v nvcc >/dev/null 2>&1 && nvcc --version | tail -1 || echo 'not found')"
 
 # ---- build ---------------------------------------------------------------------
 cc=$(echo "$gpu" | awk -F', ' '{print $2}' | tr -d '.')
@@ -150,6 +150,7 @@ if timeout 10 ./dkd bench --device cuda --steps 1 --warmup 0 --batch 2 --teacher
 else
   skip check "dkd does not run on the GPU: $(head -3 "$out/cuda_probe.txt" | tr '\n' ' ')"
   for s in sanitizer step infer epoch; do skip $s "dkd does not run on the GPU"; done
+  log "summary: $(($(date +%s) - t_start)) s; dkd could not use the GPU, see $out/cuda_probe.txt"
   exit 1
 fi
 
