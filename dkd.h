@@ -273,6 +273,16 @@ typedef struct Backend {
     void (*dkd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
     void (*sgd_step)(float *, const float *, float *, size_t, float, float, float);
     void (*augment_batch)(float *, const uint8_t *, const int *, int, uint64_t, int, int);
+    /* optional fused ops (NULL: none); each returns 1 when it did the work, 0 when it
+     * declined, and net.c then runs the separate ops. batchnorm_relu_backward: the
+     * backward of relu(bn(x)) from the ReLU's output gradient dy and output y
+     * (dx, dgamma, dbeta, dy, y, x, save_mean, save_invstd, gamma, N, C, HW);
+     * batchnorm_eval_relu: y = relu(bn_eval(x) + res), res may be NULL
+     * (y, x, res, gamma, beta, run_mean, run_var, N, C, HW, eps). */
+    int (*batchnorm_relu_backward)(float *, float *, float *, const float *, const float *, const float *,
+                                   const float *, const float *, const float *, int, int, int);
+    int (*batchnorm_eval_relu)(float *, const float *, const float *, const float *, const float *, const float *,
+                               const float *, int, int, int, float);
 } Backend;
 
 extern const Backend backend_cpu;      /* backend_cpu.c */

@@ -445,8 +445,57 @@ void net_profile_report(double total) {
     prof_n = 0;
 }
 
-/* Node i's forward on batch B (train: BN uses and updates batch statistics). */
-static void forward_node(Net *n, int i, int B, int train) {
+/* Fused ops. A backend may offer one op for a chain of nodes (dkd.h: Backend's
+ * optional fused ops); it is used where the chain is private (each node's
+ * output read only by the next) and the separate ops run where the backend
+ * has none or declines. only_reader: node j is the one node reading node i,
+ * once, and i is not the network's output. */
+static int only_reader(const Net *n, int i, int j) {
+    if (i == n->output) return 0;
+    for (int k = i + 1; k < n->n_nodes; k++) {
+        int reads = (n->nodes[k].in[0] == i) + (n->nodes[k].in[1] == i);
+        if (reads && (k != j || reads != 1)) return 0;
+    }
+    return n->nodes[j].in[0] == i || n->nodes[j].in[1] == i;
+}
+
+/* Eval-mode BN node i -> ReLU, or BN -> add (of another node) -> ReLU, as one
+ * fused op: the number of nodes it did (2 or 3), 0 if not fused. */
+static int forward_bn_relu_fused(Net *n, int i, int B) {
+    const Backend *be = n->be;
+    const Node *nd = &n->nodes[i];
+    if (!be->batchnorm_eval_relu) return 0;
+    int last = i + 1;
+    const float *res = NULL;
+    if (last < n->n_nodes && n->nodes[last].op == OP_ADD && only_reader(n, i, last)) {
+        const Node *add = &n->nodes[last];
+        res = ACT(add->in[0] == i ? add->in[1] : add->in[0]);
+        last++;
+    }
+    if (last >= n->n_nodes || n->nodes[last].op != OP_RELU || n->nodes[last].in[0] != last - 1 ||
+        !only_reader(n, last - 1, last))
+        return 0;
+    if (!be->batchnorm_eval_relu(ACT(last), ACT(nd->in[0]), res, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm),
+                                 STAT(nd->rv), B, nd->C, nd->H * nd->W, BN_EPS))
+        return 0;
+    return last - i + 1;
+}
+
+/* ReLU node i whose input is BN node i-1: both backwards as one fused op; 1 if done. */
+static int backward_bn_relu_fused(Net *n, int i, int B) {
+    const Backend *be = n->be;
+    const Node *bn = &n->nodes[i - 1];
+    if (!be->batchnorm_relu_backward || bn->op != OP_BN || n->nodes[i].in[0] != i - 1 || !only_reader(n, i - 1, i))
+        return 0;
+    float *dx = bn->in[0] > 0 ? DACT(bn->in[0]) : NULL;
+    return be->batchnorm_relu_backward(dx, GRAD(bn->w), GRAD(bn->b), DACT(i), ACT(i), ACT(bn->in[0]),
+                                       n->save + bn->save, n->save + bn->save + bn->C, PARAM(bn->w), B, bn->C,
+                                       bn->H * bn->W);
+}
+
+/* Node i's forward on batch B (train: BN uses and updates batch statistics).
+ * Returns the number of nodes done: 1, or more when a fused op did a chain. */
+static int forward_node(Net *n, int i, int B, int train) {
     const Backend *be = n->be;
     const Node *nd = &n->nodes[i];
     const Node *a = &n->nodes[nd->in[0]];
@@ -465,6 +514,8 @@ static void forward_node(Net *n, int i, int B, int train) {
                                         B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
             n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
         } else {
+            int done = forward_bn_relu_fused(n, i, B);
+            if (done) return done;
             be->batchnorm_forward_eval(y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv),
                                        B, nd->C, HW, BN_EPS);
         }
@@ -483,10 +534,12 @@ static void forward_node(Net *n, int i, int B, int train) {
     case OP_SHUFFLE: be->shuffle_forward(y, x, B, nd->C, HW, nd->G); break;
     default: dkd_die("net_forward: unknown op %d", nd->op);
     }
+    return 1;
 }
 
-/* Node i's backward: its input gradients (+=) and parameter gradients (=). */
-static void backward_node(Net *n, int i, int B) {
+/* Node i's backward: its input gradients (+=) and parameter gradients (=).
+ * Returns the number of nodes done: 1, or 2 when a ReLU and its BN were fused. */
+static int backward_node(Net *n, int i, int B) {
     const Backend *be = n->be;
     const Node *nd = &n->nodes[i];
     const Node *a = &n->nodes[nd->in[0]];
@@ -503,7 +556,10 @@ static void backward_node(Net *n, int i, int B) {
         be->batchnorm_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, n->save + nd->save,
                                n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
         break;
-    case OP_RELU: if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B)); break;
+    case OP_RELU:
+        if (backward_bn_relu_fused(n, i, B)) return 2;
+        if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B));
+        break;
     case OP_MAXPOOL: if (dx) be->maxpool_backward(dx, dy, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
     case OP_AVGPOOL: if (dx) be->avgpool_backward(dx, dy, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
     case OP_LINEAR:
@@ -523,26 +579,25 @@ static void backward_node(Net *n, int i, int B) {
     case OP_SHUFFLE: if (dx) be->shuffle_backward(dx, dy, B, nd->C, HW, nd->G); break;
     default: dkd_die("net_backward: unknown op %d", nd->op);
     }
+    return 1;
 }
 
 /* The profiling wrapper around one node's step (dir 'F' or 'B'): synchronise,
  * run it, synchronise, add the wall time to the node's row. The walks below
  * call it instead of the step when net_profile is set; nothing else differs. */
-static void profiled_node(Net *n, int i, int B, char dir, int train) {
+static int profiled_node(Net *n, int i, int B, char dir, int train) {
     n->be->sync();
     double t0 = now_seconds();
-    if (dir == 'F') forward_node(n, i, B, train);
-    else backward_node(n, i, B);
+    int done = dir == 'F' ? forward_node(n, i, B, train) : backward_node(n, i, B);
     n->be->sync();
     prof_add(n, i, B, dir, train, now_seconds() - t0);
+    return done;
 }
 
 float *net_forward(Net *n, int B, int train) {
     if (B > n->Bmax) dkd_die("net_forward: batch %d exceeds the arena's %d", B, n->Bmax);
-    for (int i = 1; i < n->n_nodes; i++) {
-        if (net_profile) profiled_node(n, i, B, 'F', train);
-        else forward_node(n, i, B, train);
-    }
+    for (int i = 1; i < n->n_nodes;)
+        i += net_profile ? profiled_node(n, i, B, 'F', train) : forward_node(n, i, B, train);
     return ACT(n->output);
 }
 
@@ -551,10 +606,8 @@ void net_backward(Net *n, const float *dlogits, int B) {
     const Backend *be = n->be;
     be->zero(n->dact, n->act_floats * sizeof(float));
     be->copy(DACT(n->output), dlogits, node_floats(&n->nodes[n->output], B) * sizeof(float));
-    for (int i = n->n_nodes - 1; i >= 1; i--) {
-        if (net_profile) profiled_node(n, i, B, 'B', 1);
-        else backward_node(n, i, B);
-    }
+    for (int i = n->n_nodes - 1; i >= 1;)
+        i -= net_profile ? profiled_node(n, i, B, 'B', 1) : backward_node(n, i, B);
 }
 
 void net_sgd(Net *n, float lr, float momentum, float wd) {

@@ -8,7 +8,8 @@
  *
  * All launches go to the default stream, one after another, so the host only
  * waits where it reads results (download is a synchronous cudaMemcpy) or
- * calls sync. Every runtime call is checked (cudaCheck: call, file:line,
+ * calls sync. What a step still does on the host (and so what keeps it out
+ * of a CUDA graph today) is listed in kernels/README.md. Every runtime call is checked (cudaCheck: call, file:line,
  * CUDA's message, exit); an allocation that fails says how much was asked. */
 #include "kernels/cuda_common.h"   // defines: cudaCheck, the CUDA runtime (or its emulator)
 #include "kernels/cuda_ops.h"      // defines: the *_cuda ops
@@ -29,10 +30,13 @@ static void cuda_upload(void *dst, const void *src, size_t bytes) {
 static void cuda_download(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
+/* copy and zero are stream-ordered (the Async forms on the default stream):
+ * the same order with the kernels as before, nothing for the host to wait
+ * for, and legal inside a stream capture (a training step calls both). */
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes && dst != src) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
+    if (bytes && dst != src) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
 }
-static void cuda_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemset(p, 0, bytes)); }
+static void cuda_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, 0)); }
 static void cuda_sync(void) { cudaCheck(cudaDeviceSynchronize()); }
 
 extern "C" {
@@ -58,6 +62,8 @@ const Backend backend_cuda = {
     .ce_loss = ce_loss_cuda, .kd_loss = kd_loss_cuda, .dkd_loss = dkd_loss_cuda,
     .sgd_step = sgd_step_cuda,
     .augment_batch = augment_batch_cuda,
+    .batchnorm_relu_backward = batchnorm_relu_backward_cuda,
+    .batchnorm_eval_relu = batchnorm_eval_relu_cuda,
 };
 
 /* Usable GPUs at run time; 0 on any error (no driver, no device, a driver

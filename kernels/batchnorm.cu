@@ -38,10 +38,23 @@
  *   which under-fills a large GPU for narrow layers: the price of the
  *   simplest deterministic reduction.
  *   eval: one thread per element, 256 per block (no reduction).
+ *
+ * Fused ops (fewer passes over memory; DKD_CUDA_FUSED=0 or the knob cuda_fused
+ * = 0 turns them off, and net.c then runs the separate ops, the reference the
+ * tests compare them with, bit for bit):
+ *   batchnorm_relu_backward  the backward of relu(bn(x)): the ReLU's mask is
+ *             applied as BN's backward reads dy, so the ReLU backward's pass
+ *             and the BN output's gradient tensor disappear;
+ *   batchnorm_eval_relu      relu(bn_eval(x) [+ res]) in one elementwise pass
+ *             (teacher forwards and evaluation: BN -> ReLU, and a residual
+ *             block's BN -> add -> ReLU), instead of two or three passes.
  */
 #include "kernels/cuda_common.h"   // defines: LAUNCH, SHARED, ceil_div_sz
 #include "kernels/cuda_ops.h"      // defines: the _cuda declarations
 #include "kernels/reduce.cuh"      // defines: block_sum (double, the total in every thread)
+
+#include <stdlib.h>
+#include <string.h>
 
 /* Tuning knob: threads per block of the per-channel kernels (multiple of 32, <= 1024). */
 extern "C" { int batchnorm_cuda_threads = 256; }
@@ -106,9 +119,22 @@ __global__ void batchnorm_forward_eval_kernel(float *__restrict__ y, const float
     y[i] = fmaf(x[i], a, b);
 }
 
-/* dx may be NULL (only the parameter gradients are wanted). */
+/* The gradient reaching the BN output at i. Plain: dy[i]. Fused with the ReLU
+ * that follows it (RELU_MASK): dy is the ReLU output's gradient and relu_y the
+ * ReLU's output, and the value is exactly what relu_backward would have left in
+ * the BN output's zeroed gradient buffer: 0 + dy[i] where relu_y[i] > 0, else 0. */
+template <bool RELU_MASK>
+__device__ static inline float grad_at(const float *__restrict__ dy, const float *__restrict__ relu_y, size_t i) {
+    if (!RELU_MASK) return dy[i];
+    return relu_y[i] > 0.0f ? 0.0f + dy[i] : 0.0f;
+}
+
+/* dx may be NULL (only the parameter gradients are wanted); relu_y is read
+ * only when RELU_MASK (BN backward + ReLU backward in one kernel). */
+template <bool RELU_MASK>
 __global__ void batchnorm_backward_kernel(float *__restrict__ dx, float *__restrict__ dgamma, float *__restrict__ dbeta,
-                                          const float *__restrict__ dy, const float *__restrict__ x,
+                                          const float *__restrict__ dy, const float *__restrict__ relu_y,
+                                          const float *__restrict__ x,
                                           const float *__restrict__ save_mean, const float *__restrict__ save_invstd,
                                           const float *__restrict__ gamma, int N, int C, int HW) {
     int c = blockIdx.x, n = N * HW;
@@ -117,7 +143,7 @@ __global__ void batchnorm_backward_kernel(float *__restrict__ dx, float *__restr
     double sdy = 0.0, dot = 0.0;
     for (int e = threadIdx.x; e < n; e += blockDim.x) {
         size_t i = chan_index(e, c, C, HW);
-        double g = dy[i];
+        double g = grad_at<RELU_MASK>(dy, relu_y, i);
         sdy += g;
         dot += g * ((double)x[i] - (double)mean);
     }
@@ -133,8 +159,30 @@ __global__ void batchnorm_backward_kernel(float *__restrict__ dx, float *__restr
     float grad_mean = (float)(sdy / n), gc = gamma[c];
     for (int e = threadIdx.x; e < n; e += blockDim.x) {
         size_t i = chan_index(e, c, C, HW);
-        dx[i] += (dy[i] - grad_mean - (x[i] - mean) * k) * invstd * gc;
+        dx[i] += (grad_at<RELU_MASK>(dy, relu_y, i) - grad_mean - (x[i] - mean) * k) * invstd * gc;
     }
+}
+
+/* Eval-mode BN, then (RESIDUAL) + res, then ReLU, in one pass: what
+ * batchnorm_forward_eval, add_forward and relu_forward compute one after the
+ * other, with the same roundings (fma, one add, the same select), so the result
+ * is bit for bit theirs without the two intermediate tensors. y may be x or res
+ * (the arena reuses dead buffers; each thread reads its element before writing
+ * it): no __restrict__ on them. */
+template <bool RESIDUAL>
+__global__ void batchnorm_eval_relu_kernel(float *y, const float *x, const float *res,
+                                           const float *__restrict__ gamma, const float *__restrict__ beta,
+                                           const float *__restrict__ run_mean, const float *__restrict__ run_var,
+                                           int N, int C, int HW, float eps) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C * HW) return;
+    int c = (int)((i / HW) % C);
+    float invstd = 1.0f / sqrtf(run_var[c] + eps);
+    float a = invstd * gamma[c];
+    float b = beta[c] - __fmul_rn(run_mean[c], a);
+    float v = fmaf(x[i], a, b);
+    if (RESIDUAL) v = v + res[i];
+    y[i] = v > 0.0f ? v : 0.0f;
 }
 
 static int bn_threads(void) {
@@ -164,6 +212,42 @@ extern "C" void batchnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, 
                                         const float *save_mean, const float *save_invstd, const float *gamma,
                                         int N, int C, int HW) {
     if (N <= 0 || C <= 0 || HW <= 0) return;
-    LAUNCH(batchnorm_backward_kernel, C, bn_threads(), 0, dx, dgamma, dbeta, dy, x, save_mean, save_invstd, gamma,
-           N, C, HW);
+    LAUNCH(batchnorm_backward_kernel<false>, C, bn_threads(), 0, dx, dgamma, dbeta, dy, (const float *)NULL, x,
+           save_mean, save_invstd, gamma, N, C, HW);
+}
+
+/* The fused ops (kernels/cuda_ops.h): 1 = done, 0 = declined (fusion off),
+ * then the caller runs the separate ops. */
+extern "C" { int cuda_fused = -1; }
+static int fused_on(void) {
+    if (cuda_fused < 0) {
+        const char *e = getenv("DKD_CUDA_FUSED");
+        cuda_fused = (e && !strcmp(e, "0")) ? 0 : 1;
+    }
+    return cuda_fused;
+}
+
+extern "C" int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
+                                            const float *x, const float *save_mean, const float *save_invstd,
+                                            const float *gamma, int N, int C, int HW) {
+    if (!fused_on()) return 0;
+    if (N <= 0 || C <= 0 || HW <= 0) return 1;
+    LAUNCH(batchnorm_backward_kernel<true>, C, bn_threads(), 0, dx, dgamma, dbeta, dy, relu_y, x, save_mean,
+           save_invstd, gamma, N, C, HW);
+    return 1;
+}
+
+extern "C" int batchnorm_eval_relu_cuda(float *y, const float *x, const float *res, const float *gamma,
+                                        const float *beta, const float *run_mean, const float *run_var,
+                                        int N, int C, int HW, float eps) {
+    if (!fused_on()) return 0;
+    size_t count = (size_t)N * C * HW;
+    if (N <= 0 || C <= 0 || HW <= 0) return 1;
+    if (res)
+        LAUNCH(batchnorm_eval_relu_kernel<true>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x, res,
+               gamma, beta, run_mean, run_var, N, C, HW, eps);
+    else
+        LAUNCH(batchnorm_eval_relu_kernel<false>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x,
+               (const float *)NULL, gamma, beta, run_mean, run_var, N, C, HW, eps);
+    return 1;
 }

@@ -38,6 +38,14 @@ void batchnorm_forward_eval_cuda(float *y, const float *x, const float *gamma, c
 void batchnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                             const float *save_mean, const float *save_invstd, const float *gamma,
                             int N, int C, int HW);
+/* Fused (kernels/batchnorm.cu): 1 = done, 0 = declined because fusion is off
+ * (DKD_CUDA_FUSED=0, or cuda_fused = 0: -1 means read the environment). */
+extern int cuda_fused;
+int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
+                                 const float *x, const float *save_mean, const float *save_invstd,
+                                 const float *gamma, int N, int C, int HW);
+int batchnorm_eval_relu_cuda(float *y, const float *x, const float *res, const float *gamma, const float *beta,
+                             const float *run_mean, const float *run_var, int N, int C, int HW, float eps);
 void relu_forward_cuda(float *y, const float *x, size_t n);
 void relu_backward_cuda(float *dx, const float *dy, const float *y, size_t n);
 void maxpool_forward_cuda(float *y, const float *x, int N, int C, int H, int W, int K, int S);

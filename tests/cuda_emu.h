@@ -62,7 +62,8 @@
  * pointers passed to kernels (they work here and crash on a GPU), fused
  * multiply-add (nvcc contracts a*b+c into one rounding; g++ with -std=c++17
  * does not, so GPU results may differ in the last bits), several streams
- * (everything is synchronous, streams are accepted and ignored). It is not
+ * (everything is synchronous, streams are accepted and ignored; stream capture
+ * records launches and replays them in the same order: see "Graphs" in part 2). It is not
  * thread-safe: launch from one host thread at a time (kernels never use OpenMP).
  *
  * SHARED arrays are identified by NAME within a block: in CUDA a __shared__
@@ -146,7 +147,10 @@ enum cudaError {
     cudaErrorInvalidMemcpyDirection = 21,
     cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
-    cudaErrorLaunchFailure = 719
+    cudaErrorLaunchFailure = 719,
+    cudaErrorIllegalState = 401,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901
 };
 typedef enum cudaError cudaError_t;
 
@@ -159,6 +163,12 @@ enum cudaMemcpyKind {
 };
 
 typedef struct emu_stream_s *cudaStream_t;   /* streams are accepted and ignored */
+/* Stream capture and graphs (part 2, "Graphs"). */
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
+struct emu_graph_s;
+typedef struct emu_graph_s *cudaGraph_t;
+typedef struct emu_graph_s *cudaGraphExec_t;
 struct emu_event_s { double t; };
 typedef struct emu_event_s *cudaEvent_t;
 
@@ -243,6 +253,16 @@ struct State {
 };
 inline State g;
 
+/* Stream capture: while `on`, launches and async device copies/sets are
+ * recorded in `ops` instead of run; `broken` names the first call that a
+ * graph cannot hold (the capture is then invalidated). */
+struct Capture {
+    int on = 0;
+    const char *broken = nullptr;
+    std::vector<std::function<void()>> ops;
+};
+inline Capture cap;
+
 /* Report an error found by the emulator, with the place, and exit(1). */
 [[noreturn]] inline void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 inline void fail(const char *fmt, ...) {
@@ -261,6 +281,17 @@ inline void fail(const char *fmt, ...) {
 }
 
 inline cudaError_t set_error(cudaError_t e) { if (e != cudaSuccess) g.last_error = e; return e; }
+
+/* A call made during a stream capture that a CUDA graph cannot hold (it
+ * synchronises with the host, allocates or frees): say so loudly, invalidate
+ * the capture and return CUDA's error for it. */
+inline cudaError_t capture_violation(const char *call) {
+    fflush(stdout);
+    fprintf(stderr, "cuda_emu: ERROR: %s during a stream capture: a CUDA graph cannot hold it "
+                    "(it synchronises, allocates or frees); the capture is invalidated\n", call);
+    if (!cap.broken) cap.broken = call;
+    return set_error(cudaErrorStreamCaptureUnsupported);
+}
 
 /* Is [p, p+n) inside one cudaMalloc allocation? */
 inline bool is_device(const void *p, size_t n) {
@@ -291,12 +322,17 @@ inline const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorIllegalState: return "the operation is not permitted in the current state";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     }
     return "unknown error";
 }
 inline cudaError_t cudaGetLastError(void) { cudaError_t e = emu::g.last_error; emu::g.last_error = cudaSuccess; return e; }
 inline cudaError_t cudaPeekAtLastError(void) { return emu::g.last_error; }
-inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }   /* launches are synchronous */
+inline cudaError_t cudaDeviceSynchronize(void) {   /* launches are synchronous */
+    return emu::cap.on ? emu::capture_violation("cudaDeviceSynchronize") : cudaSuccess;
+}
 inline cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
 
 /* One emulated device. */
@@ -326,6 +362,7 @@ inline cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (!p) return emu::set_error(cudaErrorInvalidValue);
     *p = nullptr;
+    if (emu::cap.on) return emu::capture_violation("cudaMalloc");
     if (bytes == 0) return cudaSuccess;
     size_t rounded = (bytes + 255) & ~(size_t)255;
     void *m = aligned_alloc(256, rounded);
@@ -337,6 +374,7 @@ inline cudaError_t cudaMalloc(void **p, size_t bytes) {
 }
 template <class T> inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)p, bytes); }
 inline cudaError_t cudaFree(void *p) {
+    if (emu::cap.on) return emu::capture_violation("cudaFree");
     if (!p) return cudaSuccess;
     auto it = emu::g.allocs.find((uintptr_t)p);
     if (it == emu::g.allocs.end())
@@ -352,6 +390,7 @@ inline cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 
 inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
     using namespace emu;
+    if (cap.on) return capture_violation("cudaMemcpy (synchronous)");
     if (n == 0) return cudaSuccess;
     if (!dst || !src) return bad_arg("cudaMemcpy", "NULL pointer", dst ? src : dst, n);
     bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
@@ -366,15 +405,35 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKi
     return cudaSuccess;
 }
 inline cudaError_t cudaMemset(void *p, int value, size_t n) {
+    if (emu::cap.on) return emu::capture_violation("cudaMemset (synchronous)");
     if (n == 0) return cudaSuccess;
     if (!emu::is_device(p, n)) return emu::bad_arg("cudaMemset", "the range is not inside one cudaMalloc block", p, n);
     memset(p, value, n);
     return cudaSuccess;
 }
+/* Async copies and sets run at once, or are recorded during a capture: a
+ * device-to-device copy or a set (checked now, run at replay); a copy to or
+ * from the host is refused there (it would read or write host memory at
+ * replay time, when the caller's buffer may be gone). */
 inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t = 0) {
-    return cudaMemcpy(dst, src, n, kind);
+    using namespace emu;
+    if (!cap.on) return cudaMemcpy(dst, src, n, kind);
+    if (n == 0) return cudaSuccess;
+    if (kind == cudaMemcpyDefault && touches_device(dst) && touches_device(src)) kind = cudaMemcpyDeviceToDevice;
+    if (kind != cudaMemcpyDeviceToDevice) return capture_violation("cudaMemcpyAsync to or from the host");
+    if (!is_device(dst, n) || !is_device(src, n))
+        return bad_arg("cudaMemcpyAsync", "a range that is not inside one cudaMalloc block", is_device(dst, n) ? src : dst, n);
+    cap.ops.push_back([=]() { memmove(dst, src, n); });
+    return cudaSuccess;
 }
-inline cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t = 0) { return cudaMemset(p, value, n); }
+inline cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t = 0) {
+    using namespace emu;
+    if (!cap.on) return cudaMemset(p, value, n);
+    if (n == 0) return cudaSuccess;
+    if (!is_device(p, n)) return bad_arg("cudaMemsetAsync", "the range is not inside one cudaMalloc block", p, n);
+    cap.ops.push_back([=]() { memset(p, value, n); });
+    return cudaSuccess;
+}
 /* __constant__ variables are ordinary globals: copying to them is a memcpy. */
 template <class T>
 inline cudaError_t cudaMemcpyToSymbol(T &symbol, const void *src, size_t n, size_t offset = 0,
@@ -387,7 +446,57 @@ inline cudaError_t cudaMemcpyToSymbol(T &symbol, const void *src, size_t n, size
 /* Streams: everything is synchronous. */
 inline cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)nullptr; return cudaSuccess; }
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    return emu::cap.on ? emu::capture_violation("cudaStreamSynchronize") : cudaSuccess;
+}
+
+/* Graphs. cudaStreamBeginCapture .. cudaStreamEndCapture records, in order,
+ * every kernel launch (its arguments copied, as CUDA copies kernel parameters
+ * at capture) and every cudaMemsetAsync / device-to-device cudaMemcpyAsync,
+ * running none of them; cudaGraphLaunch replays the list. One capture at a
+ * time; the stream argument is ignored like every stream here (all work is in
+ * one order). A call a graph cannot hold, made inside the capture
+ * (cudaMalloc, cudaFree, synchronous cudaMemcpy/cudaMemset, a host copy,
+ * cudaDeviceSynchronize, cudaStreamSynchronize), prints an error, returns
+ * cudaErrorStreamCaptureUnsupported, and makes cudaStreamEndCapture fail with
+ * cudaErrorStreamCaptureInvalidated and no graph, as CUDA does. */
+struct emu_graph_s { std::vector<std::function<void()>> ops; };
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+    using namespace emu;
+    if (cap.on) return set_error(cudaErrorIllegalState);
+    cap.on = 1; cap.broken = nullptr; cap.ops.clear();
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus *st) {
+    *st = !emu::cap.on ? cudaStreamCaptureStatusNone : emu::cap.broken ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph) {
+    using namespace emu;
+    *graph = nullptr;
+    if (!cap.on) return set_error(cudaErrorIllegalState);
+    cap.on = 0;
+    std::vector<std::function<void()>> ops;
+    ops.swap(cap.ops);
+    if (cap.broken) return set_error(cudaErrorStreamCaptureInvalidated);
+    *graph = new emu_graph_s{std::move(ops)};
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long = 0) {
+    if (!graph) return emu::set_error(cudaErrorInvalidValue);
+    *exec = new emu_graph_s{graph->ops};
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+    if (!exec) return emu::set_error(cudaErrorInvalidValue);
+    if (emu::cap.on) return emu::capture_violation("cudaGraphLaunch (a graph inside a capture)");
+    for (const std::function<void()> &op : exec->ops) op();
+    return cudaSuccess;
+}
+inline cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { delete exec; return cudaSuccess; }
+inline cudaError_t cudaGraphDestroy(cudaGraph_t graph) { delete graph; return cudaSuccess; }
+/* Recorded kernel launches so far in the capture (tests). */
+inline size_t emu_capture_size(void) { return emu::cap.ops.size(); }
 
 /* Events measure host wall time (meaningless for GPU performance, but the
  * benchmark code that uses them compiles and runs). */
@@ -395,7 +504,9 @@ inline double emu_now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC,
 inline cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = new emu_event_s{0}; return cudaSuccess; }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t = 0) { e->t = emu_now(); return cudaSuccess; }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    return emu::cap.on ? emu::capture_violation("cudaEventSynchronize") : cudaSuccess;
+}
 inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) { *ms = (float)((b->t - a->t) * 1e3); return cudaSuccess; }
 
 namespace emu {
@@ -958,6 +1069,11 @@ inline void emu_launch(const char *name, const char *file, int line, dim3 grid, 
                        const std::function<void()> &body) {
     using namespace emu;
     if (g.in_launch) fail("kernel %s launched at %s:%d from inside a kernel (dynamic parallelism is not used in dkd)", name, file, line);
+    if (cap.on) {   /* recorded with a copy of its arguments, launched by cudaGraphLaunch */
+        std::function<void()> copy = body;
+        cap.ops.push_back([=]() { emu_launch(name, file, line, grid, block, smem, copy); });
+        return;
+    }
     init_schedule();
     install_fault_handler();
     use_fast_switch();

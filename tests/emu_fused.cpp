@@ -1,0 +1,212 @@
+/* tests/emu_fused.cpp — every fused CUDA op against the separate ops it
+ * replaces (its reference), under the CPU emulator (tests/cuda_emu.h).
+ *
+ * The fused ops (kernels/batchnorm.cu) promise the separate ops' result BIT
+ * FOR BIT: they compute the same float operations in the same order, only
+ * without writing and re-reading the intermediate tensors. So every comparison
+ * here is exact (memcmp), never a tolerance:
+ *   batchnorm_relu_backward == relu_backward into the BN output's zeroed
+ *                              gradient, then batchnorm_backward;
+ *   batchnorm_eval_relu     == batchnorm_forward_eval, [add_forward,] relu_forward.
+ * Each op runs on several shapes (one channel to many, odd plane sizes, a
+ * batch of one), several block sizes of the per-channel kernels, and every
+ * schedule (thread and block orders), and must give the same bits under all
+ * of them; the shared-memory race detector watches every launch.
+ * Then the wiring: net.c uses the fused ops where a BN's output goes only to a
+ * ReLU (or through a residual add to a ReLU). A model's eval forward and a
+ * train step's gradients with fusion on (DKD_CUDA_FUSED unset, cuda_fused = 1)
+ * equal those with it off (cuda_fused = 0: the separate kernels) bit for bit,
+ * with fewer launches (so the fused path did run).
+ * Ends with "RESULT p f s". */
+#include "kernels/cuda_common.h"   // defines: cudaCheck, the CUDA runtime (or its emulator)
+#include "kernels/cuda_ops.h"      // defines: the _cuda ops, cuda_fused
+#include "test.h"                  // defines: check, check_same, test_summary
+#include "emu_test.h"              // defines: schedules, check_race_free, emu_launch_count
+
+#include <string.h>
+#include <vector>
+
+extern "C" int batchnorm_cuda_threads;
+
+/* A precondition of the test itself (not a check): stop with a message. */
+#define check_or_die(cond) \
+    do { if (!(cond)) { printf("  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); printf("RESULT 0 1 0\n"); exit(1); } } while (0)
+
+static std::vector<float> rnd(size_t n, unsigned long long seed, float scale, float offset) {
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = offset + scale * (float)((dkd_rand32(seed, 3, 7, (uint32_t)i) >> 8) * (2.0 / 16777216.0) - 1.0);
+    return v;
+}
+static float *dev(const std::vector<float> &h) {
+    float *d;
+    cudaCheck(cudaMalloc((void **)&d, h.size() * sizeof(float)));
+    cudaCheck(cudaMemcpy(d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
+    return d;
+}
+static std::vector<float> host(const float *d, size_t n) {
+    std::vector<float> h(n);
+    cudaCheck(cudaMemcpy(h.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return h;
+}
+static int same(const std::vector<float> &a, const std::vector<float> &b) {
+    return a.size() == b.size() && !memcmp(a.data(), b.data(), a.size() * sizeof(float));
+}
+
+struct Shape { int N, C, HW; };
+static const Shape shapes[] = {{1, 1, 1}, {2, 3, 5}, {3, 16, 64}, {4, 40, 49}, {2, 130, 9}, {5, 7, 1024}};
+enum { NSHAPES = sizeof shapes / sizeof shapes[0] };
+
+/* ---------------------------------------------- BN backward + ReLU backward */
+/* dx (accumulated onto a non-zero start), dgamma, dbeta of relu(bn(x)). */
+static std::vector<float> bn_relu_backward(int fused, const Shape &s, unsigned long long seed) {
+    size_t n = (size_t)s.N * s.C * s.HW;
+    std::vector<float> x = rnd(n, seed, 2.0f, 0.3f), dy = rnd(n, seed + 1, 1.0f, 0.0f);
+    std::vector<float> y = rnd(n, seed + 2, 1.0f, 0.1f);   /* the ReLU's output: zeros and positives */
+    for (size_t i = 0; i < n; i++) if (y[i] < 0) y[i] = (i % 3) ? 0.0f : -0.0f;
+    std::vector<float> mean = rnd(s.C, seed + 3, 0.5f, 0.3f), invstd = rnd(s.C, seed + 4, 0.5f, 1.0f);
+    std::vector<float> gamma = rnd(s.C, seed + 5, 1.0f, 0.0f), dx0 = rnd(n, seed + 6, 1.0f, 0.0f);
+    float *d_x = dev(x), *d_dy = dev(dy), *d_y = dev(y), *d_m = dev(mean), *d_i = dev(invstd), *d_g = dev(gamma);
+    float *d_dx = dev(dx0), *d_dg = dev(std::vector<float>(s.C, 7.0f)), *d_db = dev(std::vector<float>(s.C, 7.0f));
+    if (fused) {
+        int prev = cuda_fused;
+        cuda_fused = 1;
+        check_or_die(batchnorm_relu_backward_cuda(d_dx, d_dg, d_db, d_dy, d_y, d_x, d_m, d_i, d_g, s.N, s.C, s.HW) == 1);
+        cuda_fused = prev;
+    } else {
+        float *d_dbn = dev(std::vector<float>(n, 0.0f));   /* net.c zeroes every gradient before the walk */
+        relu_backward_cuda(d_dbn, d_dy, d_y, n);
+        batchnorm_backward_cuda(d_dx, d_dg, d_db, d_dbn, d_x, d_m, d_i, d_g, s.N, s.C, s.HW);
+        cudaCheck(cudaFree(d_dbn));
+    }
+    std::vector<float> r = host(d_dx, n), dg = host(d_dg, s.C), db = host(d_db, s.C);
+    r.insert(r.end(), dg.begin(), dg.end());
+    r.insert(r.end(), db.begin(), db.end());
+    float *all[] = {d_x, d_dy, d_y, d_m, d_i, d_g, d_dx, d_dg, d_db};
+    for (float *p : all) cudaCheck(cudaFree(p));
+    return r;
+}
+
+static void test_bn_relu_backward(void) {
+    printf("batchnorm_relu_backward == relu_backward + batchnorm_backward (exact)\n");
+    static const int threads[] = {32, 96, 256, 1024};
+    for (int k = 0; k < NSHAPES; k++) {
+        const Shape &s = shapes[k];
+        for (int t = 0; t < 4; t++) {
+            batchnorm_cuda_threads = threads[t];
+            std::vector<float> ref = bn_relu_backward(0, s, 100 + k);
+            int ok = 1, agree = 1;
+            std::vector<float> first;
+            for (int sc = 0; sc < NSCHED; sc++) {
+                emu_set_schedule(schedules[sc]);
+                std::vector<float> got = bn_relu_backward(1, s, 100 + k);
+                ok &= same(got, ref);
+                if (sc == 0) first = got; else agree &= same(got, first);
+            }
+            emu_set_schedule("forward");
+            check(ok && agree, "N=%d C=%d HW=%d, %d threads: dx, dgamma, dbeta bit-identical to the separate ops%s",
+                  s.N, s.C, s.HW, threads[t], agree ? " under every schedule" : " (schedules DIFFER)");
+        }
+    }
+    batchnorm_cuda_threads = 256;
+}
+
+/* ---------------------------------------------- eval BN [+ residual] + ReLU */
+static std::vector<float> bn_eval_relu(int fused, int residual, const Shape &s, unsigned long long seed) {
+    size_t n = (size_t)s.N * s.C * s.HW;
+    std::vector<float> x = rnd(n, seed, 2.0f, 0.1f), res = rnd(n, seed + 1, 1.0f, -0.2f);
+    std::vector<float> g = rnd(s.C, seed + 2, 1.0f, 0.2f), b = rnd(s.C, seed + 3, 0.5f, 0.0f);
+    std::vector<float> rm = rnd(s.C, seed + 4, 0.5f, 0.0f), rv = rnd(s.C, seed + 5, 0.4f, 0.6f);
+    float *d_x = dev(x), *d_res = dev(res), *d_g = dev(g), *d_b = dev(b), *d_rm = dev(rm), *d_rv = dev(rv);
+    float *d_y = dev(std::vector<float>(n, 9.0f)), *d_t = dev(std::vector<float>(n, 9.0f));
+    const float eps = 1e-5f;
+    if (fused) {
+        int prev = cuda_fused;
+        cuda_fused = 1;
+        check_or_die(batchnorm_eval_relu_cuda(d_y, d_x, residual ? d_res : NULL, d_g, d_b, d_rm, d_rv, s.N, s.C, s.HW,
+                                              eps) == 1);
+        cuda_fused = prev;
+    } else {
+        batchnorm_forward_eval_cuda(d_t, d_x, d_g, d_b, d_rm, d_rv, s.N, s.C, s.HW, eps);
+        if (residual) add_forward_cuda(d_t, d_t, d_res, n);
+        relu_forward_cuda(d_y, d_t, n);
+    }
+    std::vector<float> r = host(d_y, n);
+    float *all[] = {d_x, d_res, d_g, d_b, d_rm, d_rv, d_y, d_t};
+    for (float *p : all) cudaCheck(cudaFree(p));
+    return r;
+}
+
+static void test_bn_eval_relu(void) {
+    printf("batchnorm_eval_relu == batchnorm_forward_eval [+ add_forward] + relu_forward (exact)\n");
+    for (int residual = 0; residual < 2; residual++)
+        for (int k = 0; k < NSHAPES; k++) {
+            const Shape &s = shapes[k];
+            std::vector<float> ref = bn_eval_relu(0, residual, s, 200 + k), first;
+            int ok = 1, agree = 1;
+            for (int sc = 0; sc < NSCHED; sc++) {
+                emu_set_schedule(schedules[sc]);
+                std::vector<float> got = bn_eval_relu(1, residual, s, 200 + k);
+                ok &= same(got, ref);
+                if (sc == 0) first = got; else agree &= same(got, first);
+            }
+            emu_set_schedule("forward");
+            check(ok && agree, "%s N=%d C=%d HW=%d: bit-identical to the separate ops%s",
+                  residual ? "BN + residual + ReLU" : "BN + ReLU", s.N, s.C, s.HW,
+                  agree ? " under every schedule" : " (schedules DIFFER)");
+        }
+}
+
+/* ---------------------------------------------- the wiring in net.c */
+struct NetRun { std::vector<float> logits, grads; long long launches; };
+
+/* Fusion on or off: eval logits of a fresh model, then one train forward +
+ * backward from the same weights and input: the parameter gradients. */
+static NetRun run_net(const char *model, int fused, int B) {
+    NetRun r;
+    cuda_fused = fused;
+    Net *n = model_build(model);
+    net_init_params(n, 3);
+    check_or_die(net_setup(n, &backend_cuda, B, 1) == 0);
+    size_t xin = (size_t)B * 3 * 32 * 32;
+    std::vector<float> x = rnd(xin, 5, 1.0f, 0.0f);
+    int NC = net_num_classes(n);
+    long long l0 = emu_launch_count();
+    backend_cuda.upload(n->x, x.data(), xin * sizeof(float));
+    r.logits = host(net_forward(n, B, 0), (size_t)B * NC);
+    backend_cuda.upload(n->x, x.data(), xin * sizeof(float));
+    net_forward(n, B, 1);
+    std::vector<float> dz = rnd((size_t)B * NC, 6, 0.1f, 0.0f);
+    float *d_dz = dev(dz);
+    net_backward(n, d_dz, B);
+    r.launches = emu_launch_count() - l0;
+    r.grads = host(n->grads, n->n_params);
+    cudaCheck(cudaFree(d_dz));
+    net_free(n);
+    cuda_fused = -1;
+    return r;
+}
+
+static void test_net_wiring(void) {
+    printf("net.c: fused ops on == off (the separate kernels), bit for bit\n");
+    /* small models that hold every chain: BN -> ReLU, BN -> add -> ReLU with and
+     * without a downsample branch (resnet8x4), BN -> ReLU around depthwise and
+     * pointwise convolutions (MobileNetV2), and ShuffleV2's split/concat blocks */
+    static const char *models[] = {"resnet8x4", "MobileNetV2", "ShuffleV2"};
+    for (const char *m : models) {
+        NetRun off = run_net(m, 0, 2), on = run_net(m, 1, 2);
+        check(same(on.logits, off.logits), "%s: eval logits bit-identical with and without fusion", m);
+        check(same(on.grads, off.grads), "%s: train-step parameter gradients bit-identical", m);
+        if (off.launches == 0) skip("%s: launch counts: only the emulator counts launches", m);
+        else check(on.launches < off.launches, "%s: fewer launches when fused (%lld vs %lld)", m, on.launches, off.launches);
+    }
+}
+
+int main(void) {
+    printf("emu_fused: fused CUDA ops vs their unfused references (emulated on the CPU, schedule %s)\n", emu_schedule());
+    test_bn_relu_backward();
+    test_bn_eval_relu();
+    test_net_wiring();
+    check_race_free("emu_fused");
+    return test_summary();
+}
