@@ -90,7 +90,12 @@ if [ $finished_early = 0 ]; then
     bad "the last --resume failed: $(tail -2 "$tmp/killed.log")"
 fi
 grep -q "^done: " "$tmp/killed.log" || bad "the killed run never reported done"
-files=$(cd "$tmp/whole" && ls | grep -vE '^(log\.csv|curves\.png)$')   # log.csv/curves.png hold timings
+# log.csv and the curves hold timings; config.yaml records each command line and resume
+# (as '#' comments), so its settings are compared without them
+files=$(cd "$tmp/whole" && ls | grep -vE '^(log\.csv|curves\.(png|svg)|config\.yaml)$')
+[ "$(grep -v '^#' "$tmp/whole/config.yaml")" = "$(grep -v '^#' "$dir/config.yaml")" ] &&
+  ok "config.yaml: the same settings as the uninterrupted run's" || bad "config.yaml settings differ"
+grep -q '^# resumed at epoch' "$dir/config.yaml" && ok "config.yaml records the resumes" || bad "config.yaml records no resume"
 nsame=0; ndiff=""
 for f in $files; do cmp -s "$tmp/whole/$f" "$dir/$f" && nsame=$((nsame + 1)) || ndiff="$ndiff $f"; done
 [ -z "$ndiff" ] && ok "all $nsame files (checkpoints, dkd_state, worklog.txt) bit-identical to the uninterrupted run's" ||
