@@ -1,5 +1,5 @@
 /* cifar.c — CIFAR-100 on disk -> uint8 images + fine labels in memory, and the
- * per-epoch shuffling order (SPEC §2.6, §7).
+ * per-epoch shuffling order (docs/recipe.md).
  *
  * A split (train: 50 000 images, test: 10 000) is held as
  *   images [N,3072] uint8   image n = 1024 red, 1024 green, 1024 blue bytes,
@@ -14,10 +14,10 @@
  *   DIR/cifar-100-binary/{train,test}.bin   binary (also DIR/{train,test}.bin)
  *   DIR/cifar-100-python/{train,test}       python (also DIR/{train,test})
  *
- *  - binary (SPEC §7.1): records of 3074 bytes = coarse label, fine label,
+ *  - binary: records of 3074 bytes = coarse label, fine label,
  *    3072 pixel bytes. The file size must be an exact multiple of 3074 bytes
  *    (CIFAR-10's records are 3073 bytes: that mix-up is caught here).
- *  - python (SPEC §7.2): one pickled dict (the official files: Python 2
+ *  - python: one pickled dict (the official files: Python 2
  *    cPickle; re-pickled by Python 3 at protocol 2 they hold the pixels as
  *    _codecs.encode(str, 'latin1')); the images are a numpy uint8 array
  *    (N,3072) under 'data', the labels a list under 'fine_labels'. pickle.c's

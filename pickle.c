@@ -20,10 +20,11 @@
  *   _codecs.encode(str, "latin1")                  -> bytes (how Python 3 pickles bytes at protocol 2)
  *   argparse.Namespace()                           -> an opaque placeholder
  *
- * Any other global, and any opcode outside SPEC §6.4 + §7.2, stops the load
+ * Any other global, and any opcode outside those checkpoints and CIFAR-100's python files use
+ * (docs/checkpoints.md), stops the load
  * with an error naming it and its byte offset.
  *
- * The machine (SPEC §6.5): a value stack, a stack of MARK positions and a memo
+ * The machine (docs/checkpoints.md, "The pickle machine"): a value stack, a stack of MARK positions and a memo
  * (an array of values indexed by the PUT/GET operand). Values live in an arena
  * that pickle_free() releases in one go, so there is no reference counting and
  * no recursion anywhere (a list may even contain itself). Every read of the

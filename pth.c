@@ -2,7 +2,7 @@
  *
  * A .pth file is a pickle of a Python object (here a dict of tensors, ints
  * and floats) whose tensors point at "storages" (flat arrays of raw bytes)
- * kept outside the pickle (SPEC §6):
+ * kept outside the pickle (docs/checkpoints.md):
  *
  *   zip format (torch >= 1.6)       a ZIP archive of STORED entries
  *       <stem>/data.pkl             the pickle
@@ -19,7 +19,7 @@
  * every tensor into a fresh contiguous array (element (i0..ik) of a tensor is
  * storage element offset + sum_d i_d*stride_d).
  *
- * Writing (SPEC §6.6): a hand-assembled protocol-2 pickle (no memo, no Python)
+ * Writing (docs/checkpoints.md): a hand-assembled protocol-2 pickle (no memo, no Python)
  * of {key: int | float | OrderedDict(name: tensor)}, packed into a ZIP with
  * correct CRC-32s and 64-byte aligned entry data, as torch.save lays it out.
  *
@@ -132,7 +132,7 @@ typedef struct {
 
 /* Parse the central directory of buf[0..len). Sizes and offsets come from the
  * central directory (torch's local headers may carry zeros, flag bit 3), the
- * data start from each local header's own name/extra lengths (SPEC §6.2). */
+ * data start from each local header's own name/extra lengths. */
 static int zip_open(Zip *z, const uint8_t *buf, size_t len, const char *path) {
     memset(z, 0, sizeof *z);
     z->path = path;

@@ -1,6 +1,6 @@
 /* kernels/augment.c — one batch of network input from the uint8 CIFAR-100
  * images: random crop with zero padding, horizontal flip, ToTensor and
- * Normalize, as torchvision does for mdistiller (SPEC §2.7). CPU reference of
+ * Normalize, as torchvision does for mdistiller (docs/recipe.md). CPU reference of
  * kernels/augment.cu; both produce bit-identical batches.
  *
  * Shapes: data [Nall,3072] uint8 (image n = planes R, G, B of 32x32 bytes,

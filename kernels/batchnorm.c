@@ -1,4 +1,4 @@
-/* kernels/batchnorm.c — BatchNorm2d on the CPU, with PyTorch's semantics (SPEC §2.8).
+/* kernels/batchnorm.c — BatchNorm2d on the CPU, with PyTorch's semantics (docs/batchnorm.md).
  *
  *   x, y [N,C,HW]   gamma, beta, running mean/var, save_mean, save_invstd [C]
  *   per channel c, over its m = N·HW values:

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch reference timing of one DKD training step (not a dependency of dkd).
 
-Builds mdistiller-shaped CIFAR ResNets (projection shortcuts, SPEC §4.5) in
+Builds mdistiller-shaped CIFAR ResNets (projection shortcuts) in
 plain PyTorch, and times what mdistiller does per batch: teacher forward in
-eval mode under no_grad, student forward in train mode, CE + DKD loss (SPEC
-§3.3), backward, SGD(momentum 0.9, wd 5e-4). Random inputs, fresh weights.
+eval mode under no_grad, student forward in train mode, CE + DKD loss
+(docs/dkd_loss.md), backward, SGD(momentum 0.9, wd 5e-4). Random inputs, fresh weights.
 Usage: python3 scripts/pytorch_bench.py [--threads 2] [--batch 64] [--steps 10]
        python3 scripts/pytorch_bench.py --eval-ckpt resnet56.pth [--test-bin data/cifar-100-binary/test.bin]
        python3 scripts/pytorch_bench.py --mdistiller PATH [--pairs all|res56_res20,...] [--steps 10]

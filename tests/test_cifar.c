@@ -1,8 +1,8 @@
 /* tests/test_cifar.c — cifar.c (loading, epoch order) and kernels/augment.c.
  *
  * 1. A tiny CIFAR-100 data set is generated in a temporary folder in BOTH
- *    official formats: binary records (SPEC §7.1) and a Python-2 cPickle file
- *    written byte by byte (SPEC §7.2: PROTO 2, a dict with SHORT_BINSTRING
+ *    official formats: binary records and a Python-2 cPickle file
+ *    written byte by byte (PROTO 2, a dict with SHORT_BINSTRING
  *    keys, numpy _reconstruct + BUILD with a BINSTRING payload, label lists as
  *    MARK / BININT1... / APPENDS in chunks of 1000, BINPUT memo entries like
  *    cPickle writes). Both must load to the generated images and labels.
@@ -99,7 +99,7 @@ static void int_list(Buf *b, const int *v, int n) {
         op(b, 'e');
     }
 }
-/* numpy's __reduce__ of a uint8 array (N, 3072), protocol 2 (SPEC §7.2). */
+/* numpy's __reduce__ of a uint8 array (N, 3072), protocol 2. */
 static void ndarray_u8(Buf *b, const uint8_t *data, int n, int shape1, uint32_t nbytes) {
     global(b, "numpy.core.multiarray", "_reconstruct");
     global(b, "numpy", "ndarray");
@@ -375,7 +375,7 @@ static void test_augment(void) {
         check_close(nm, xw + c * 1024 + 517, (float[]){ew}, 1, 1e-5, 1e-6);
     }
     check(fabsf(xb[0] + 1.8957f) < 1e-4f && fabsf(xb[1024] + 1.8975f) < 1e-4f && fabsf(xb[2048] + 1.5965f) < 1e-4f,
-          "black = (-1.8957, -1.8975, -1.5965) as SPEC §2.7 states (%.4f, %.4f, %.4f)", xb[0], xb[1024], xb[2048]);
+          "black = (-1.8957, -1.8975, -1.5965) as mdistiller's normalisation gives (%.4f, %.4f, %.4f)", xb[0], xb[1024], xb[2048]);
 
     /* determinism: a pure function of (seed, epoch, sample) */
     augment_batch_cpu(y, g.img, idx, B, seed, epoch, 1);

@@ -125,7 +125,7 @@ static void golden_model(const char *dir, const char *model) {
     for (int k = 0; k < n->n_pinfo; k++) {
         const ParamInfo *pi = &n->pinfo[k];
         if (pi->kind == PK_NBT) {
-            /* +1 per forward, +2 for the three WRN BNs applied twice (SPEC §4.12) */
+            /* +1 per forward, +2 for the three WRN BNs applied twice (docs/batchnorm.md, "The Wide-ResNet quirk") */
             int upd = 1;
             for (int i = 0; i < n->n_nodes; i++) if (n->nodes[i].nbt == k) upd = n->nodes[i].bn_updates;
             if (n->nbt[pi->off] != nbt0[pi->off] + upd) {

@@ -12,8 +12,8 @@
  *   threads   results bit-identical with 1 and 2 OpenMP threads;
  *   workspace conv's workspace is filled with NaN (reading stale data shows) and has a
  *             guard zone after it (writing past conv2d_workspace_floats shows).
- * Losses: the test vector of SPEC §3.9 (inputs computed from its formula, values
- * compared with the spec's float64 column), gradients vs finite differences of a naive
+ * Losses: a fixed test vector (inputs computed from a formula, values
+ * compared with a float64 reference), gradients vs finite differences of a naive
  * double implementation written the way mdistiller computes it, Σ_j g_j = 0, and
  * finiteness at logits of scale 30 and a tempered margin of 100.
  * SGD: one and two steps against scalar re-implementations of torch's float32 order.
@@ -563,7 +563,7 @@ static void test_plumbing(void) {
 /* ---- losses -------------------------------------------------------------------------- */
 
 /* mdistiller's DKD in double, computed its way (full softmaxes, masks, sums), plus CE:
- * returns the batch loss L of SPEC §3.4 (kind DKD), KD (§3.8) or CE. */
+ * returns the batch loss L of docs/dkd_loss.md (kind DKD), KD or CE. */
 typedef struct { int kind, B, NC; const int *y; double *z, *v; LossParams p; } LossCtx;
 static double loss_ref(void *ctx) {
     LossCtx *t = (LossCtx *)ctx;
@@ -604,7 +604,7 @@ static LossParams dkd_params(float beta, float T, float warm) {
 }
 
 static void test_loss_vector(void) {
-    /* SPEC §3.9: B = 2, NC = 100, z = 3 sin(0.37(j+1) + 1.1(b+1)), v = 5 sin(0.23(j+1) + 0.7(b+1)) */
+    /* B = 2, NC = 100, z = 3 sin(0.37(j+1) + 1.1(b+1)), v = 5 sin(0.23(j+1) + 0.7(b+1)) */
     enum { B = 2, NC = 100 };
     float z[B * NC], v[B * NC], g[B * NC], rows[B * 3];
     int y[B] = {7, 42};

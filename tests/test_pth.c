@@ -143,7 +143,7 @@ static void test_pickle_vm(void) {
           "FRAME/MEMOIZE/BINGET/APPEND (a list containing itself), BINBYTES, BINSTRING (%s)", v ? "ok" : dkd_errbuf);
     if (v) pickle_free(v);
 
-    /* a CIFAR-style pickle as Python 2's cPickle writes it (SPEC §7.2) */
+    /* a CIFAR-style pickle as Python 2's cPickle writes it */
     char p3[512]; size_t n = 0;
 #define PUT(s) do { memcpy(p3 + n, s, sizeof(s) - 1); n += sizeof(s) - 1; } while (0)
     PUT("\x80\x02}q\x01(U\x04" "dataq\x02" "cnumpy.core.multiarray\n_reconstruct\nq\x03" "cnumpy\nndarray\nq\x04K\x00\x85U\x01" "b\x87Rq\x05"
