@@ -24,6 +24,7 @@
 #include "dkd.h"
 #include "test.h"
 #include "tools/pickle_writer.h"
+#include "each_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -523,27 +524,22 @@ static void test_python3_protocol2(void) {
 }
 
 /* The committed fuzzing seeds of the CIFAR parsers (tests/fuzz/corpus) load. */
+static int cifar_seed_loads(const char *path, const uint8_t *bytes, size_t len, void *python) {
+    uint8_t *b = (uint8_t *)xmalloc(len ? len : 1);   /* the parsers take their buffer */
+    memcpy(b, bytes, len);
+    CifarSplit s;
+    int rc = *(int *)python ? cifar_parse_python(b, len, path, -1, &s) : cifar_parse_binary(b, len, path, -1, &s);
+    if (rc != 0) { printf("    %s\n", dkd_errbuf); return 0; }
+    cifar_free(&s);
+    return 1;
+}
+
 static void test_fuzz_seeds(void) {
     printf("fuzzing seeds\n");
     for (int python = 0; python < 2; python++) {
         const char *dir = python ? "tests/fuzz/corpus/cifar_py" : "tests/fuzz/corpus/cifar_bin";
-        DIR *dp = opendir(dir);
-        if (!dp) { skip("%s not found (run from the repository root)", dir); continue; }
-        int n = 0, good = 0;
-        struct dirent *de;
-        while ((de = readdir(dp))) {
-            if (de->d_name[0] == '.') continue;
-            char path[600];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            size_t len = 0;
-            uint8_t *b = read_file(path, &len);
-            if (!b) continue;
-            n++;
-            CifarSplit s;
-            int rc = python ? cifar_parse_python(b, len, path, -1, &s) : cifar_parse_binary(b, len, path, -1, &s);
-            if (rc == 0) { good++; cifar_free(&s); } else printf("    %s\n", dkd_errbuf);
-        }
-        closedir(dp);
+        int n, good = each_file(dir, cifar_seed_loads, &python, &n);
+        if (good < 0) { skip("%s not found (run from the repository root)", dir); continue; }
         check(n > 0 && good == n, "%s seeds: %d of %d load", dir, good, n);
     }
 }

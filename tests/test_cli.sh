@@ -11,10 +11,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-P=0; F=0; S=0
-ok() { echo "  ok   $*"; P=$((P+1)); }
-bad() { echo "  FAIL $*"; F=$((F+1)); }
-skip() { echo "  SKIP $*"; S=$((S+1)); }
+. tests/check.sh
 t() { local name=$1; shift; if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi; }
 # expect a non-zero exit and a message matching a pattern
 fails_with() { local name=$1 pat=$2; shift 2; local out; out=$("$@" 2>&1); local rc=$?

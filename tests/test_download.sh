@@ -7,9 +7,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-P=0; F=0; S=0
-ok() { echo "  ok   $*"; P=$((P+1)); }
-bad() { echo "  FAIL $*"; F=$((F+1)); }
+. tests/check.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export DKD_CIFAR_URL="http://127.0.0.1:9/nothing" DKD_TEACHERS_URL="http://127.0.0.1:9/nothing/cifar_teachers.tar"
 offline() {  # name folder-that-must-not-exist command...

@@ -24,6 +24,7 @@
  */
 #include "pickle.h"
 #include "test.h"
+#include "each_file.h"
 #include "tools/pickle_writer.h"
 
 #include <dirent.h>
@@ -344,9 +345,9 @@ static void test_round_trip(void) {
     };
     PthTensorRef other[] = {{"x", DT_F32, 1, s1, w}};
     PthItem items[] = {
-        {"epoch", PI_INT, 240, 0, NULL, 0}, {"big", PI_INT, -((int64_t)1 << 42), 0, NULL, 0},
-        {"best_acc", PI_FLOAT, 0, 71.123456789, NULL, 0}, {"model", PI_STATE_DICT, 0, 0, model, 7},
-        {"other", PI_STATE_DICT, 0, 0, other, 1},
+        {"epoch", PI_INT, 240, 0, NULL, 0, NULL}, {"big", PI_INT, -((int64_t)1 << 42), 0, NULL, 0, NULL},
+        {"best_acc", PI_FLOAT, 0, 71.123456789, NULL, 0, NULL}, {"model", PI_STATE_DICT, 0, 0, model, 7, NULL},
+        {"other", PI_STATE_DICT, 0, 0, other, 1, NULL},
     };
     char *path = tmp_path("rt.pth");
     int wrc = pth_write(path, items, 5);
@@ -374,12 +375,12 @@ static void test_round_trip(void) {
     uint8_t *b = read_file(path, &len);
     if (b) { check_zip_layout(b, len); free(b); }
     /* a dict without "model": empty state dicts, scalars only */
-    PthItem only[] = {{"epoch", PI_INT, 3, 0, NULL, 0}};
+    PthItem only[] = {{"epoch", PI_INT, 3, 0, NULL, 0, NULL}};
     check(pth_write(path, only, 1) == 0 && pth_read(path, &d) == 0 && d.n == 0 && pth_scalar(&d, "epoch") == 3,
           "a file of scalars only");
     pth_dict_free(&d);
     PthTensorRef bad_ref = {"bad", 99, 0, NULL, &nbt};
-    PthItem bad_item = {"model", PI_STATE_DICT, 0, 0, &bad_ref, 1};
+    PthItem bad_item = {"model", PI_STATE_DICT, 0, 0, &bad_ref, 1, NULL};
     check(pth_write(path, &bad_item, 1) == -1 && dkd_errbuf[0], "pth_write rejects an unknown dtype: %s", dkd_errbuf);
     check(pth_write("/nonexistent-dir/x.pth", only, 1) == -1 && dkd_errbuf[0], "pth_write to a bad path fails: %s", dkd_errbuf);
     unlink(path);
@@ -497,7 +498,7 @@ static void test_bad_files(void) {
     float w[12]; test_fill(w, 12, 9, 1.0f);
     int64_t sh[2] = {3, 4}, nbt = 5;
     PthTensorRef refs[2] = {{"a.weight", DT_F32, 2, sh, w}, {"a.num_batches_tracked", DT_I64, 0, NULL, &nbt}};
-    PthItem items[2] = {{"epoch", PI_INT, 7, 0, NULL, 0}, {"model", PI_STATE_DICT, 0, 0, refs, 2}};
+    PthItem items[2] = {{"epoch", PI_INT, 7, 0, NULL, 0, NULL}, {"model", PI_STATE_DICT, 0, 0, refs, 2, NULL}};
     if (pth_write(tmp_path("small.pth"), items, 2)) { check(0, "pth_write small: %s", dkd_errbuf); return; }
     size_t slen = 0;
     uint8_t *sb = read_file(tmp_path("small.pth"), &slen);
@@ -964,70 +965,54 @@ static void test_issue11_regressions(void) {
 /* Every input a fuzzing run found (tests/fuzz/regressions/TARGET) goes through
  * its target's entry point: accepted or rejected, it must not crash (under
  * DKD_ASAN=1 also no sanitizer report). Returns the number of inputs. */
+static int fuzz_input_survives(const char *path, const uint8_t *b, size_t len, void *target) {
+    if (strcmp((const char *)target, "pickle")) {
+        PthDict d;
+        int rc = pth_read_mem(b, len, path, &d);
+        printf("    %s: %s\n", path, rc ? dkd_errbuf : "loads");
+        if (rc == 0) pth_dict_free(&d);
+    } else {
+        PyVal *v = pickle_load(b, len, NULL, NULL);
+        printf("    %s: %s\n", path, v ? "loads" : dkd_errbuf);
+        pickle_free(v);
+    }
+    return 1;
+}
+
 static int run_fuzz_regressions(const char *target) {
     char dir[256];
     snprintf(dir, sizeof dir, "tests/fuzz/regressions/%s", target);
-    DIR *dp = opendir(dir);
-    if (!dp) return 0;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(dp))) {
-        if (de->d_name[0] == '.') continue;
-        char path[600];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        size_t len = 0;
-        uint8_t *b = read_file(path, &len);
-        if (!b) continue;
-        n++;
-        if (strcmp(target, "pickle")) {
-            PthDict d;
-            int rc = pth_read_mem(b, len, path, &d);
-            printf("    %s: %s\n", path, rc ? dkd_errbuf : "loads");
-            if (rc == 0) pth_dict_free(&d);
-        } else {
-            PyVal *v = pickle_load(b, len, NULL, NULL);
-            printf("    %s: %s\n", path, v ? "loads" : dkd_errbuf);
-            pickle_free(v);
-        }
-        free(b);
-    }
-    closedir(dp);
+    int n;
+    each_file(dir, fuzz_input_survives, (void *)target, &n);
     return n;
 }
 
 /* The committed fuzzing seeds (tests/fuzz/corpus, made by tests/fuzz/mkseeds.c)
  * are valid files of their kind: a seed that no longer loads would leave its
- * fuzz target exploring only error paths. */
+ * fuzz target exploring only error paths. ctx: 1 for the pickle target. */
+static int seed_loads(const char *path, const uint8_t *b, size_t len, void *is_pickle) {
+    if (!*(int *)is_pickle) {
+        PthDict d;
+        if (pth_read_mem(b, len, path, &d) != 0) { printf("    %s: %s\n", path, dkd_errbuf); return 0; }
+        int ok = d.n > 0;
+        pth_dict_free(&d);
+        return ok;
+    }
+    PyVal *v = pickle_load(b, len, NULL, NULL);
+    if (!v) { printf("    %s: %s\n", path, dkd_errbuf); return 0; }
+    int ok = v->kind == PV_DICT;
+    pickle_free(v);
+    return ok;
+}
+
 static void test_fuzz_seeds(void) {
     printf("fuzzing seeds\n");
     const char *targets[3] = {"zip", "legacy", "pickle"};
     for (int k = 0; k < 3; k++) {
         char dir[256];
         snprintf(dir, sizeof dir, "tests/fuzz/corpus/%s", targets[k]);
-        DIR *dp = opendir(dir);
-        if (!dp) { skip("%s not found (run from the repository root)", dir); continue; }
-        int n = 0, good = 0;
-        struct dirent *de;
-        while ((de = readdir(dp))) {
-            if (de->d_name[0] == '.') continue;
-            char path[600];
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            size_t len = 0;
-            uint8_t *b = read_file(path, &len);
-            if (!b) continue;
-            n++;
-            if (k < 2) {
-                PthDict d;
-                if (pth_read_mem(b, len, path, &d) == 0) { good += d.n > 0; pth_dict_free(&d); }
-                else printf("    %s: %s\n", path, dkd_errbuf);
-            } else {
-                PyVal *v = pickle_load(b, len, NULL, NULL);
-                if (v) { good += v->kind == PV_DICT; pickle_free(v); }
-                else printf("    %s: %s\n", path, dkd_errbuf);
-            }
-            free(b);
-        }
-        closedir(dp);
+        int is_pickle = k == 2, n, good = each_file(dir, seed_loads, &is_pickle, &n);
+        if (good < 0) { skip("%s not found (run from the repository root)", dir); continue; }
         check(n > 0 && good == n, "%s seeds: %d of %d load (with tensors / as a dict)", targets[k], good, n);
         int r = run_fuzz_regressions(targets[k]);
         if (r) check(1, "%s: %d past fuzzing finding(s) handled without a crash", targets[k], r);

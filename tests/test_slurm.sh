@@ -17,10 +17,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-P=0; F=0; S=0
-ok() { echo "  ok   $*"; P=$((P+1)); }
-bad() { echo "  FAIL $*"; F=$((F+1)); }
-skip() { echo "  SKIP $*"; S=$((S+1)); }
+. tests/check.sh
 finish() { echo "RESULT $P $F $S"; [ $F = 0 ]; exit; }
 [ -x ./dkd ] || { echo "no ./dkd: run ./build.sh first"; F=1; finish; }
 
