@@ -799,6 +799,7 @@ static int load_dict(Net *n, const PthDict *d, const char *what) {
         else for (size_t e = 0; e < pi->numel; e++) ((float *)dst)[e] = (float)elem_to_double((const uint8_t *)t->data + e * (size_t)is, t->dtype);
     }
     free(tensor_of);
+    net_weights_changed(n);
     return 0;
 }
 
