@@ -96,6 +96,7 @@ static int load_dict(Net *n, const PthDict *d, const char *what) {
         else for (size_t e = 0; e < pi->numel; e++) ((float *)dst)[e] = (float)pth_elem_to_double((const uint8_t *)t->data + e * (size_t)is, t->dtype);
     }
     free(tensor_of);
+    net_weights_changed(n);   /* a folded eval copy of the old weights is stale now */
     return 0;
 }
 

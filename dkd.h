@@ -128,6 +128,9 @@ void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
 void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
                                 const float *run_mean, const float *run_var,
                                 int N, int C, int HW, float eps);
+/* The same, then relu (one pass): the eval-mode bn->relu of net.c's fusion. */
+void batchnorm_relu_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
+                                     const float *run_mean, const float *run_var, int N, int C, int HW, float eps);
 /* dx (+=), dgamma, dbeta (=) */
 void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                             const float *save_mean, const float *save_invstd, const float *gamma,
@@ -345,6 +348,11 @@ typedef struct {
     int bn_updates;     /* BN: running-stat updates per train forward (1, WRN quirk: 2) */
     size_t act;         /* float offset of the output in the activation arena */
     size_t save;        /* BN: float offset of mean/invstd (2*C) in the save arena */
+    /* eval-mode fusion (net.c, "eval-mode fusion"); set by net_setup on host backends */
+    int alias;          /* >= 0: in an eval forward this node is skipped, its output IS node alias's */
+    int fold_bn;        /* conv: the BN node folded into its weights (eval), -1 if none */
+    int fuse_relu;      /* conv/add: applies the ReLU that follows it (eval) */
+    size_t fold;        /* conv with fold_bn: float offset of its folded weights + bias in n->fold */
 } Node;
 
 typedef struct Net {
@@ -368,6 +376,10 @@ typedef struct Net {
     size_t act_floats, save_floats, ws_floats;
     float *act, *dact, *save, *ws;
     float *x;               /* input buffer [Bmax,3,32,32] (backend memory) */
+    float *fold;            /* eval: BN-folded conv weights and biases (host backends) */
+    size_t fold_floats;
+    int no_fuse;            /* 1: eval forwards run every node as written (no BN folding/fusion) */
+    int fold_valid;         /* inference-only nets: n->fold matches the weights (net_weights_changed clears it) */
 } Net;
 
 /* Building a network (used by models/NAME.c). Each returns the new node's index.
@@ -416,6 +428,10 @@ extern int net_profile;
 extern double net_profile_peak;   /* GFLOP/s; > 0: the report adds each conv's share of it */
 void net_profile_report(double total_seconds);
 /* Copy weights/stats between backend and host copies (no-ops on the CPU backend). */
+/* Call after writing weights or BN statistics of a set-up net other than through
+ * net_load_*, net_init_params, net_sgd, net_to_device or a train forward (which call it):
+ * an inference-only net keeps its BN-folded eval weights until then. */
+void net_weights_changed(Net *n);
 void net_to_host(Net *n);
 void net_to_device(Net *n);
 int net_num_classes(const Net *n);

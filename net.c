@@ -64,6 +64,7 @@ static Node node_of(int op, int in0, int in1) {
     nd.op = op; nd.in[0] = in0; nd.in[1] = in1;
     nd.w = nd.b = nd.rm = nd.rv = nd.nbt = -1;
     nd.bn_updates = 1;
+    nd.alias = nd.fold_bn = -1;
     return nd;
 }
 
@@ -246,8 +247,11 @@ void net_init_params(Net *n, uint64_t seed) {
             dst[i] = (float)v;
         }
     }
+    net_weights_changed(n);
     if (n->be && n->be->on_device) net_to_device(n);
 }
+
+void net_weights_changed(Net *n) { n->fold_valid = 0; }
 
 /* ---------------------------------------------------------------- arenas */
 
@@ -266,7 +270,8 @@ static void free_arenas(Net *n) {
     if (n->dact) be->release(n->dact);
     if (n->save) be->release(n->save);
     if (n->ws) be->release(n->ws);
-    n->params = n->grads = n->mom = n->stats = n->act = n->dact = n->save = n->ws = n->x = NULL;
+    if (n->fold) be->release(n->fold);
+    n->params = n->grads = n->mom = n->stats = n->act = n->dact = n->save = n->ws = n->x = n->fold = NULL;
 }
 
 void net_free(Net *n) {
@@ -275,6 +280,92 @@ void net_free(Net *n) {
     free(n->nodes); free(n->pinfo);
     free(n->h_params); free(n->h_stats); free(n->nbt);
     free(n);
+}
+
+/* ---------------------------------------------------------------- eval-mode fusion
+ *
+ * In eval mode BatchNorm is a fixed per-channel affine map, so a convolution
+ * followed by BN is one convolution with new weights and bias. With
+ * s[o] = gamma[o] / sqrt(running_var[o] + eps):
+ *
+ *     w'[o, ...] = w[o, ...] * s[o]
+ *     b'[o]      = beta[o] + (b[o] - running_mean[o]) * s[o]     (b = 0 without a bias)
+ *
+ * and a ReLU right after (conv->bn->relu, conv->relu, add->relu, and bn->relu where
+ * the BN does not follow a conv) is applied by the node before it: an eval forward
+ * makes one memory pass fewer per BN and per add+relu or bn+relu. The skipped node
+ * gets "alias" = the node whose output it shares. Only where the intermediate
+ * tensor has no other reader; train mode never fuses, so training is bit for bit
+ * what it was. The folded weights (computed in double, rounded once) cost a pass
+ * over the weights: an inference-only net (the teacher) keeps them until
+ * net_weights_changed (a load, an init, net_to_device, a train forward); a trainable
+ * net refolds at every eval forward, so SGD can never leave them stale.
+ * Host backends only (the CUDA path runs every node as written).
+ * Folding changes rounding; the measured error against the unfused path is in
+ * results/cpu_vs_pytorch.md. Net.no_fuse = 1 turns it off for one net.
+ */
+
+/* How many nodes read each node's output (the logits count as read once more). */
+static int *count_uses(const Net *n) {
+    int *uses = (int *)xcalloc((size_t)n->n_nodes, sizeof(int));
+    for (int i = 1; i < n->n_nodes; i++)
+        for (int k = 0; k < 2; k++)
+            if (n->nodes[i].in[k] >= 0) uses[n->nodes[i].in[k]]++;
+    uses[n->output]++;
+    return uses;
+}
+
+static size_t conv_weight_floats(const Net *n, const Node *nd) {
+    return (size_t)nd->OC * (n->nodes[nd->in[0]].C / nd->G) * nd->K * nd->K;
+}
+
+/* Marks the fusable nodes; returns the floats the folded weights need. */
+static size_t plan_eval_fusion(Net *n) {
+    int *uses = count_uses(n);
+    size_t floats = 0;
+    for (int i = 0; i < n->n_nodes; i++) { n->nodes[i].alias = n->nodes[i].fold_bn = -1; n->nodes[i].fuse_relu = 0; }
+    for (int j = 1; j < n->n_nodes; j++) {
+        Node *nd = &n->nodes[j];
+        int i = nd->in[0];
+        Node *src = &n->nodes[i];
+        if (nd->op == OP_BN && src->op == OP_CONV && uses[i] == 1) {
+            nd->alias = i; src->fold_bn = j; src->fold = floats;
+            floats += conv_weight_floats(n, src) + (size_t)src->OC;
+        } else if (nd->op == OP_RELU && uses[i] == 1) {
+            int r = src->alias >= 0 ? src->alias : i;
+            Node *root = &n->nodes[r];
+            if (root->op == OP_CONV || ((root->op == OP_ADD || root->op == OP_BN) && r == i)) {
+                nd->alias = r; root->fuse_relu = 1;
+            }
+        }
+    }
+    free(uses);
+    return floats;
+}
+
+/* Conv node i's folded weights and bias from its BN's parameters and running statistics. */
+static void fold_conv_bn(Net *n, const Node *conv, float eps) {
+    const Node *bn = &n->nodes[conv->fold_bn];
+    const float *gamma = n->params + n->pinfo[bn->w].off, *beta = n->params + n->pinfo[bn->b].off;
+    const float *mean = n->stats + n->pinfo[bn->rm].off, *var = n->stats + n->pinfo[bn->rv].off;
+    const float *w = n->params + n->pinfo[conv->w].off;
+    const float *b = conv->b >= 0 ? n->params + n->pinfo[conv->b].off : NULL;
+    size_t per_oc = conv_weight_floats(n, conv) / (size_t)conv->OC;
+    float *wf = n->fold + conv->fold, *bf = wf + per_oc * conv->OC;
+    for (int o = 0; o < conv->OC; o++) {
+        double s = gamma[o] / sqrt((double)var[o] + eps);
+        for (size_t k = 0; k < per_oc; k++) wf[o * per_oc + k] = (float)(w[o * per_oc + k] * s);
+        bf[o] = (float)(beta[o] + ((b ? b[o] : 0.0) - mean[o]) * s);
+    }
+}
+
+/* y = relu(a + b), NaN kept (as kernels/relu.c). */
+static void add_relu(float *y, const float *a, const float *b, size_t count) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++) {
+        float v = a[i] + b[i];
+        y[i] = v <= 0.0f ? 0.0f : v;
+    }
 }
 
 /* Inference plan: give each node a slot, recycled after its last consumer. */
@@ -286,6 +377,10 @@ static size_t plan_reuse(Net *n, int Bmax) {
         for (int k = 0; k < 2; k++)
             if (n->nodes[i].in[k] >= 0) last[n->nodes[i].in[k]] = i;
     last[n->output] = N;   /* the logits stay readable after the forward */
+    for (int j = N - 1; j >= 1; j--) {   /* a fused eval forward reads node alias for node j */
+        int r = n->nodes[j].alias;
+        if (r >= 0 && last[j] > last[r]) last[r] = last[j];
+    }
     size_t *cap = (size_t *)xmalloc((size_t)N * sizeof(size_t));
     int *busy = (int *)xmalloc((size_t)N * sizeof(int));
     int *slot_of = (int *)xmalloc((size_t)N * sizeof(int));
@@ -302,9 +397,12 @@ static size_t plan_reuse(Net *n, int Bmax) {
             cap[best] = need;
         }
         busy[best] = 1; slot_of[i] = best;
-        for (int k = 0; k < 2; k++) {   /* free inputs whose last use was this node */
+        for (int k = 0; k < 2; k++) {   /* free inputs (and what they alias) whose last use was this node */
             int in = n->nodes[i].in[k];
-            if (in >= 0 && last[in] == i && !(k == 1 && n->nodes[i].in[0] == in)) busy[slot_of[in]] = 0;
+            if (in < 0) continue;
+            if (last[in] == i) busy[slot_of[in]] = 0;
+            int r = n->nodes[in].alias;
+            if (r >= 0 && last[r] == i) busy[slot_of[r]] = 0;
         }
     }
     size_t *soff = (size_t *)xmalloc((size_t)(nslots + 1) * sizeof(size_t));
@@ -319,7 +417,9 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
     if (Bmax <= 0) return dkd_fail("net_setup: batch must be positive");
     free_arenas(n);
     n->be = be; n->Bmax = Bmax; n->trainable = trainable;
-    size_t act = 0, save = 0, ws = 0;
+    net_weights_changed(n);
+    size_t act = 0, save = 0, ws = 0, fold = 0;
+    if (!be->on_device) fold = plan_eval_fusion(n);
     if (trainable) {
         for (int i = 0; i < n->n_nodes; i++) { n->nodes[i].act = act; act += (node_floats(&n->nodes[i], Bmax) + 15) & ~(size_t)15; }
     } else {
@@ -338,6 +438,7 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
     n->act = (float *)be->alloc(act * sizeof(float));
     n->save = (float *)be->alloc((save ? save : 1) * sizeof(float));
     n->ws = (float *)be->alloc((ws ? ws : 1) * sizeof(float));
+    if (!be->on_device) { n->fold = (float *)be->alloc((fold ? fold : 1) * sizeof(float)); n->fold_floats = fold; }
     if (trainable) {
         n->dact = (float *)be->alloc(act * sizeof(float));
         n->grads = (float *)be->alloc(n->n_params * sizeof(float));
@@ -357,6 +458,7 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
 }
 
 void net_to_device(Net *n) {
+    net_weights_changed(n);
     if (!n->be || !n->be->on_device || !n->params) return;
     n->be->upload(n->params, n->h_params, n->n_params * sizeof(float));
     if (n->n_stats) n->be->upload(n->stats, n->h_stats, n->n_stats * sizeof(float));
@@ -493,20 +595,26 @@ static int backward_bn_relu_fused(Net *n, int i, int B) {
                                        bn->H * bn->W);
 }
 
-/* Node i's forward on batch B (train: BN uses and updates batch statistics).
- * Returns the number of nodes done: 1, or more when a fused op did a chain. */
-static int forward_node(Net *n, int i, int B, int train) {
+/* Node i's forward on batch B (train: BN uses and updates batch statistics;
+ * fuse: a CPU eval forward with the BN folding above, inputs read through their alias).
+ * Returns the number of nodes done: 1, or more when a backend's fused op did a chain. */
+static int forward_node(Net *n, int i, int B, int train, int fuse) {
     const Backend *be = n->be;
     const Node *nd = &n->nodes[i];
     const Node *a = &n->nodes[nd->in[0]];
-    const float *x = ACT(nd->in[0]);
+    #define IN(k) ACT(fuse && n->nodes[nd->in[k]].alias >= 0 ? n->nodes[nd->in[k]].alias : nd->in[k])
+    const float *x = IN(0);
     float *y = ACT(i);
     int HW = nd->H * nd->W;
     switch (nd->op) {
-    case OP_CONV:
-        be->conv2d_forward(y, x, PARAM(nd->w), nd->b >= 0 ? PARAM(nd->b) : NULL,
-                           B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+    case OP_CONV: {
+        int folded = fuse && nd->fold_bn >= 0;
+        const float *w = folded ? n->fold + nd->fold : PARAM(nd->w);
+        const float *b = folded ? w + conv_weight_floats(n, nd) : nd->b >= 0 ? PARAM(nd->b) : NULL;
+        be->conv2d_forward(y, x, w, b, B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+        if (fuse && nd->fuse_relu) be->relu_forward(y, y, node_floats(nd, B));
         break;
+    }
     case OP_BN:
         if (train) {
             be->batchnorm_forward_train(y, n->save + nd->save, n->save + nd->save + nd->C,
@@ -514,7 +622,12 @@ static int forward_node(Net *n, int i, int B, int train) {
                                         B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
             n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
         } else {
-            int done = forward_bn_relu_fused(n, i, B);
+            if (fuse) {   /* the CPU's folded eval forward (BN + ReLU in one pass where planned) */
+                (nd->fuse_relu ? batchnorm_relu_forward_eval_cpu : be->batchnorm_forward_eval)(
+                    y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv), B, nd->C, HW, BN_EPS);
+                break;
+            }
+            int done = forward_bn_relu_fused(n, i, B);   /* a device backend's fused BN (+ add) + ReLU */
             if (done) return done;
             be->batchnorm_forward_eval(y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv),
                                        B, nd->C, HW, BN_EPS);
@@ -526,14 +639,18 @@ static int forward_node(Net *n, int i, int B, int train) {
     case OP_LINEAR:
         be->linear_forward(y, x, PARAM(nd->w), PARAM(nd->b), B, a->C * a->H * a->W, nd->OC);
         break;
-    case OP_ADD: be->add_forward(y, x, ACT(nd->in[1]), node_floats(nd, B)); break;
+    case OP_ADD:
+        if (fuse && nd->fuse_relu) add_relu(y, x, IN(1), node_floats(nd, B));
+        else be->add_forward(y, x, IN(1), node_floats(nd, B));
+        break;
     case OP_CONCAT:
-        be->concat_forward(y, x, ACT(nd->in[1]), B, a->C, n->nodes[nd->in[1]].C, HW);
+        be->concat_forward(y, x, IN(1), B, a->C, n->nodes[nd->in[1]].C, HW);
         break;
     case OP_SPLIT: be->split_forward(y, x, B, a->C, HW, nd->c0, nd->C); break;
     case OP_SHUFFLE: be->shuffle_forward(y, x, B, nd->C, HW, nd->G); break;
     default: dkd_die("net_forward: unknown op %d", nd->op);
     }
+    #undef IN
     return 1;
 }
 
@@ -585,10 +702,10 @@ static int backward_node(Net *n, int i, int B) {
 /* The profiling wrapper around one node's step (dir 'F' or 'B'): synchronise,
  * run it, synchronise, add the wall time to the node's row. The walks below
  * call it instead of the step when net_profile is set; nothing else differs. */
-static int profiled_node(Net *n, int i, int B, char dir, int train) {
+static int profiled_node(Net *n, int i, int B, char dir, int train, int fuse) {
     n->be->sync();
     double t0 = now_seconds();
-    int done = dir == 'F' ? forward_node(n, i, B, train) : backward_node(n, i, B);
+    int done = dir == 'F' ? forward_node(n, i, B, train, fuse) : backward_node(n, i, B);
     n->be->sync();
     prof_add(n, i, B, dir, train, now_seconds() - t0);
     return done;
@@ -596,9 +713,19 @@ static int profiled_node(Net *n, int i, int B, char dir, int train) {
 
 float *net_forward(Net *n, int B, int train) {
     if (B > n->Bmax) dkd_die("net_forward: batch %d exceeds the arena's %d", B, n->Bmax);
-    for (int i = 1; i < n->n_nodes;)
-        i += net_profile ? profiled_node(n, i, B, 'F', train) : forward_node(n, i, B, train);
-    return ACT(n->output);
+    int fuse = !train && !n->no_fuse && n->fold;
+    if (train) net_weights_changed(n);   /* (the running statistics move) */
+    if (fuse && !n->fold_valid) {
+        for (int i = 1; i < n->n_nodes; i++)
+            if (n->nodes[i].op == OP_CONV && n->nodes[i].fold_bn >= 0) fold_conv_bn(n, &n->nodes[i], BN_EPS);
+        n->fold_valid = !n->trainable;   /* a trainable net's weights change under SGD: folded every time */
+    }
+    for (int i = 1; i < n->n_nodes;) {
+        if (fuse && n->nodes[i].alias >= 0) { i++; continue; }   /* done by the node it aliases */
+        i += net_profile ? profiled_node(n, i, B, 'F', train, fuse) : forward_node(n, i, B, train, fuse);
+    }
+    int out = fuse && n->nodes[n->output].alias >= 0 ? n->nodes[n->output].alias : n->output;
+    return ACT(out);
 }
 
 void net_backward(Net *n, const float *dlogits, int B) {
@@ -607,7 +734,7 @@ void net_backward(Net *n, const float *dlogits, int B) {
     be->zero(n->dact, n->act_floats * sizeof(float));
     be->copy(DACT(n->output), dlogits, node_floats(&n->nodes[n->output], B) * sizeof(float));
     for (int i = n->n_nodes - 1; i >= 1;)
-        i -= net_profile ? profiled_node(n, i, B, 'B', 1) : backward_node(n, i, B);
+        i -= net_profile ? profiled_node(n, i, B, 'B', 1, 0) : backward_node(n, i, B);
 }
 
 void net_sgd(Net *n, float lr, float momentum, float wd) {

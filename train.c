@@ -208,6 +208,7 @@ static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, 
     memcpy(d->h_stats, n->h_stats, n->n_stats * sizeof(float));
     memcpy(d->nbt, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
     net_setup(d, &backend_cpu, nb, 1);
+    d->no_fuse = 1;   /* every node's own output is scanned below */
     n->be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
     n->be->download(d->x, n->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float));
     net_forward(d, nb, 0);

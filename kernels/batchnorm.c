@@ -115,15 +115,21 @@ void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
  * beforehand: on small maps (MobileNetV2's 4x4 and 2x2) a walk channel by channel
  * jumped between images every few elements. Same a, b and the same y per element. */
 enum { BN_EVAL_MAX_C = 4096 };
-void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
-                                const float *run_mean, const float *run_var,
-                                int N, int C, int HW, float eps) {
+/* y = BN_eval(x), then y = relu(y) when relu is set (in the same pass over each plane;
+ * NaN kept, as kernels/relu.c). */
+static void bn_eval(float *y, const float *x, const float *gamma, const float *beta, const float *run_mean,
+                    const float *run_var, int N, int C, int HW, float eps, int relu) {
     if (C > BN_EVAL_MAX_C) {   /* (no model has that many channels) */
         #pragma omp parallel for schedule(static)
         for (int c = 0; c < C; c++) {
             float invstd = 1.0f / sqrtf(run_var[c] + eps);
             float a = invstd * gamma[c];
             affine_channel(y, x, N, C, HW, c, a, beta[c] - run_mean[c] * a);
+            if (relu)
+                for (int n = 0; n < N; n++) {
+                    float *yp = y + ((size_t)n * C + c) * HW;
+                    for (int i = 0; i < HW; i++) yp[i] = yp[i] <= 0.0f ? 0.0f : yp[i];
+                }
         }
         return;
     }
@@ -138,8 +144,24 @@ void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, co
         int c = (int)(nc % C);
         const float *xp = x + (size_t)nc * HW;
         float *yp = y + (size_t)nc * HW, ac = a[c], bc = b[c];
-        for (int i = 0; i < HW; i++) yp[i] = AFFINE(xp[i], ac, bc);
+        if (relu) {
+            for (int i = 0; i < HW; i++) { float v = AFFINE(xp[i], ac, bc); yp[i] = v <= 0.0f ? 0.0f : v; }
+        } else {
+            for (int i = 0; i < HW; i++) yp[i] = AFFINE(xp[i], ac, bc);
+        }
     }
+}
+
+void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
+                                const float *run_mean, const float *run_var,
+                                int N, int C, int HW, float eps) {
+    bn_eval(y, x, gamma, beta, run_mean, run_var, N, C, HW, eps, 0);
+}
+
+void batchnorm_relu_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
+                                     const float *run_mean, const float *run_var,
+                                     int N, int C, int HW, float eps) {
+    bn_eval(y, x, gamma, beta, run_mean, run_var, N, C, HW, eps, 1);
 }
 
 void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,

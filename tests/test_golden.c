@@ -103,8 +103,20 @@ static void golden_model(const char *dir, const char *model) {
     memcpy(n->x, tin->data, (size_t)B * 3 * 32 * 32 * sizeof(float));
     const float *ref;
     float *out = net_forward(n, B, 0);
-    if ((ref = fget(&c, "logits_eval", (size_t)B * NC))) check_act("eval logits", model, out, ref, (size_t)B * NC);
+    if ((ref = fget(&c, "logits_eval", (size_t)B * NC))) check_act("eval logits (BN folded)", model, out, ref, (size_t)B * NC);
     else check(0, "%s: no logits_eval", model);
+    {   /* the same eval forward with every node as written (no BN folding, no fusion) */
+        float *fused = (float *)xmalloc((size_t)B * NC * sizeof(float));
+        memcpy(fused, out, (size_t)B * NC * sizeof(float));
+        n->no_fuse = 1;
+        out = net_forward(n, B, 0);
+        n->no_fuse = 0;
+        if (ref) check_act("eval logits (unfused)", model, out, ref, (size_t)B * NC);
+        double m = maxabs(out, (size_t)B * NC), d = maxabsd(fused, out, (size_t)B * NC);
+        check(d <= TOL_ACT * m, "%s: BN-folded vs unfused eval logits: max|d| = %.3g, %.3g of max|logit|", model, d,
+              m > 0 ? d / m : d);
+        free(fused);
+    }
 
     memcpy(n->x, tin->data, (size_t)B * 3 * 32 * 32 * sizeof(float));
     out = net_forward(n, B, 1);
