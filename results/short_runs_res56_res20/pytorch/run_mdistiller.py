@@ -1,12 +1,14 @@
-"""Run mdistiller's own trainer (tools/train.py, unmodified, from /work/mdistiller) on the CPU,
+"""Run mdistiller's own trainer (tools/train.py, unmodified, from the checkout
+named by $MDISTILLER) on the CPU,
 on the same subset as dkd's --subset N --test-subset M, for the PyTorch side of the overlay.
 Shims only (nothing of mdistiller is copied): no tensorboardX (a no-op SummaryWriter),
 .cuda() is the identity, the data folder and teacher path point to this run's folder, and the
 CIFAR-100 loaders take the first N training images and M test images spread evenly (as dkd).
-usage: run_mdistiller.py CFG.yaml N M"""
+usage: MDISTILLER=PATH [YACS_SITE=DIR] run_mdistiller.py CFG.yaml N M"""
 import os, runpy, sys, types
-sys.path.insert(0, "/tmp/tools_pt/site")      # yacs (wheel unpacked)
-sys.path.insert(0, "/work/mdistiller")
+MDISTILLER = os.environ.get("MDISTILLER") or sys.exit("set MDISTILLER to a checkout of megvii-research/mdistiller")
+if os.environ.get("YACS_SITE"): sys.path.insert(0, os.environ["YACS_SITE"])   # yacs (a wheel unpacked there)
+sys.path.insert(0, MDISTILLER)
 tbx = types.ModuleType("tensorboardX")
 class SummaryWriter:
     def __init__(self, *a, **k): pass
@@ -47,4 +49,4 @@ import mdistiller.models.cifar as mc
 for k, (net, path) in list(mc.cifar_model_dict.items()):
     if path: mc.cifar_model_dict[k] = (net, HERE + "/download_ckpts/cifar_teachers/" + path.split("cifar_teachers/")[1])
 sys.argv = ["tools/train.py", "--cfg", cfg_path]
-runpy.run_path("/work/mdistiller/tools/train.py", run_name="__main__")
+runpy.run_path(os.path.join(MDISTILLER, "tools", "train.py"), run_name="__main__")
