@@ -97,6 +97,15 @@ static char *trim(char *s) {
     return s;
 }
 
+/* The line starting at line, cut at its '\n' and trimmed; *next = the line after it
+ * (NULL after the last). Walks a NUL-terminated text in place. */
+static char *cut_line(char *line, char **next) {
+    char *nl = strchr(line, '\n');
+    *next = nl ? nl + 1 : NULL;
+    if (nl) *nl = 0;
+    return trim(line);
+}
+
 int log_csv_read(const char *path, EpochLog **rows_out) {
     *rows_out = NULL;
     size_t len;
@@ -112,11 +121,8 @@ int log_csv_read(const char *path, EpochLog **rows_out) {
     EpochLog *rows = NULL;
     char *save = NULL;
     for (char *line = text; line && rc == 0; line = save) {
-        char *nl = strchr(line, '\n');
-        save = nl ? nl + 1 : NULL;
-        if (nl) *nl = 0;
+        line = cut_line(line, &save);
         lineno++;
-        line = trim(line);
         if (!*line) continue;
         char *f[MAXF + 1];
         int nf = split_csv(line, f, MAXF);
@@ -194,11 +200,8 @@ int worklog_read(const char *path, EpochLog **rows_out, int *finished) {
     int n = 0, cap = 0, lineno = 0, rc = 0, done = 0;
     char *save = NULL;
     for (char *line = text; line && rc == 0; line = save) {
-        char *nl = strchr(line, '\n');
-        save = nl ? nl + 1 : NULL;
-        if (nl) *nl = 0;
+        line = cut_line(line, &save);
         lineno++;
-        line = trim(line);
         if (!*line || line[strspn(line, "-")] == 0) continue;           /* blank or a separator */
         char *sep = strpbrk(line, ":\t");
         if (!sep) { rc = dkd_fail("%s:%d: expected 'key: value', got '%.40s'", path, lineno, line); break; }

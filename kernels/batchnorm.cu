@@ -106,16 +106,24 @@ __global__ void batchnorm_forward_train_kernel(float *__restrict__ y, float *__r
     }
 }
 
+/* Eval-mode BN of channel c as y = a*x + b: a = gamma/sqrt(var+eps), b = beta - mean*a
+ * (the rounding every eval kernel here shares, so fused and unfused agree bit for bit). */
+static __device__ __forceinline__ void bn_eval_affine(int c, const float *__restrict__ gamma, const float *__restrict__ beta,
+                                               const float *__restrict__ run_mean, const float *__restrict__ run_var,
+                                               float eps, float *a, float *b) {
+    float invstd = 1.0f / sqrtf(run_var[c] + eps);
+    *a = invstd * gamma[c];
+    *b = beta[c] - __fmul_rn(run_mean[c], *a);
+}
+
 __global__ void batchnorm_forward_eval_kernel(float *__restrict__ y, const float *__restrict__ x,
                                               const float *__restrict__ gamma, const float *__restrict__ beta,
                                               const float *__restrict__ run_mean, const float *__restrict__ run_var,
                                               int N, int C, int HW, float eps) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C * HW) return;
-    int c = (int)((i / HW) % C);
-    float invstd = 1.0f / sqrtf(run_var[c] + eps);
-    float a = invstd * gamma[c];
-    float b = beta[c] - __fmul_rn(run_mean[c], a);
+    float a, b;
+    bn_eval_affine((int)((i / HW) % C), gamma, beta, run_mean, run_var, eps, &a, &b);
     y[i] = fmaf(x[i], a, b);
 }
 
@@ -176,10 +184,8 @@ __global__ void batchnorm_eval_relu_kernel(float *y, const float *x, const float
                                            int N, int C, int HW, float eps) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C * HW) return;
-    int c = (int)((i / HW) % C);
-    float invstd = 1.0f / sqrtf(run_var[c] + eps);
-    float a = invstd * gamma[c];
-    float b = beta[c] - __fmul_rn(run_mean[c], a);
+    float a, b;
+    bn_eval_affine((int)((i / HW) % C), gamma, beta, run_mean, run_var, eps, &a, &b);
     float v = fmaf(x[i], a, b);
     if (RESIDUAL) v = v + res[i];
     y[i] = v > 0.0f ? v : 0.0f;
