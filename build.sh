@@ -101,7 +101,7 @@ CUDA_ARCHS="${CUDA_ARCHS:-80 86 89 90}"
 # ---- sources -------------------------------------------------------------------
 LIB_SRC="$(ls *.c | grep -v '^main\.c$') $(ls kernels/*.c models/*.c 2>/dev/null)"
 # The kernels built once per instruction set (x86-64), and the names they export.
-ISA_SRC="kernels/gemm.c kernels/conv.c kernels/winograd.c"
+ISA_SRC="kernels/gemm.c kernels/conv.c kernels/winograd.c kernels/shiftconv.c"
 ISA_EXPORTS="sgemm_cpu conv2d_workspace_floats conv2d_forward_cpu conv2d_backward_cpu"
 isa_flags() {
   case $1 in
@@ -195,7 +195,7 @@ fi
 BIN_OBJS="$OBJS"
 if [ "$mode" = "asan-test" ]; then
   mkdir -p $B/obj/plain
-  for s in kernels/gemm.c kernels/winograd.c; do
+  for s in kernels/gemm.c kernels/winograd.c kernels/shiftconv.c; do
     o=$B/obj/plain/$(basename ${s%.c}).o
     CFLAGS="$PLAIN_CFLAGS" compile_c "$s" "$o" || exit 1
     BIN_OBJS=$(echo " $BIN_OBJS " | sed "s| $B/obj/${s%.c}.o | $o |")

@@ -109,8 +109,10 @@
  */
 #include "dkd.h"
 #include "gemm.h"
+#include "shiftconv.h"
 #include "winograd.h"
 
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -152,6 +154,17 @@ enum {
                                 64, 1 thread: 14.0 vs 16.2 ms) */
 };
 
+/* DKD_SHIFTCONV=0 in the environment sends the shiftconv.c layers back to Winograd or
+ * the implicit GEMM (comparisons, tests). */
+static int shiftconv_enabled(void) {
+    static int enabled = -1;
+    if (enabled < 0) {
+        const char *e = getenv("DKD_SHIFTCONV");
+        enabled = !(e && e[0] == '0');
+    }
+    return enabled;
+}
+
 /* Everything the loops need about one convolution, derived from the arguments. */
 typedef struct {
     int N, C, H, W, OC, K, S, P, G;
@@ -167,6 +180,7 @@ typedef struct {
     int implicit;           /* stride-1 layer on >= 64 positions: dW by implicit_dw (or im2col on narrow maps), forward and dx by implicit_conv unless wino is set */
     int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
+    int shift;              /* forward and dx by shiftconv.c (AVX-512 builds): stride-1 "same" layers, before Winograd */
 } Conv;
 
 static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT);   /* below */
@@ -199,7 +213,8 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
-    d.wino = winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
+    d.shift = shiftconv_enabled() && shiftconv_applies(C, H, W, K, S, P, G) && shiftconv_applies(OC, H, W, K, S, P, G);
+    d.wino = !d.shift && winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
     if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
         d.wino_n = winograd_images_per_call(N, H, W);
         d.wino_slices = (N + d.wino_n - 1) / d.wino_n;
@@ -720,6 +735,28 @@ static float *conv_wt(float *ws, const Conv *d) {
     return ws + (size_t)d->slots * d->slot_floats + (d->chunks > 1 ? (size_t)d->chunks * d->OC * d->KK : 0);
 }
 static float *wino_u(float *ws, const Conv *d) { return conv_wt(ws, d) + (size_t)d->OC * d->KK; }
+/* shiftconv layers: the packed weights (of w for the forward, of wt for dx) */
+static size_t shift_packed_floats(const Conv *d) {
+    if (!d->shift) return 0;
+    size_t f = shiftconv_packed_floats(d->OC, d->C, d->K), b = shiftconv_packed_floats(d->C, d->OC, d->K);
+    return f > b ? f : b;
+}
+static float *shift_packed(float *ws, const Conv *d) { return wino_u(ws, d) + wino_u_floats(d); }
+
+/* out [N, OUT, H, W] (+)= conv(in [N, Cin, H, W]) by shiftconv.c with the packed
+ * weights Ap: the images in one contiguous share per thread (forward: x -> y; backward:
+ * dy -> dx with the flipped kernel, beta 1). */
+static void shift_batch(float *out, const float *in, const float *Ap, const float *bias, float beta, int Cin, int OUT,
+                        const Conv *d) {
+    size_t plane = (size_t)d->H * d->W;
+    int threads = conv_threads(d);
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int i = 0; i < threads; i++) {
+        int n0 = (int)((long long)i * d->N / threads), n1 = (int)((long long)(i + 1) * d->N / threads);
+        shiftconv(out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, n1 - n0, Ap, bias, beta, Cin, d->H,
+                  d->W, d->K, OUT);
+    }
+}
 
 /* out [N, OUT, H, W] (+)= conv3x3(in [N, Cin, H, W]) by Winograd with the transformed
  * weights U, wino_n images per call, calls shared by the threads (forward: x -> y;
@@ -739,8 +776,8 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
     if (is_depthwise(C, OC, G)) return dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
-    size_t flipped = d.implicit || d.wino ? (size_t)OC * d.KK : 0;   /* wt for dx */
-    return (size_t)d.slots * d.slot_floats + partials + flipped + wino_u_floats(&d);
+    size_t flipped = d.implicit || d.wino || d.shift ? (size_t)OC * d.KK : 0;   /* wt for dx */
+    return (size_t)d.slots * d.slot_floats + partials + flipped + wino_u_floats(&d) + shift_packed_floats(&d);
 }
 
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
@@ -760,6 +797,11 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
             else if (padded) conv_dw_forward_plane_padded(yp, xp, wc, bias, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
             else conv_dw_forward_plane(yp, xp, wc, bias, &d);
         }
+        return;
+    }
+    if (d.shift) {   /* stride-1 "same" layer read straight from x (shiftconv.c) */
+        shiftconv_pack_weights(shift_packed(ws, &d), w, OC, C, K);
+        shift_batch(y, x, shift_packed(ws, &d), b, 0.0f, C, OC, &d);
         return;
     }
     if (d.wino) {   /* Winograd (G = 1), wino_n images per call */
@@ -849,7 +891,8 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     float *part = d.chunks > 1 ? ws + (size_t)d.slots * d.slot_floats : dw;
     /* dx as the convolution of dy with the flipped weights (implicit GEMM or Winograd) */
     float *wt = conv_wt(ws, &d);
-    if (dx && (d.implicit || d.wino)) flip_weights(wt, w, &d);
+    if (dx && (d.implicit || d.wino || d.shift)) flip_weights(wt, w, &d);
+    int dx_later = d.wino || d.shift;   /* dx after the dW loop, all images at once */
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int k = 0; k < d.chunks; k++) {
         float *col = ws + (size_t)thread_id() * d.slot_floats;
@@ -869,7 +912,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                 float *dwg = pk + (size_t)g * d.OCg * d.KK, beta = s == s0 ? 0.0f : 1.0f;
                 if (is_pointwise(&d)) {   /* col = x_g: dW_g (+)= dY · x_g^T, dx_g += W_g^T · dY */
                     gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, xg, d.PP, beta, dwg, d.KK);
-                    if (dx) gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 1.0f,
+                    if (dx && !dx_later) gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 1.0f,
                                         dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, d.PP);
                     continue;
                 }
@@ -880,7 +923,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                         im2col(col, xg, ni, &d);
                         gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, col, d.ldcol, beta, dwg, d.KK);
                     }
-                    if (dx && !d.wino) implicit_conv(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, dyg,
+                    if (dx && !dx_later) implicit_conv(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, dyg,
                                                wt + (size_t)g * d.Cg * d.OCg * K * K, NULL, 1.0f,
                                                d.OCg, d.OH, d.OW, K - 1 - P, K, d.Cg, col);
                     continue;
@@ -888,12 +931,16 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                 im2col(col, xg, ni, &d);
                 /* dW_g (+)= dY · col^T  (the first slice of the chunk overwrites) */
                 gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, col, d.ldcol, beta, dwg, d.KK);
-                if (dx && !d.wino) {   /* dcol = W_g^T · dY (into col, no longer needed), dx += col2im(dcol) */
+                if (dx && !dx_later) {   /* dcol = W_g^T · dY (into col, no longer needed), dx += col2im(dcol) */
                     gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 0.0f, col, d.ldcol);
                     col2im_add(dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, col, ni, &d);
                 }
             }
         }
+    }
+    if (dx && d.shift) {   /* dx += conv(dy, wt) by shiftconv.c */
+        shiftconv_pack_weights(shift_packed(ws, &d), wt, C, OC, K);
+        shift_batch(dx, dy, shift_packed(ws, &d), NULL, 1.0f, OC, C, &d);
     }
     if (dx && d.wino) {   /* dx += conv(dy, wt) by Winograd, wino_n images per call */
         winograd_weights(wino_u(ws, &d), wt, OC, C);

@@ -1,0 +1,190 @@
+/* kernels/shiftconv.c — "same" stride-1 convolutions straight from NCHW, with AVX-512 lane masks
+ * for the border: no padded copy, no column matrix, no output grid.
+ *
+ *   out[n,o,q] (+)= bias[o] + Σ_{c,t} w[o,c,t] · in[n, c, q + shift(t)]     (masked at the border)
+ *   in [N,Cin,H,W]   w [OUT,Cin,K,K]   out [N,OUT,H,W]   q = oh·W + ow,  t = (kh,kw)
+ *   shift(t) = (kh-P)·W + (kw-P),   2P = K-1 (so the output is as large as the input)
+ *
+ * The idea. In a "same" convolution output position q and its input under tap t are a
+ * FIXED distance apart in the flat plane: shift(t). So 16 consecutive outputs (one zmm
+ * vector) read 16 consecutive inputs, one unaligned load, for every tap. The only catch
+ * is the border: near the top, bottom, left or right edge some of those 16 inputs lie in
+ * the padding (they must count as 0) or wrap around into the neighbouring row. A lane
+ * mask per (vector position, tap) zeroes exactly those lanes: _mm512_maskz_loadu_ps
+ * loads the other lanes and writes 0 into the masked ones, and it never touches the
+ * memory of a masked lane (no fault even before the first or after the last plane).
+ * Every map of >= 16 positions works: a vector may cover several short rows (8x8: 2
+ * rows, 4x4: the whole plane), the masks say which lanes are inside.
+ *
+ * The register tile (the GEMM micro-kernel's idea, see gemm.c): 8 output channels x 3
+ * vectors of 16 positions = 24 zmm accumulators (of 32). Per (c, t) it loads 3 input
+ * vectors (masked) and broadcasts 8 weights, then does 24 FMAs: 11 loads per 24 FMAs,
+ * so the two FMA units, not the loads, set the pace. The 3 vectors need not be
+ * neighbours: each is any (image, 16-position block) of the slice, so the small maps
+ * (8x8 = 4 vectors per image, 4x4 = 1) fill whole tiles by taking several images. The
+ * weights are packed once per call in strips of 8 output channels, Ap[strip][c·T+t][r]
+ * (rows past OUT are zeros, their results are not stored).
+ *
+ * Why not the implicit GEMM of conv.c on these layers? It needs the padded copy of
+ * every image (one pass), computes junk columns on its wider grid (3% at 32x32, 11% at
+ * 8x8, 25% at 4x4) and copies the grid into the output (one more pass); its tile is 6 x
+ * 32 (12 accumulators, 8 loads per 12 FMAs). Measured on one core of an AVX-512 Xeon
+ * (a 3x3 layer C -> C, batch 64): see kernels/README.md.
+ *
+ * Order of the sums: every output is bias (or 0) + Σ over c, then t, in increasing order,
+ * one fused multiply-add each, one thread per output: deterministic for any thread count.
+ * It differs from the implicit GEMM's (k-blocked by GEMM_KC) only by rounding.
+ *
+ * Built for AVX-512 only (the per-ISA objects of build.sh); elsewhere shiftconv_applies()
+ * is 0 and conv.c keeps its other paths. */
+#include "shiftconv.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+enum { SHIFT_R = 8, SHIFT_V = 16, SHIFT_NV = 3 };
+
+int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G) {
+    return K >= 1 && K <= SHIFT_MAX_K && S == 1 && 2 * P == K - 1 && G == 1 && Cin >= 1 &&
+           H * W >= SHIFT_V && H * W <= SHIFT_V * SHIFT_MAX_VECS;
+}
+
+size_t shiftconv_packed_floats(int OUT, int Cin, int K) {
+    return (size_t)(OUT + SHIFT_R - 1) / SHIFT_R * SHIFT_R * Cin * K * K;
+}
+
+void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) {
+    size_t KK = (size_t)Cin * K * K;
+    for (int o0 = 0; o0 < OUT; o0 += SHIFT_R, Ap += KK * SHIFT_R)
+        for (size_t k = 0; k < KK; k++)
+            for (int r = 0; r < SHIFT_R; r++)
+                Ap[k * SHIFT_R + r] = o0 + r < OUT ? w[(size_t)(o0 + r) * KK + k] : 0.0f;
+}
+
+/* One vector of the tile: where its 16 inputs (channel 0) and outputs (channel 0) start,
+ * its border masks per tap, and which lanes are real outputs. */
+typedef struct {
+    const float *in;
+    float *out;
+    const uint16_t *mask;   /* [T] */
+    __mmask16 store;
+} Lane16;
+
+/* The 8 x NV tile's sums over all Cin·T steps (c, t), into sum[r][j·16 .. j·16+16).
+ * Inlined with NV a constant (3, 2 or 1). acc must live in registers: UNROLL asks gcc to
+ * unroll the r and j loops before it decides where arrays live; unrolled later (plain
+ * -O3), the 1.5 KB acc array stayed in memory and all 24 accumulators were stored on
+ * every step (75 instead of ~180 GFLOP/s). */
+#define UNROLL _Pragma("GCC unroll 8")
+static inline __attribute__((always_inline)) void tile_sums(int NV, const Lane16 *v, const float *restrict ap, int Cin,
+                                                            int T, const int *shift, size_t plane,
+                                                            float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+    __m512 acc[SHIFT_R][SHIFT_NV];
+    const float *in[SHIFT_NV];
+    UNROLL for (int j = 0; j < NV; j++) in[j] = v[j].in;
+    UNROLL for (int r = 0; r < SHIFT_R; r++)
+        UNROLL for (int j = 0; j < NV; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int c = 0; c < Cin; c++) {
+        for (int t = 0; t < T; t++, ap += SHIFT_R) {
+            __m512 b[SHIFT_NV];
+            UNROLL for (int j = 0; j < NV; j++) b[j] = _mm512_maskz_loadu_ps(v[j].mask[t], in[j] + shift[t]);
+            UNROLL for (int r = 0; r < SHIFT_R; r++) {
+                __m512 a = _mm512_set1_ps(ap[r]);
+                UNROLL for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(a, b[j], acc[r][j]);
+            }
+        }
+        UNROLL for (int j = 0; j < NV; j++) in[j] += plane;
+    }
+    UNROLL for (int r = 0; r < SHIFT_R; r++)
+        UNROLL for (int j = 0; j < NV; j++) _mm512_storeu_ps(&sum[r][j * SHIFT_V], acc[r][j]);
+}
+static __attribute__((noinline)) void tile3(const Lane16 *v, const float *ap, int Cin, int T, const int *shift,
+                                            size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+    tile_sums(3, v, ap, Cin, T, shift, plane, sum);
+}
+static __attribute__((noinline)) void tile2(const Lane16 *v, const float *ap, int Cin, int T, const int *shift,
+                                            size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+    tile_sums(2, v, ap, Cin, T, shift, plane, sum);
+}
+static __attribute__((noinline)) void tile1(const Lane16 *v, const float *ap, int Cin, int T, const int *shift,
+                                            size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+    tile_sums(1, v, ap, Cin, T, shift, plane, sum);
+}
+
+/* out rows [0, rows) of the tile's vectors (+)= sum (+ bias), the real lanes only. */
+static void tile_store(int nv, const Lane16 *v, float sum[SHIFT_R][SHIFT_NV * SHIFT_V], int rows, size_t plane,
+                       const float *bias, float beta) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < nv; j++) {
+            float *o = v[j].out + (size_t)r * plane;
+            __m512 s = _mm512_loadu_ps(&sum[r][j * SHIFT_V]);
+            if (bias) s = _mm512_add_ps(s, _mm512_set1_ps(bias[r]));
+            if (beta != 0.0f) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(v[j].store, o));
+            _mm512_mask_storeu_ps(o, v[j].store, s);
+        }
+}
+
+/* mask[q][t]: the lanes of vector q (outputs q·16 .. q·16+15) whose input under tap
+ * t = (kh, kw) lies inside the image (and that are outputs at all: q·16 + l < H·W). */
+static void border_masks(uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K], int nvec, int H, int W, int K) {
+    int P = (K - 1) / 2;
+    for (int q = 0; q < nvec; q++) {
+        int oh[SHIFT_V], ow[SHIFT_V];
+        for (int l = 0; l < SHIFT_V; l++) { oh[l] = (q * SHIFT_V + l) / W; ow[l] = (q * SHIFT_V + l) % W; }
+        for (int t = 0; t < K * K; t++) {
+            int dh = t / K - P, dw = t % K - P;
+            uint16_t m = 0;
+            for (int l = 0; l < SHIFT_V; l++) {
+                int ih = oh[l] + dh, iw = ow[l] + dw;
+                if (oh[l] < H && ih >= 0 && ih < H && iw >= 0 && iw < W) m |= (uint16_t)(1u << l);
+            }
+            mask[q][t] = m;
+        }
+    }
+}
+
+void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
+                 int W, int K, int OUT) {
+    int HW = H * W, T = K * K, P = (K - 1) / 2, nvec = (HW + SHIFT_V - 1) / SHIFT_V;
+    int shift[SHIFT_MAX_K * SHIFT_MAX_K];
+    uint16_t mask[SHIFT_MAX_VECS][SHIFT_MAX_K * SHIFT_MAX_K];
+    for (int t = 0; t < T; t++) shift[t] = (t / K - P) * W + (t % K - P);
+    border_masks(mask, nvec, H, W, K);
+    size_t KK = (size_t)Cin * T, plane = (size_t)HW;
+    int total = ni * nvec;   /* vectors of the slice: (image, block) in order */
+    for (int e0 = 0; e0 < total; e0 += SHIFT_NV) {
+        Lane16 v[SHIFT_NV];
+        int nv = total - e0 < SHIFT_NV ? total - e0 : SHIFT_NV;
+        for (int j = 0; j < nv; j++) {
+            int n = (e0 + j) / nvec, q = (e0 + j) % nvec, q0 = q * SHIFT_V, left = HW - q0;
+            v[j].in = in + (size_t)n * Cin * plane + q0;
+            v[j].out = out + (size_t)n * OUT * plane + q0;
+            v[j].mask = mask[q];
+            v[j].store = left >= SHIFT_V ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        }
+        const float *ap = Ap;
+        for (int o0 = 0; o0 < OUT; o0 += SHIFT_R, ap += KK * SHIFT_R) {
+            int rows = OUT - o0 < SHIFT_R ? OUT - o0 : SHIFT_R;
+            Lane16 w[SHIFT_NV];
+            for (int j = 0; j < nv; j++) { w[j] = v[j]; w[j].out += (size_t)o0 * plane; }
+            float sum[SHIFT_R][SHIFT_NV * SHIFT_V];
+            if (nv == 3)      tile3(w, ap, Cin, T, shift, plane, sum);
+            else if (nv == 2) tile2(w, ap, Cin, T, shift, plane, sum);
+            else              tile1(w, ap, Cin, T, shift, plane, sum);
+            tile_store(nv, w, sum, rows, plane, bias ? bias + o0 : NULL, beta);
+        }
+    }
+}
+
+#else /* no AVX-512 in this build of the kernels: conv.c never calls the others */
+
+int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G) { return 0; }
+size_t shiftconv_packed_floats(int OUT, int Cin, int K) { return 0; }
+void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) {}
+void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
+                 int W, int K, int OUT) {}
+
+#endif

@@ -1,0 +1,27 @@
+/* kernels/shiftconv.h — stride-1 "same" convolutions computed straight from NCHW with lane
+ * masks (shiftconv.c; AVX-512 builds only). Private to the CPU reference: conv.c calls it. */
+#ifndef DKD_SHIFT_H
+#define DKD_SHIFT_H
+
+#include <stddef.h>
+
+enum {
+    SHIFT_MAX_K = 7,      /* largest kernel (K x K taps) the mask table holds           */
+    SHIFT_MAX_VECS = 64   /* largest map, in 16-position vectors (32x32 = 64 vectors)   */
+};
+
+/* 1 if a layer can take this path in this build: stride 1, 2P = K-1 (output as large as
+ * the input), K <= SHIFT_MAX_K, ungrouped, 16 <= H·W <= 16·SHIFT_MAX_VECS; 0 always
+ * in builds without AVX-512. */
+int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G);
+/* Floats of the packed weights of an OUT x Cin x K x K kernel. */
+size_t shiftconv_packed_floats(int OUT, int Cin, int K);
+/* Ap from w [OUT, Cin, K, K]: once per call, before the images. */
+void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K);
+/* ni images one after the other: out [ni, OUT, H, W] (+)= conv(in [ni, Cin, H, W]) with
+ * the packed weights Ap and padding (K-1)/2. beta 0: out is overwritten (+ bias[o] when
+ * bias is not NULL); beta 1: added to. Calling thread only. */
+void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
+                 int W, int K, int OUT);
+
+#endif
