@@ -149,9 +149,16 @@ void conv2d_forward_direct(double *y, const double *x, const double *w, const do
 enum {
     CONV_MIN_COLS = 64,     /* a slice holds ceil(64/PP) images when PP < 64 */
     CONV_DW_CHUNKS = 8,     /* dW is summed over at most 8 image chunks, then added */
-    IMPLICIT_DW_MIN_OW = 16  /* implicit dW only on maps this wide: on 8x8 (rows of 72 grid
+    IMPLICIT_DW_MIN_OW = 16, /* implicit dW only on maps this wide: on 8x8 (rows of 72 grid
                                 positions, 11% junk) im2col + GEMM is faster (64 ch, batch
                                 64, 1 thread: 14.0 vs 16.2 ms) */
+    /* shiftconv (3x3 and larger "same" layers) or Winograd? Winograd's GEMMs need big
+     * products to run fast, so it wins from C·OC·H·W = 2^21 up (measured, 2-thread eval
+     * forward, AVX-512 Xeon; effective GFLOP/s shiftconv vs Winograd: 32->32 @32x32 252
+     * vs 235, 64 @16x16 285 vs 254, 128 @8x8 282 vs 237; 64 @32x32 218 vs 325, 128
+     * @16x16 258 vs 363, 256 @8x8 264 vs 324, 32->64 @32x32 195 vs 258). 1x1 layers stay
+     * with the GEMM (one tap per input channel is too little work per tile). */
+    SHIFT_WINO_WORK = 1 << 21
 };
 
 /* DKD_SHIFTCONV=0 in the environment sends the shiftconv.c layers back to Winograd or
@@ -181,6 +188,7 @@ typedef struct {
     int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
     int shift;              /* forward and dx by shiftconv.c (AVX-512 builds): stride-1 "same" layers, before Winograd */
+    int shift_dw;           /* dW by shiftconv.c: every stride-1 "same" layer with K > 1 it can take */
 } Conv;
 
 static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT);   /* below */
@@ -213,8 +221,12 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
-    d.shift = shiftconv_enabled() && shiftconv_applies(C, H, W, K, S, P, G) && shiftconv_applies(OC, H, W, K, S, P, G);
-    d.wino = !d.shift && winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
+    d.wino = winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
+    d.shift = shiftconv_enabled() && K > 1 && shiftconv_applies(C, H, W, K, S, P, G) &&
+              shiftconv_applies(OC, H, W, K, S, P, G) && !(d.wino && (double)C * OC * H * W >= SHIFT_WINO_WORK);
+    if (d.shift) d.wino = 0;
+    /* (its dx is then Winograd's or shiftconv's, done after the dW loop) */
+    d.shift_dw = (d.shift || d.wino) && shiftconv_enabled() && K > 1 && shiftconv_applies(C, H, W, K, S, P, G);
     if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
         d.wino_n = winograd_images_per_call(N, H, W);
         d.wino_slices = (N + d.wino_n - 1) / d.wino_n;
@@ -899,6 +911,11 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         float *stage = col + d.stage_off;
         float *pk = part + (size_t)k * wsize;
         int s0 = (int)((long long)k * d.slices / d.chunks), s1 = (int)((long long)(k + 1) * d.slices / d.chunks);
+        if (d.shift_dw) {   /* (G = 1) dW of the chunk's images by shiftconv.c straight from dy and x; dx later */
+            int n0 = s0 * d.per_slice, n1 = s1 * d.per_slice < N ? s1 * d.per_slice : N;
+            shiftconv_dw(pk, dy + (size_t)n0 * OC * d.PP, x + (size_t)n0 * C * H * W, n1 - n0, 0.0f, C, H, W, K, OC);
+            continue;
+        }
         for (int s = s0; s < s1; s++) {
             int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
             int cols = ni * d.PP;

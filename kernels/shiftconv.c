@@ -179,6 +179,102 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
     }
 }
 
+/* ---- the weight gradient -------------------------------------------------------------
+ *
+ *   dw[o, k] (+)= Σ_n Σ_q dy[n,o,q] · in[n, c, q + shift(t)]      k = c·T + t (masked as above)
+ *
+ * Here the sum runs over positions, so the vectors run along q: a tile of 4 output
+ * channels x 6 steps k keeps 24 vectors of partial sums (lane l sums q ≡ l mod 16); per
+ * 16 positions it loads 4 vectors of dy and 6 masked input vectors and does 24 FMAs.
+ * The images go in groups of at least SHIFT_DW_GROUP positions (one image of 16x16 or
+ * more, 4 of 8x8, 16 of 4x4); after each group the 16 lanes of every sum are added in a
+ * fixed order onto dw (after every image, the 8x8 layers spent more time adding lanes
+ * than multiplying). Within a group the tile loops go o-block, then k-block, so the 4 dy
+ * planes of an o-block stay in L1 while the input planes pass. */
+enum { DW_R = 4, DW_K = 6, SHIFT_DW_GROUP = 1024 };
+
+static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, const float *const *dy, const float *in,
+                                                           int k0, int T, const int *shift, size_t plane, int nvec,
+                                                           const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K],
+                                                           __mmask16 last, int ng, size_t dy_image, size_t in_image,
+                                                           float beta, float *dw, size_t ldw) {
+    __m512 acc[DW_R][DW_K];
+    const float *x[DW_K];
+    int t[DW_K];
+    UNROLL for (int j = 0; j < DW_K; j++) {
+        int k = k0 + (j < nk ? j : 0);
+        t[j] = k % T;
+        x[j] = in + (size_t)(k / T) * plane + shift[t[j]];
+    }
+    UNROLL for (int r = 0; r < DW_R; r++)
+        UNROLL for (int j = 0; j < DW_K; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int n = 0; n < ng; n++)
+        for (int q = 0; q < nvec; q++) {
+            __mmask16 m = q == nvec - 1 ? last : (__mmask16)0xFFFF;
+            size_t dn = n * dy_image + (size_t)q * SHIFT_V, xn = n * in_image + (size_t)q * SHIFT_V;
+            __m512 g[DW_R];
+            UNROLL for (int r = 0; r < DW_R; r++)
+                g[r] = r >= nr ? _mm512_setzero_ps() : whole ? _mm512_loadu_ps(dy[r] + dn) : _mm512_maskz_loadu_ps(m, dy[r] + dn);
+            UNROLL for (int j = 0; j < DW_K; j++) {
+                if (j >= nk) break;
+                __m512 b = _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&mask[q][t[j]]), x[j] + xn);
+                UNROLL for (int r = 0; r < DW_R; r++) acc[r][j] = _mm512_fmadd_ps(g[r], b, acc[r][j]);
+            }
+        }
+    UNROLL for (int r = 0; r < DW_R; r++)
+        UNROLL for (int j = 0; j < DW_K; j++)
+            if (r < nr && j < nk) {
+                float *w = dw + (size_t)r * ldw + k0 + j, s = _mm512_reduce_add_ps(acc[r][j]);
+                *w = beta == 0.0f ? s : *w + s;
+            }
+}
+static __attribute__((noinline)) void dw_tile_full(const float *const *dy, const float *in, int k0, int T,
+                                                   const int *shift, size_t plane, int nvec,
+                                                   const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K], __mmask16 last,
+                                                   int ng, size_t dyi, size_t ini, float beta, float *dw, size_t ldw) {
+    dw_tile(1, DW_R, DW_K, dy, in, k0, T, shift, plane, nvec, mask, last, ng, dyi, ini, beta, dw, ldw);
+}
+static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, const float *const *dy, const float *in, int k0,
+                                                   int T, const int *shift, size_t plane, int nvec,
+                                                   const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K], __mmask16 last,
+                                                   int ng, size_t dyi, size_t ini, float beta, float *dw, size_t ldw) {
+    dw_tile(0, nr, nk, dy, in, k0, T, shift, plane, nvec, mask, last, ng, dyi, ini, beta, dw, ldw);
+}
+
+void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, float beta, int Cin, int H, int W, int K,
+                  int OUT) {
+    int HW = H * W, T = K * K, P = (K - 1) / 2, nvec = (HW + SHIFT_V - 1) / SHIFT_V, KK = Cin * T;
+    int shift[SHIFT_MAX_K * SHIFT_MAX_K];
+    uint16_t mask[SHIFT_MAX_VECS][SHIFT_MAX_K * SHIFT_MAX_K];
+    for (int t = 0; t < T; t++) shift[t] = (t / K - P) * W + (t % K - P);
+    border_masks(mask, nvec, H, W, K);
+    int left = HW - (nvec - 1) * SHIFT_V;
+    __mmask16 last = left >= SHIFT_V ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    size_t plane = (size_t)HW;
+    /* images in groups of >= 256 positions (small maps: several images per tile, so the
+     * lanes are added once per group, not after every few vectors) */
+    int group = HW >= SHIFT_DW_GROUP ? 1 : (SHIFT_DW_GROUP + HW - 1) / HW;
+    for (int n0 = 0; n0 < ni; n0 += group) {
+        int ng = ni - n0 < group ? ni - n0 : group;
+        const float *x = in + (size_t)n0 * Cin * plane;
+        float b = n0 == 0 ? beta : 1.0f;   /* later groups add to what is in dw */
+        for (int o0 = 0; o0 < OUT; o0 += DW_R) {
+            int nr = OUT - o0 < DW_R ? OUT - o0 : DW_R;
+            const float *g[DW_R];
+            for (int r = 0; r < DW_R; r++) g[r] = dy + ((size_t)n0 * OUT + o0 + (r < nr ? r : 0)) * plane;
+            for (int k0 = 0; k0 < KK; k0 += DW_K) {
+                int nk = KK - k0 < DW_K ? KK - k0 : DW_K;
+                float *w = dw + (size_t)o0 * KK;
+                if (nr == DW_R && nk == DW_K && HW % SHIFT_V == 0)   /* (the CIFAR maps: 32x32 down to 4x4) */
+                    dw_tile_full(g, x, k0, T, shift, plane, nvec, mask, last, ng, OUT * plane, Cin * plane, b, w, KK);
+                else
+                    dw_tile_edge(nr, nk, g, x, k0, T, shift, plane, nvec, mask, last, ng, OUT * plane, Cin * plane, b, w,
+                                 KK);
+            }
+        }
+    }
+}
+
 #else /* no AVX-512 in this build of the kernels: conv.c never calls the others */
 
 int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G) { return 0; }
@@ -186,5 +282,7 @@ size_t shiftconv_packed_floats(int OUT, int Cin, int K) { return 0; }
 void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) {}
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
                  int W, int K, int OUT) {}
+void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, float beta, int Cin, int H, int W, int K,
+                  int OUT) {}
 
 #endif

@@ -23,5 +23,10 @@ void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K);
  * bias is not NULL); beta 1: added to. Calling thread only. */
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
                  int W, int K, int OUT);
+/* The weight gradient of the same layer over ni images: dw [OUT, Cin·K·K] (+)=
+ * Σ_n dy[n] ⋆ in[n] (the sum over positions, image after image). beta 0: dw is
+ * overwritten; 1: added to. Calling thread only. */
+void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, float beta, int Cin, int H, int W, int K,
+                  int OUT);
 
 #endif
