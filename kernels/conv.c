@@ -226,7 +226,7 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
               shiftconv_applies(OC, H, W, K, S, P, G) && !(d.wino && (double)C * OC * H * W >= SHIFT_WINO_WORK);
     if (d.shift) d.wino = 0;
     /* (its dx is then Winograd's or shiftconv's, done after the dW loop) */
-    d.shift_dw = (d.shift || d.wino) && shiftconv_enabled() && K > 1 && shiftconv_applies(C, H, W, K, S, P, G);
+    d.shift_dw = (d.shift || d.wino) && shiftconv_enabled() && K == 3 && shiftconv_applies(C, H, W, K, S, P, G);
     if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
         d.wino_n = winograd_images_per_call(N, H, W);
         d.wino_slices = (N + d.wino_n - 1) / d.wino_n;
@@ -905,17 +905,22 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     float *wt = conv_wt(ws, &d);
     if (dx && (d.implicit || d.wino || d.shift)) flip_weights(wt, w, &d);
     int dx_later = d.wino || d.shift;   /* dx after the dW loop, all images at once */
+    if (d.shift_dw) {   /* (G = 1) dW by shiftconv.c straight from dy and x, threads taking row blocks */
+        int blocks = (OC + SHIFT_DW_ROWS - 1) / SHIFT_DW_ROWS, threads = dkd_num_threads();
+        if (threads > blocks) threads = blocks;
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int i = 0; i < threads; i++) {
+            int b0 = (int)((long long)i * blocks / threads), b1 = (int)((long long)(i + 1) * blocks / threads);
+            int o1 = b1 * SHIFT_DW_ROWS < OC ? b1 * SHIFT_DW_ROWS : OC;
+            shiftconv_dw(dw, dy, x, N, C, H, W, OC, b0 * SHIFT_DW_ROWS, o1);
+        }
+    }
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
-    for (int k = 0; k < d.chunks; k++) {
+    for (int k = 0; k < (d.shift_dw ? 0 : d.chunks); k++) {   /* (dW by chunks of images) */
         float *col = ws + (size_t)thread_id() * d.slot_floats;
         float *stage = col + d.stage_off;
         float *pk = part + (size_t)k * wsize;
         int s0 = (int)((long long)k * d.slices / d.chunks), s1 = (int)((long long)(k + 1) * d.slices / d.chunks);
-        if (d.shift_dw) {   /* (G = 1) dW of the chunk's images by shiftconv.c straight from dy and x; dx later */
-            int n0 = s0 * d.per_slice, n1 = s1 * d.per_slice < N ? s1 * d.per_slice : N;
-            shiftconv_dw(pk, dy + (size_t)n0 * OC * d.PP, x + (size_t)n0 * C * H * W, n1 - n0, 0.0f, C, H, W, K, OC);
-            continue;
-        }
         for (int s = s0; s < s1; s++) {
             int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
             int cols = ni * d.PP;
@@ -963,7 +968,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         winograd_weights(wino_u(ws, &d), wt, OC, C);
         wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws);
     }
-    if (d.chunks > 1) {   /* dw = Σ_k partial_k, in chunk order */
+    if (d.chunks > 1 && !d.shift_dw) {   /* dw = Σ_k partial_k, in chunk order */
         #pragma omp parallel for schedule(static)
         for (size_t e = 0; e < wsize; e++) {
             float s = part[e];

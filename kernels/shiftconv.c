@@ -179,98 +179,101 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
     }
 }
 
-/* ---- the weight gradient -------------------------------------------------------------
+/* ---- the weight gradient (3x3 layers) ----------------------------------------------
  *
- *   dw[o, k] (+)= Σ_n Σ_q dy[n,o,q] · in[n, c, q + shift(t)]      k = c·T + t (masked as above)
+ *   dw[o, c, kh, kw] = Σ_n Σ_q dy[n,o,q] · in[n, c, q + (kh-1)·W + (kw-1)]     (masked as above)
  *
- * Here the sum runs over positions, so the vectors run along q: a tile of 4 output
- * channels x 6 steps k keeps 24 vectors of partial sums (lane l sums q ≡ l mod 16); per
- * 16 positions it loads 4 vectors of dy and 6 masked input vectors and does 24 FMAs.
- * The images go in groups of at least SHIFT_DW_GROUP positions (one image of 16x16 or
- * more, 4 of 8x8, 16 of 4x4); after each group the 16 lanes of every sum are added in a
- * fixed order onto dw (after every image, the 8x8 layers spent more time adding lanes
- * than multiplying). Within a group the tile loops go o-block, then k-block, so the 4 dy
- * planes of an o-block stay in L1 while the input planes pass. */
-enum { DW_R = 4, DW_K = 6, SHIFT_DW_GROUP = 1024 };
+ * Here the sum runs over positions, so the vectors run along q (lane l sums the q ≡ l
+ * mod 16). A tile is 8 output channels x the 3 taps of one kernel row (c, kh): 24
+ * vectors of partial sums. Per 16 positions it loads 8 vectors of dy and 3 masked input
+ * vectors, which lie 1 float apart (one pointer, constant offsets), and does 24 FMAs.
+ * (A first version took 4 channels x 6 arbitrary steps (c, t): ten pointers and six mask
+ * indices per step ran out of x86's 16 general registers, and gcc reloaded them from the
+ * stack in the hot loop: ~100 GFLOP/s per core instead of ~150.)
+ * Loops: images in groups of at least SHIFT_DW_GROUP positions (1 image of 32x32, 4 of
+ * 16x16, 16 of 8x8, 64 of 4x4); per group, per block of 8 output channels (their dy,
+ * 8 x 1024 floats, stay in L1), every (c, kh) tile; after each group the 16 lanes of
+ * every sum are added in a fixed order onto dw (after every image, the small maps spent
+ * more time adding lanes than multiplying).
+ * Threads split the output channels (blocks of SHIFT_DW_ROWS rows of dw), not the
+ * images: each dw element is one thread's sum over the whole batch in a fixed order, so
+ * there are no partial sums to add and the result does not depend on the thread count
+ * (up to OUT/8 threads). */
+enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
 
-static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, const float *const *dy, const float *in,
-                                                           int k0, int T, const int *shift, size_t plane, int nvec,
-                                                           const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K],
-                                                           __mmask16 last, int ng, size_t dy_image, size_t in_image,
-                                                           float beta, float *dw, size_t ldw) {
-    __m512 acc[DW_R][DW_K];
-    const float *x[DW_K];
-    int t[DW_K];
-    UNROLL for (int j = 0; j < DW_K; j++) {
-        int k = k0 + (j < nk ? j : 0);
-        t[j] = k % T;
-        x[j] = in + (size_t)(k / T) * plane + shift[t[j]];
-    }
-    UNROLL for (int r = 0; r < DW_R; r++)
-        UNROLL for (int j = 0; j < DW_K; j++) acc[r][j] = _mm512_setzero_ps();
-    for (int n = 0; n < ng; n++)
-        for (int q = 0; q < nvec; q++) {
-            __mmask16 m = q == nvec - 1 ? last : (__mmask16)0xFFFF;
-            size_t dn = n * dy_image + (size_t)q * SHIFT_V, xn = n * in_image + (size_t)q * SHIFT_V;
-            __m512 g[DW_R];
-            UNROLL for (int r = 0; r < DW_R; r++)
-                g[r] = r >= nr ? _mm512_setzero_ps() : whole ? _mm512_loadu_ps(dy[r] + dn) : _mm512_maskz_loadu_ps(m, dy[r] + dn);
-            UNROLL for (int j = 0; j < DW_K; j++) {
-                if (j >= nk) break;
-                __m512 b = _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&mask[q][t[j]]), x[j] + xn);
-                UNROLL for (int r = 0; r < DW_R; r++) acc[r][j] = _mm512_fmadd_ps(g[r], b, acc[r][j]);
+/* Keep v in a register: without this gcc folded each dy load into all three FMAs that
+ * use it (a memory operand each: 24 loads per 24 FMAs instead of 8, 76 instead of
+ * ~150 GFLOP/s). The empty asm claims to change v, so it must be loaded once, before. */
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+
+static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, const float *dy, size_t dy_row,
+                                                           size_t dy_image, const float *x, size_t x_image, int ng,
+                                                           int nvec, const uint16_t *mask, __mmask16 last, float beta,
+                                                           float *dw, size_t ldw) {
+    __m512 acc[SHIFT_DW_ROWS][3];
+    UNROLL for (int r = 0; r < SHIFT_DW_ROWS; r++)
+        UNROLL for (int j = 0; j < 3; j++) acc[r][j] = _mm512_setzero_ps();
+    for (int n = 0; n < ng; n++) {
+        const float *g = dy + n * dy_image, *xn = x + n * x_image;
+        const uint16_t *m = mask;
+        for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V, m += SHIFT_MAX_K * SHIFT_MAX_K) {
+            __mmask16 gm = q == nvec - 1 ? last : (__mmask16)0xFFFF;
+            __m512 b[3];
+            UNROLL for (int j = 0; j < 3; j++) b[j] = _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&m[j]), xn + j);
+            UNROLL for (int r = 0; r < SHIFT_DW_ROWS; r++) {
+                if (r >= nr) break;
+                __m512 gr = whole ? _mm512_loadu_ps(g + r * dy_row) : _mm512_maskz_loadu_ps(gm, g + r * dy_row);
+                IN_REGISTER(gr);
+                UNROLL for (int j = 0; j < 3; j++) acc[r][j] = _mm512_fmadd_ps(gr, b[j], acc[r][j]);
             }
         }
-    UNROLL for (int r = 0; r < DW_R; r++)
-        UNROLL for (int j = 0; j < DW_K; j++)
-            if (r < nr && j < nk) {
-                float *w = dw + (size_t)r * ldw + k0 + j, s = _mm512_reduce_add_ps(acc[r][j]);
+    }
+    UNROLL for (int r = 0; r < SHIFT_DW_ROWS; r++)
+        UNROLL for (int j = 0; j < 3; j++)
+            if (r < nr) {
+                float *w = dw + r * ldw + j, s = _mm512_reduce_add_ps(acc[r][j]);
                 *w = beta == 0.0f ? s : *w + s;
             }
 }
-static __attribute__((noinline)) void dw_tile_full(const float *const *dy, const float *in, int k0, int T,
-                                                   const int *shift, size_t plane, int nvec,
-                                                   const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K], __mmask16 last,
-                                                   int ng, size_t dyi, size_t ini, float beta, float *dw, size_t ldw) {
-    dw_tile(1, DW_R, DW_K, dy, in, k0, T, shift, plane, nvec, mask, last, ng, dyi, ini, beta, dw, ldw);
+/* whole: 8 rows and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4) */
+static __attribute__((noinline)) void dw_tile_whole(const float *dy, size_t dy_row, size_t dy_image, const float *x,
+                                                    size_t x_image, int ng, int nvec, const uint16_t *mask, float beta,
+                                                    float *dw, size_t ldw) {
+    dw_tile(1, SHIFT_DW_ROWS, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, 0xFFFF, beta, dw, ldw);
 }
-static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, const float *const *dy, const float *in, int k0,
-                                                   int T, const int *shift, size_t plane, int nvec,
-                                                   const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K], __mmask16 last,
-                                                   int ng, size_t dyi, size_t ini, float beta, float *dw, size_t ldw) {
-    dw_tile(0, nr, nk, dy, in, k0, T, shift, plane, nvec, mask, last, ng, dyi, ini, beta, dw, ldw);
+static __attribute__((noinline)) void dw_tile_edge(int nr, const float *dy, size_t dy_row, size_t dy_image,
+                                                   const float *x, size_t x_image, int ng, int nvec,
+                                                   const uint16_t *mask, __mmask16 last, float beta, float *dw,
+                                                   size_t ldw) {
+    dw_tile(0, nr, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, last, beta, dw, ldw);
 }
 
-void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, float beta, int Cin, int H, int W, int K,
-                  int OUT) {
-    int HW = H * W, T = K * K, P = (K - 1) / 2, nvec = (HW + SHIFT_V - 1) / SHIFT_V, KK = Cin * T;
-    int shift[SHIFT_MAX_K * SHIFT_MAX_K];
+void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
+                  int o_end) {
+    int HW = H * W, nvec = (HW + SHIFT_V - 1) / SHIFT_V;
     uint16_t mask[SHIFT_MAX_VECS][SHIFT_MAX_K * SHIFT_MAX_K];
-    for (int t = 0; t < T; t++) shift[t] = (t / K - P) * W + (t % K - P);
-    border_masks(mask, nvec, H, W, K);
+    border_masks(mask, nvec, H, W, 3);
     int left = HW - (nvec - 1) * SHIFT_V;
     __mmask16 last = left >= SHIFT_V ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-    size_t plane = (size_t)HW;
-    /* images in groups of >= 256 positions (small maps: several images per tile, so the
-     * lanes are added once per group, not after every few vectors) */
+    size_t plane = (size_t)HW, KK = (size_t)Cin * 9;
     int group = HW >= SHIFT_DW_GROUP ? 1 : (SHIFT_DW_GROUP + HW - 1) / HW;
     for (int n0 = 0; n0 < ni; n0 += group) {
         int ng = ni - n0 < group ? ni - n0 : group;
-        const float *x = in + (size_t)n0 * Cin * plane;
-        float b = n0 == 0 ? beta : 1.0f;   /* later groups add to what is in dw */
-        for (int o0 = 0; o0 < OUT; o0 += DW_R) {
-            int nr = OUT - o0 < DW_R ? OUT - o0 : DW_R;
-            const float *g[DW_R];
-            for (int r = 0; r < DW_R; r++) g[r] = dy + ((size_t)n0 * OUT + o0 + (r < nr ? r : 0)) * plane;
-            for (int k0 = 0; k0 < KK; k0 += DW_K) {
-                int nk = KK - k0 < DW_K ? KK - k0 : DW_K;
-                float *w = dw + (size_t)o0 * KK;
-                if (nr == DW_R && nk == DW_K && HW % SHIFT_V == 0)   /* (the CIFAR maps: 32x32 down to 4x4) */
-                    dw_tile_full(g, x, k0, T, shift, plane, nvec, mask, last, ng, OUT * plane, Cin * plane, b, w, KK);
-                else
-                    dw_tile_edge(nr, nk, g, x, k0, T, shift, plane, nvec, mask, last, ng, OUT * plane, Cin * plane, b, w,
-                                 KK);
-            }
+        float beta = n0 == 0 ? 0.0f : 1.0f;   /* the first group overwrites, later ones add */
+        for (int o0 = o_begin; o0 < o_end; o0 += SHIFT_DW_ROWS) {
+            int nr = o_end - o0 < SHIFT_DW_ROWS ? o_end - o0 : SHIFT_DW_ROWS;
+            const float *g = dy + ((size_t)n0 * OUT + o0) * plane;
+            for (int c = 0; c < Cin; c++)
+                for (int kh = 0; kh < 3; kh++) {
+                    /* tap (kh, kw) of output q reads x[q + (kh-1)·W + kw-1]: x + kw from here */
+                    const float *x = in + ((size_t)n0 * Cin + c) * plane + (kh - 1) * W - 1;
+                    float *w = dw + (size_t)o0 * KK + (size_t)c * 9 + kh * 3;
+                    if (nr == SHIFT_DW_ROWS && HW % SHIFT_V == 0)
+                        dw_tile_whole(g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], beta, w, KK);
+                    else
+                        dw_tile_edge(nr, g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], last, beta,
+                                     w, KK);
+                }
         }
     }
 }
@@ -282,7 +285,7 @@ size_t shiftconv_packed_floats(int OUT, int Cin, int K) { return 0; }
 void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) {}
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
                  int W, int K, int OUT) {}
-void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, float beta, int Cin, int H, int W, int K,
-                  int OUT) {}
+void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
+                  int o_end) {}
 
 #endif

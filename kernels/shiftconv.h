@@ -7,7 +7,8 @@
 
 enum {
     SHIFT_MAX_K = 7,      /* largest kernel (K x K taps) the mask table holds           */
-    SHIFT_MAX_VECS = 64   /* largest map, in 16-position vectors (32x32 = 64 vectors)   */
+    SHIFT_MAX_VECS = 64,  /* largest map, in 16-position vectors (32x32 = 64 vectors)   */
+    SHIFT_DW_ROWS = 8     /* rows of dw (output channels) per weight-gradient tile      */
 };
 
 /* 1 if a layer can take this path in this build: stride 1, 2P = K-1 (output as large as
@@ -23,10 +24,11 @@ void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K);
  * bias is not NULL); beta 1: added to. Calling thread only. */
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
                  int W, int K, int OUT);
-/* The weight gradient of the same layer over ni images: dw [OUT, Cin·K·K] (+)=
- * Σ_n dy[n] ⋆ in[n] (the sum over positions, image after image). beta 0: dw is
- * overwritten; 1: added to. Calling thread only. */
-void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, float beta, int Cin, int H, int W, int K,
-                  int OUT);
+/* The weight gradient of a 3x3 layer of this kind (pad 1) over ni images, rows
+ * [o_begin, o_end) of it: dw[o] = Σ_n dy[n, o] ⋆ in[n] (the correlation summed over
+ * positions and images), overwritten. o_begin is a multiple of SHIFT_DW_ROWS: threads
+ * take disjoint row ranges. Calling thread only. */
+void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
+                  int o_end);
 
 #endif
