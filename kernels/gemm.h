@@ -4,10 +4,9 @@
  * The micro-kernel of gemm.c computes one GEMM_MR x GEMM_NR tile of C in registers.
  * NR is a multiple of the vector width the compiler uses, and MR*NR/width accumulators
  * fill most of the register file (16 vector registers without AVX-512, 32 with it):
- *   AVX-512                                  6 x 32   (12 zmm accumulators: the avx512 path is
- *                                                      built with -mprefer-vector-width=512;
- *                                                      gcc's default for such CPUs, 256, made
- *                                                      it 24 ymm)
+ *   AVX-512                                 12 x 32   (24 zmm accumulators, intrinsics: 6 x 32
+ *                                                      with 12 left the FMA units idle 30-40%
+ *                                                      of the time)
  *   AVX / AVX2 with 256-bit vectors          6 x 16   (12 ymm)
  *   SSE, or AVX tuned for 128-bit vectors    6 x 8    (12 xmm; gcc -march=znver1 prefers
  *                                                      128-bit vectors on AMD Zen 1)
@@ -17,13 +16,16 @@
 #ifndef DKD_GEMM_H
 #define DKD_GEMM_H
 
-#define GEMM_MR 6
 #if defined(__AVX512F__)
+#define GEMM_MR 12   /* 12 x 32: 24 zmm accumulators of 32, written with intrinsics in gemm.c */
 #define GEMM_NR 32
-#elif defined(__AVX__) && !defined(__tune_znver1__)
+#else
+#define GEMM_MR 6
+#if defined(__AVX__) && !defined(__tune_znver1__)
 #define GEMM_NR 16
 #else
 #define GEMM_NR 8
+#endif
 #endif
 #define GEMM_KC 256    /* k-block: a packed B strip (KC x NR floats) stays in L1       */
 #define GEMM_MC 96     /* rows of A packed at once: MC x KC floats (96 KiB) stay in L2 */
