@@ -237,6 +237,13 @@ for t in tests/test_*.c; do
   fi
 done
 
+# The op checks again with shiftconv.c off (DKD_SHIFTCONV=0), where the CPU has AVX-512
+# and so takes it by default: the Winograd and implicit-GEMM paths it replaces on those
+# layers stay tested on such machines too.
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null && [ -x $B/tests/test_ops ]; then
+  DKD_SHIFTCONV=0 run_test "test_ops[DKD_SHIFTCONV=0]" ./$B/tests/test_ops
+fi
+
 # The golden checks again on every other instruction-set path of the CPU kernels this CPU
 # runs (the default one ran above; tests/test_isa.c checks the ops on every path).
 if [ $ISA_DISPATCH = 1 ] && [ -x $B/tests/test_golden ]; then

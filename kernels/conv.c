@@ -655,6 +655,14 @@ static void conv_dw_dw_channel(float *dwc, const float *dy, const float *x, int 
  * operation over q in [0, OH·Wp). The grid has Wp columns per row, of which the last
  * Wp - OW are junk (computed, never used; for the gradients they are set to 0). */
 static int dw_padded(const Conv *d) { return d->S == 1; }
+/* 3x3 stride-1 pad-1 depthwise layers on maps of >= 16 positions go to shiftconv.c
+ * (AVX-512 builds): forward, dx (the forward of dy with the flipped kernel, kept at the
+ * start of the workspace) and dW. */
+static int dw_shift(const Conv *d) {
+    return shiftconv_enabled() && d->K == 3 && d->P == 1 && shiftconv_applies(1, d->H, d->W, 3, d->S, 1, 1);
+}
+/* The planes (or channels) [i·n/parts, (i+1)·n/parts) of part i. */
+static long part_begin(long n, int i, int parts) { return (long)((long long)i * n / parts); }
 static size_t dw_plane_floats(const Conv *d) {   /* xp, or dxp: Hp·Wp + K - 1 */
     return (size_t)(d->H + 2 * d->P) * (d->W + 2 * d->P) + d->K;
 }
@@ -786,7 +794,10 @@ static void wino_batch(float *out, const float *in, const float *U, const float 
 
 size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
-    if (is_depthwise(C, OC, G)) return dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
+    if (is_depthwise(C, OC, G)) {
+        size_t f = dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
+        return dw_shift(&d) && f < (size_t)C * 9 ? (size_t)C * 9 : f;
+    }
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
     size_t flipped = d.implicit || d.wino || d.shift ? (size_t)OC * d.KK : 0;   /* wt for dx */
     return (size_t)d.slots * d.slot_floats + partials + flipped + wino_u_floats(&d) + shift_packed_floats(&d);
@@ -795,6 +806,14 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+    if (is_depthwise(C, OC, G) && dw_shift(&d)) {
+        int threads = dkd_num_threads();
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int i = 0; i < threads; i++)
+            shiftconv_depthwise(y, x, w, b, 0.0f, C, H, W, part_begin((long)N * C, i, threads),
+                                part_begin((long)N * C, i + 1, threads));
+        return;
+    }
     if (is_depthwise(C, OC, G)) {
         int tiny = dw_tiny(&d), padded = !tiny && dw_padded(&d) && K * K <= 64;
         DwTaps taps;
@@ -874,6 +893,20 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
             }
             db[o] = (float)s;
         }
+    }
+    if (is_depthwise(C, OC, G) && dw_shift(&d)) {
+        int threads = dkd_num_threads();
+        if (dx)
+            for (int c = 0; c < C; c++)   /* the flipped kernel: tap t -> 8 - t */
+                for (int t = 0; t < 9; t++) ws[c * 9 + t] = w[c * 9 + 8 - t];
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int i = 0; i < threads; i++) {
+            shiftconv_depthwise_dw(dw, dy, x, N, C, H, W, (int)part_begin(C, i, threads), (int)part_begin(C, i + 1, threads));
+            if (dx)
+                shiftconv_depthwise(dx, dy, ws, NULL, 1.0f, C, H, W, part_begin((long)N * C, i, threads),
+                                    part_begin((long)N * C, i + 1, threads));
+        }
+        return;
     }
     if (is_depthwise(C, OC, G)) {
         int padded = dw_padded(&d) && K * K <= 64;

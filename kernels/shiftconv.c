@@ -78,7 +78,7 @@ typedef struct {
  * unroll the r and j loops before it decides where arrays live; unrolled later (plain
  * -O3), the 1.5 KB acc array stayed in memory and all 24 accumulators were stored on
  * every step (75 instead of ~180 GFLOP/s). */
-#define UNROLL _Pragma("GCC unroll 8")
+#define UNROLL _Pragma("GCC unroll 16")
 static inline __attribute__((always_inline)) void tile_sums(int NV, const Lane16 *v, const float *restrict ap, int Cin,
                                                             int T, const int *shift, size_t plane,
                                                             float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
@@ -278,6 +278,82 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
     }
 }
 
+/* ---- depthwise 3x3 layers (MobileNetV2, the ShuffleNets) -------------------------------
+ *
+ *   out[n,c,q] (+)= bias[c] + Σ_t w[c,t] · in[n,c, q + shift(t)]          (one channel in, one out)
+ *   dw[c,t]      = Σ_n Σ_q dy[n,c,q] · in[n,c, q + shift(t)]
+ *
+ * With one input channel per output there is nothing to reuse across channels: per 16
+ * outputs, 9 masked loads and 9 FMAs (the 9 weights of the channel stay in registers).
+ * The input gradient is the same sum with the kernel flipped (t -> 8-t: shift(8-t) =
+ * -shift(t), and the masks of a "same" layer are symmetric), so it is this forward run
+ * on dy with flipped weights, added to dx (beta 1). The weight gradient keeps one
+ * vector of partial sums per tap (9) over the whole batch and adds the lanes once.
+ * Work items are planes (forward) or channels (dW): one thread each, fixed order. */
+static void dw_plane(float *out, const float *in, const float *w, float bias, float beta, int nvec, __mmask16 last,
+                     const int *shift, const uint16_t mask[][SHIFT_MAX_K * SHIFT_MAX_K]) {
+    __m512 wv[9];
+    UNROLL for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
+    for (int q = 0; q < nvec; q++) {
+        const float *x = in + q * SHIFT_V;
+        __m512 acc = _mm512_set1_ps(bias);
+        UNROLL for (int t = 0; t < 9; t++)
+            acc = _mm512_fmadd_ps(wv[t], _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&mask[q][t]), x + shift[t]), acc);
+        __mmask16 m = q == nvec - 1 ? last : (__mmask16)0xFFFF;
+        if (beta != 0.0f) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, out + q * SHIFT_V));
+        _mm512_mask_storeu_ps(out + q * SHIFT_V, m, acc);
+    }
+}
+
+/* Shared set-up: shifts and masks of a 3x3 pad-1 layer on H x W, the last vector's lanes. */
+typedef struct {
+    int nvec, shift[9];
+    __mmask16 last;
+    uint16_t mask[SHIFT_MAX_VECS][SHIFT_MAX_K * SHIFT_MAX_K];
+} Taps3;
+static void taps3(Taps3 *T, int H, int W) {
+    int HW = H * W;
+    T->nvec = (HW + SHIFT_V - 1) / SHIFT_V;
+    for (int t = 0; t < 9; t++) T->shift[t] = (t / 3 - 1) * W + (t % 3 - 1);
+    border_masks(T->mask, T->nvec, H, W, 3);
+    int left = HW - (T->nvec - 1) * SHIFT_V;
+    T->last = left >= SHIFT_V ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
+                         int W, long p_begin, long p_end) {
+    Taps3 T;
+    taps3(&T, H, W);
+    size_t plane = (size_t)H * W;
+    for (long p = p_begin; p < p_end; p++) {
+        int c = (int)(p % C);
+        dw_plane(out + p * plane, in + p * plane, w + (size_t)c * 9, bias ? bias[c] : 0.0f, beta, T.nvec, T.last,
+                 T.shift, T.mask);
+    }
+}
+
+void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, int C, int H, int W, int c_begin,
+                            int c_end) {
+    Taps3 T;
+    taps3(&T, H, W);
+    size_t plane = (size_t)H * W;
+    for (int c = c_begin; c < c_end; c++) {
+        __m512 acc[9];
+        UNROLL for (int t = 0; t < 9; t++) acc[t] = _mm512_setzero_ps();
+        for (int n = 0; n < N; n++) {
+            const float *g = dy + ((size_t)n * C + c) * plane, *x = in + ((size_t)n * C + c) * plane;
+            for (int q = 0; q < T.nvec; q++, g += SHIFT_V, x += SHIFT_V) {
+                __m512 gv = _mm512_maskz_loadu_ps(q == T.nvec - 1 ? T.last : (__mmask16)0xFFFF, g);
+                IN_REGISTER(gv);
+                UNROLL for (int t = 0; t < 9; t++)
+                    acc[t] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&T.mask[q][t]),
+                                                                       x + T.shift[t]), acc[t]);
+            }
+        }
+        UNROLL for (int t = 0; t < 9; t++) dw[(size_t)c * 9 + t] = _mm512_reduce_add_ps(acc[t]);
+    }
+}
+
 #else /* no AVX-512 in this build of the kernels: conv.c never calls the others */
 
 int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G) { return 0; }
@@ -287,5 +363,9 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
                  int W, int K, int OUT) {}
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
                   int o_end) {}
+void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
+                         int W, long p_begin, long p_end) {}
+void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, int C, int H, int W, int c_begin,
+                            int c_end) {}
 
 #endif

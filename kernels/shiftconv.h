@@ -31,4 +31,15 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
                   int o_end);
 
+/* Depthwise 3x3 layers (pad 1, stride 1, H·W >= 16; shiftconv_applies with Cin = 1):
+ * planes p in [p_begin, p_end) of N·C (channel c = p mod C) of
+ * out [N, C, H, W] (+)= conv(in [N, C, H, W]) with w [C, 3, 3] (+ bias[c] when beta is
+ * 0 and bias is not NULL); beta 0 overwrites, 1 adds. Calling thread only. */
+void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
+                         int W, long p_begin, long p_end);
+/* Their weight gradient, channels [c_begin, c_end): dw[c] = Σ_n dy[n,c] ⋆ in[n,c],
+ * overwritten. Calling thread only. */
+void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, int C, int H, int W, int c_begin,
+                            int c_end);
+
 #endif
