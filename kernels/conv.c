@@ -188,7 +188,8 @@ typedef struct {
     int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
     int shift;              /* forward and dx by shiftconv.c (AVX-512 builds): stride-1 "same" layers, before Winograd */
-    int shift_dw;           /* dW by shiftconv.c: every stride-1 "same" layer with K > 1 it can take */
+    int shift_dw;           /* dW by shiftconv.c: every stride-1 "same" 3x3 layer it can take */
+    int shift_1x1;          /* dW of 1x1 stride-1 layers (pointwise, any G) by shiftconv.c */
 } Conv;
 
 static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT);   /* below */
@@ -234,6 +235,11 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
+    /* (maps of up to 16x16: on 32x32 the per-image GEMM is faster, e.g. 64->128 dW 12.3
+     * vs 19.3 ms, where on 16x16 shiftconv wins 2-3x: 12->72 0.41 vs 0.97 ms, 240->60 in
+     * 3 groups 2.6 vs 3.7 ms; batch 64, 1 thread, AVX-512 Xeon) */
+    d.shift_1x1 = shiftconv_enabled() && K == 1 && S == 1 && P == 0 && d.per_slice == 1 && H * W <= 256 &&
+                  shiftconv_applies(d.Cg, H, W, 1, 1, 0, 1);
     int procs = 1;
 #ifdef _OPENMP
     procs = omp_get_num_procs();
@@ -948,8 +954,21 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
             shiftconv_dw(dw, dy, x, N, C, H, W, OC, b0 * SHIFT_DW_ROWS, o1);
         }
     }
+    if (d.shift_1x1) {   /* dW of a pointwise layer by shiftconv.c, threads taking (group, row block)s */
+        int per_group = (d.OCg + SHIFT_DW_ROWS - 1) / SHIFT_DW_ROWS, blocks = G * per_group;
+        int threads = dkd_num_threads() < blocks ? dkd_num_threads() : blocks;
+        #pragma omp parallel for schedule(static) num_threads(threads)
+        for (int i = 0; i < threads; i++)
+            for (long b = part_begin(blocks, i, threads); b < part_begin(blocks, i + 1, threads); b++) {
+                int g = (int)(b / per_group), o0 = (int)(b % per_group) * SHIFT_DW_ROWS;
+                int o1 = o0 + SHIFT_DW_ROWS < d.OCg ? o0 + SHIFT_DW_ROWS : d.OCg;
+                shiftconv_dw_1x1(dw + (size_t)g * d.OCg * d.Cg, dy + (size_t)g * d.OCg * d.PP,
+                                 x + (size_t)g * d.Cg * d.PP, N, d.Cg, d.PP, (size_t)OC * d.PP, (size_t)C * d.PP, o0, o1);
+            }
+    }
+    int dw_done = d.shift_dw || d.shift_1x1;
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
-    for (int k = 0; k < (d.shift_dw ? 0 : d.chunks); k++) {   /* (dW by chunks of images) */
+    for (int k = 0; k < (d.shift_dw || (d.shift_1x1 && !dx) ? 0 : d.chunks); k++) {   /* (by chunks of images) */
         float *col = ws + (size_t)thread_id() * d.slot_floats;
         float *stage = col + d.stage_off;
         float *pk = part + (size_t)k * wsize;
@@ -966,7 +985,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                 const float *wg = w + (size_t)g * d.OCg * d.KK;
                 float *dwg = pk + (size_t)g * d.OCg * d.KK, beta = s == s0 ? 0.0f : 1.0f;
                 if (is_pointwise(&d)) {   /* col = x_g: dW_g (+)= dY · x_g^T, dx_g += W_g^T · dY */
-                    gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, xg, d.PP, beta, dwg, d.KK);
+                    if (!dw_done) gemm_serial(0, 1, d.OCg, d.KK, cols, 1.0f, dyg, ld, xg, d.PP, beta, dwg, d.KK);
                     if (dx && !dx_later) gemm_serial(1, 0, d.KK, cols, d.OCg, 1.0f, wg, d.KK, dyg, ld, 1.0f,
                                         dx + ((size_t)n0 * C + (size_t)g * d.Cg) * H * W, d.PP);
                     continue;
@@ -1001,7 +1020,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         winograd_weights(wino_u(ws, &d), wt, OC, C);
         wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws);
     }
-    if (d.chunks > 1 && !d.shift_dw) {   /* dw = Σ_k partial_k, in chunk order */
+    if (d.chunks > 1 && !dw_done) {   /* dw = Σ_k partial_k, in chunk order */
         #pragma omp parallel for schedule(static)
         for (size_t e = 0; e < wsize; e++) {
             float s = part[e];

@@ -206,10 +206,12 @@ enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
  * ~150 GFLOP/s). The empty asm claims to change v, so it must be loaded once, before. */
 #define IN_REGISTER(v) __asm__("" : "+v"(v))
 
-static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, const float *dy, size_t dy_row,
-                                                           size_t dy_image, const float *x, size_t x_image, int ng,
-                                                           int nvec, const uint16_t *mask, __mmask16 last, float beta,
-                                                           float *dw, size_t ldw) {
+/* The tile's 3 columns are 3 inputs xstep floats apart: the 3 taps of a kernel row
+ * (xstep 1), or 3 channels of a 1x1 layer (xstep = the plane); nk < 3 at a last edge. */
+static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, size_t xstep, const float *dy,
+                                                           size_t dy_row, size_t dy_image, const float *x,
+                                                           size_t x_image, int ng, int nvec, const uint16_t *mask,
+                                                           __mmask16 last, float beta, float *dw, size_t ldw) {
     __m512 acc[SHIFT_DW_ROWS][3];
     UNROLL for (int r = 0; r < SHIFT_DW_ROWS; r++)
         UNROLL for (int j = 0; j < 3; j++) acc[r][j] = _mm512_setzero_ps();
@@ -219,7 +221,8 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, con
         for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V, m += SHIFT_MAX_K * SHIFT_MAX_K) {
             __mmask16 gm = q == nvec - 1 ? last : (__mmask16)0xFFFF;
             __m512 b[3];
-            UNROLL for (int j = 0; j < 3; j++) b[j] = _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&m[j]), xn + j);
+            UNROLL for (int j = 0; j < 3; j++)
+                b[j] = j < nk ? _mm512_maskz_loadu_ps(_load_mask16((__mmask16 *)&m[j]), xn + j * xstep) : _mm512_setzero_ps();
             UNROLL for (int r = 0; r < SHIFT_DW_ROWS; r++) {
                 if (r >= nr) break;
                 __m512 gr = whole ? _mm512_loadu_ps(g + r * dy_row) : _mm512_maskz_loadu_ps(gm, g + r * dy_row);
@@ -230,22 +233,27 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, con
     }
     UNROLL for (int r = 0; r < SHIFT_DW_ROWS; r++)
         UNROLL for (int j = 0; j < 3; j++)
-            if (r < nr) {
+            if (r < nr && j < nk) {
                 float *w = dw + r * ldw + j, s = _mm512_reduce_add_ps(acc[r][j]);
                 *w = beta == 0.0f ? s : *w + s;
             }
 }
-/* whole: 8 rows and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4) */
-static __attribute__((noinline)) void dw_tile_whole(const float *dy, size_t dy_row, size_t dy_image, const float *x,
-                                                    size_t x_image, int ng, int nvec, const uint16_t *mask, float beta,
-                                                    float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DW_ROWS, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, 0xFFFF, beta, dw, ldw);
+/* whole: 8 rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4) */
+static __attribute__((noinline)) void dw_tile_taps(const float *dy, size_t dy_row, size_t dy_image, const float *x,
+                                                   size_t x_image, int ng, int nvec, const uint16_t *mask, float beta,
+                                                   float *dw, size_t ldw) {
+    dw_tile(1, SHIFT_DW_ROWS, 3, 1, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, 0xFFFF, beta, dw, ldw);
 }
-static __attribute__((noinline)) void dw_tile_edge(int nr, const float *dy, size_t dy_row, size_t dy_image,
-                                                   const float *x, size_t x_image, int ng, int nvec,
+static __attribute__((noinline)) void dw_tile_channels(size_t xstep, const float *dy, size_t dy_row, size_t dy_image,
+                                                       const float *x, size_t x_image, int ng, int nvec,
+                                                       const uint16_t *mask, float beta, float *dw, size_t ldw) {
+    dw_tile(1, SHIFT_DW_ROWS, 3, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, 0xFFFF, beta, dw, ldw);
+}
+static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, size_t xstep, const float *dy, size_t dy_row,
+                                                   size_t dy_image, const float *x, size_t x_image, int ng, int nvec,
                                                    const uint16_t *mask, __mmask16 last, float beta, float *dw,
                                                    size_t ldw) {
-    dw_tile(0, nr, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, last, beta, dw, ldw);
+    dw_tile(0, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, last, beta, dw, ldw);
 }
 
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
@@ -269,11 +277,43 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
                     const float *x = in + ((size_t)n0 * Cin + c) * plane + (kh - 1) * W - 1;
                     float *w = dw + (size_t)o0 * KK + (size_t)c * 9 + kh * 3;
                     if (nr == SHIFT_DW_ROWS && HW % SHIFT_V == 0)
-                        dw_tile_whole(g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], beta, w, KK);
+                        dw_tile_taps(g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], beta, w, KK);
                     else
-                        dw_tile_edge(nr, g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], last, beta,
-                                     w, KK);
+                        dw_tile_edge(nr, 3, 1, g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], last,
+                                     beta, w, KK);
                 }
+        }
+    }
+}
+
+/* The weight gradient of a 1x1 stride-1 layer (group g's slice: Cg inputs, OUT outputs),
+ * rows [o_begin, o_end): dw[o][c] = Σ_n Σ_q dy[n,o,q] · x[n,c,q]. The same tile, its
+ * three columns three input channels a plane apart, no border (every mask is the lanes
+ * inside the map). */
+void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg, int HW, size_t dy_image,
+                      size_t x_image, int o_begin, int o_end) {
+    int nvec = (HW + SHIFT_V - 1) / SHIFT_V, left = HW - (nvec - 1) * SHIFT_V;
+    __mmask16 last = left >= SHIFT_V ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    uint16_t mask[SHIFT_MAX_VECS][SHIFT_MAX_K * SHIFT_MAX_K];
+    for (int q = 0; q < nvec; q++) mask[q][0] = mask[q][1] = mask[q][2] = q == nvec - 1 ? last : 0xFFFF;
+    size_t plane = (size_t)HW;
+    int group = HW >= SHIFT_DW_GROUP ? 1 : (SHIFT_DW_GROUP + HW - 1) / HW;
+    for (int n0 = 0; n0 < N; n0 += group) {
+        int ng = N - n0 < group ? N - n0 : group;
+        float beta = n0 == 0 ? 0.0f : 1.0f;
+        for (int o0 = o_begin; o0 < o_end; o0 += SHIFT_DW_ROWS) {
+            int nr = o_end - o0 < SHIFT_DW_ROWS ? o_end - o0 : SHIFT_DW_ROWS;
+            const float *g = dy + n0 * dy_image + (size_t)o0 * plane;
+            for (int c = 0; c < Cg; c += 3) {
+                int nk = Cg - c < 3 ? Cg - c : 3;
+                const float *xc = x + n0 * x_image + (size_t)c * plane;
+                float *w = dw + (size_t)o0 * Cg + c;
+                if (nr == SHIFT_DW_ROWS && nk == 3 && last == 0xFFFF)
+                    dw_tile_channels(plane, g, plane, dy_image, xc, x_image, ng, nvec, &mask[0][0], beta, w, Cg);
+                else
+                    dw_tile_edge(nr, nk, plane, g, plane, dy_image, xc, x_image, ng, nvec, &mask[0][0], last, beta, w,
+                                 Cg);
+            }
         }
     }
 }
@@ -365,6 +405,8 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
                   int o_end) {}
 void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
                          int W, long p_begin, long p_end) {}
+void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg, int HW, size_t dy_image,
+                      size_t x_image, int o_begin, int o_end) {}
 void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, int C, int H, int W, int c_begin,
                             int c_end) {}
 

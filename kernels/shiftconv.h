@@ -30,6 +30,13 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
  * take disjoint row ranges. Calling thread only. */
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
                   int o_end);
+/* The weight gradient of a 1x1 stride-1 layer (one group: Cg inputs; AVX-512 builds, any
+ * H·W <= 16·SHIFT_MAX_VECS), rows [o_begin, o_end) (o_begin a multiple of SHIFT_DW_ROWS):
+ * dw[o][c] = Σ_n Σ_q dy[n, o, q] · x[n, c, q], dw with row stride Cg, overwritten. dy and
+ * x point at the group's first channel of image 0; dy_image, x_image: floats from one
+ * image to the next. Calling thread only. */
+void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg, int HW, size_t dy_image,
+                      size_t x_image, int o_begin, int o_end);
 
 /* Depthwise 3x3 layers (pad 1, stride 1, H·W >= 16; shiftconv_applies with Cin = 1):
  * planes p in [p_begin, p_end) of N·C (channel c = p mod C) of
