@@ -34,36 +34,34 @@
 #include <math.h>
 
 enum { LANES = 8 };
-typedef struct { double s1[LANES], s2[LANES]; } Sums;   /* Σ u and Σ u·v in 8 lanes */
 
-/* s1 += Σ (a - shift), s2 += Σ (a - shift)² over n floats. */
-static void add_moments(Sums *S, const float *a, int n, double shift) {
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            double d = (double)a[i + l] - shift;
-            S->s1[l] += d;
-            S->s2[l] += d * d;
+/* Over channel c of every image: *s1 = Σ u, *s2 = Σ u·v with u = a - a_shift and v = a - a_shift
+ * (moments, g == NULL) or u = g, v = a - a_shift (gradient sums). The 8 lanes stay in local
+ * arrays for the whole channel (a struct reached through a pointer kept gcc from using
+ * vector registers: the sums ran one element at a time), and the omp simd pragma asks for
+ * one vector of 8 doubles per lane set. */
+static void channel_sums(const float *g, const float *a, int N, int C, int HW, int c, double a_shift, double *s1,
+                         double *s2) {
+    double l1[LANES] = {0}, l2[LANES] = {0};
+    for (int n = 0; n < N; n++) {
+        const float *restrict ap = a + ((size_t)n * C + c) * HW;
+        const float *restrict gp = g ? g + ((size_t)n * C + c) * HW : ap;
+        int i = 0;
+        for (; i + LANES <= HW; i += LANES)
+            #pragma omp simd
+            for (int l = 0; l < LANES; l++) {
+                double v = (double)ap[i + l] - a_shift, u = g ? (double)gp[i + l] : v;
+                l1[l] += u;
+                l2[l] += u * v;
+            }
+        for (; i < HW; i++) {
+            double v = (double)ap[i] - a_shift, u = g ? (double)gp[i] : v;
+            l1[0] += u;
+            l2[0] += u * v;
         }
-    for (; i < n; i++) { double d = (double)a[i] - shift; S->s1[0] += d; S->s2[0] += d * d; }
-}
-
-/* s1 += Σ g, s2 += Σ g·(a - mean) over n floats. */
-static void add_grad_sums(Sums *S, const float *g, const float *a, int n, double mean) {
-    int i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++) {
-            double gv = g[i + l];
-            S->s1[l] += gv;
-            S->s2[l] += gv * ((double)a[i + l] - mean);
-        }
-    for (; i < n; i++) { double gv = g[i]; S->s1[0] += gv; S->s2[0] += gv * ((double)a[i] - mean); }
-}
-
-static double lane_total(const double *s) {
-    double t = 0.0;
-    for (int l = 0; l < LANES; l++) t += s[l];
-    return t;
+    }
+    *s1 = *s2 = 0.0;
+    for (int l = 0; l < LANES; l++) { *s1 += l1[l]; *s2 += l2[l]; }
 }
 
 /* y = x·a + b over channel c of every image, with one rounding where the hardware has
@@ -89,10 +87,9 @@ void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
     double m = (double)N * HW;
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        Sums S = {{0}, {0}};
-        double shift = m > 0 ? x[(size_t)c * HW] : 0.0;
-        for (int n = 0; n < N; n++) add_moments(&S, x + ((size_t)n * C + c) * HW, HW, shift);
-        double d1 = lane_total(S.s1) / m, d2 = lane_total(S.s2) / m;
+        double shift = m > 0 ? x[(size_t)c * HW] : 0.0, d1, d2;
+        channel_sums(NULL, x, N, C, HW, c, shift, &d1, &d2);   /* Σ (x - shift), Σ (x - shift)² */
+        d1 /= m; d2 /= m;
         double mean = shift + d1;
         double var = d2 - d1 * d1;                     /* biased: divide by m */
         if (var < 0.0) var = 0.0;
@@ -171,10 +168,8 @@ void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float 
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         float mean = save_mean[c], invstd = save_invstd[c];
-        Sums S = {{0}, {0}};
-        for (int n = 0; n < N; n++)
-            add_grad_sums(&S, dy + ((size_t)n * C + c) * HW, x + ((size_t)n * C + c) * HW, HW, mean);
-        double sum_dy = lane_total(S.s1), dotp = lane_total(S.s2);   /* Σ dy, Σ dy·(x - mean) */
+        double sum_dy, dotp;
+        channel_sums(dy, x, N, C, HW, c, mean, &sum_dy, &dotp);   /* Σ dy, Σ dy·(x - mean) */
         dgamma[c] = (float)(dotp * invstd);
         dbeta[c] = (float)sum_dy;
         if (!dx) continue;
