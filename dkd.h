@@ -110,6 +110,11 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
 /* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+/* The largest window, in taps (K*K), of the CPU's padded depthwise path
+ * (kernels/conv.c, stride 1): its dW keeps one double sum per tap of a filter
+ * in a stack array of this size. Every model here uses 3x3 (9 taps); a larger
+ * depthwise window is not an error, it takes the plain loops instead. */
+enum { CONV_MAX_TAPS = 64 };
 
 /* Plain row-major SGEMM used by conv and linear on the CPU:
  * C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, op = transpose when tX != 0.
