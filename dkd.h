@@ -195,14 +195,15 @@ void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const i
 void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
 
 enum { LOSS_CE = 0, LOSS_KD = 1, LOSS_DKD = 2 };
+/* The parts of a batch loss. A field a loss does not have is 0. */
 typedef struct {
-    double ce;     /* mean CE (unweighted) */
-    double tckd;   /* the first distillation term, row term 1 summed: DKD: T²/B Σ TCKD_b;
-                    * KD: T²/B Σ KL_b (KD's whole KL divergence: KD has no split, and
-                    * reuses this field; the name is DKD's); CE: 0 */
-    double nckd;   /* DKD: T²/B Σ NCKD_b */
-    double kd;     /* the distillation part as back-propagated (warm·(α·tckd+β·nckd), or kd_weight·tckd) */
-    double total;  /* ce_weight·ce + kd */
+    double ce;       /* every loss: mean CE (unweighted) */
+    double kl;       /* KD only: T²/B Σ KL_b, the whole KL divergence (KD has no split) */
+    double tckd;     /* DKD only: T²/B Σ TCKD_b, the target-class term */
+    double nckd;     /* DKD only: T²/B Σ NCKD_b, the non-target term */
+    double distill;  /* the distillation part as back-propagated (mdistiller's loss_kd, the
+                      * train_kd column of log.csv): DKD warm·(α·tckd + β·nckd), KD kd_weight·kl */
+    double total;    /* ce_weight·ce + distill */
 } LossValue;
 /* Sum the per-row terms (host memory, [B,3]) in row order. */
 LossValue loss_total(int kind, const float *rows, int B, LossParams p);

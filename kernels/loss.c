@@ -150,7 +150,7 @@ void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const i
         row[ROW_KD2] = 0.0f;
         if (g)
             for (int j = 0; j < NC; j++)
-                g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)) + sc.kd * (exp(s[j] - Ls) - exp(u[j] - Lu)));
+                g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)) + sc.distill * (exp(s[j] - Ls) - exp(u[j] - Lu)));
     }
 }
 
@@ -190,7 +190,7 @@ void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const 
                     double ph = exp(s[j] - Ln), qh = exp(u[j] - Lnu);
                     kd = p.beta * (ph - qh) - p.alpha * dt * ph;
                 }
-                g[j] = (float)(sc.ce * ce + sc.kd * kd);
+                g[j] = (float)(sc.ce * ce + sc.distill * kd);
             }
         }
     }
@@ -213,11 +213,11 @@ LossValue loss_total(int kind, const float *rows, int B, LossParams p) {
     if (kind == LOSS_DKD) {
         v.tckd = T2B * r1;
         v.nckd = T2B * r2;
-        v.kd = (double)p.warm * ((double)p.alpha * v.tckd + (double)p.beta * v.nckd);
+        v.distill = (double)p.warm * ((double)p.alpha * v.tckd + (double)p.beta * v.nckd);
     } else if (kind == LOSS_KD) {
-        v.tckd = T2B * r1;
-        v.kd = (double)p.kd_weight * v.tckd;
+        v.kl = T2B * r1;
+        v.distill = (double)p.kd_weight * v.kl;
     }
-    v.total = (double)p.ce_weight * v.ce + v.kd;
+    v.total = (double)p.ce_weight * v.ce + v.distill;
     return v;
 }

@@ -209,12 +209,12 @@ extern "C" void kd_loss_cuda(float *dz, float *rows, const float *z, const float
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
     LossScales sc = loss_scales(LOSS_KD, p, B);
-    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p.T, (float)sc.ce, (float)sc.kd);
+    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p.T, (float)sc.ce, (float)sc.distill);
 }
 extern "C" void dkd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC,
                               LossParams p) {
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
     LossScales sc = loss_scales(LOSS_DKD, p, B);
-    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p, (float)sc.ce, (float)sc.kd);
+    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p, (float)sc.ce, (float)sc.distill);
 }

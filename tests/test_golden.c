@@ -254,7 +254,7 @@ static void golden_dkd(const char *dir) {
         double dkd = p.alpha * v.tckd + p.beta * v.nckd;
         struct { const char *name; double got; double tol; } q[] = {
             {"loss_ce", v.ce, TOL_LOSS}, {"tckd", v.tckd, TOL_TCKD}, {"nckd", v.nckd, TOL_LOSS},
-            {"dkd", dkd, TOL_LOSS}, {"loss_kd", v.kd, TOL_LOSS}, {"loss_total", v.total, TOL_LOSS},
+            {"dkd", dkd, TOL_LOSS}, {"loss_kd", v.distill, TOL_LOSS}, {"loss_total", v.total, TOL_LOSS},
         };
         int ok = 1;
         char msg[512] = ""; size_t ml = 0;
