@@ -394,6 +394,13 @@ Net *net_new(const char *model, int family);
 int nb_input(Net *n, int C, int H, int W);
 int nb_conv(Net *n, int in, const char *name, int OC, int K, int S, int P, int G, int bias);
 int nb_bn(Net *n, int in, const char *name);
+/* A conv without bias (named conv) followed by its BN (named bn): the unit
+ * most blocks of the ResNets, MobileNetV2 and the ShuffleNets are made of. */
+int nb_conv_bn(Net *n, int in, const char *conv, const char *bn, int OC, int K, int S, int P, int G);
+/* The end of a ResNet block whose main path h started from x with this stride:
+ * ReLU(h + shortcut). The shortcut is x itself when the shapes agree, else x
+ * through a 1x1/stride conv + BN (named proj_conv, proj_bn) to h's channels. */
+int nb_residual(Net *n, int x, int h, const char *proj_conv, const char *proj_bn, int stride);
 int nb_relu(Net *n, int in);
 int nb_maxpool(Net *n, int in, int K, int S);
 int nb_avgpool(Net *n, int in, int K, int S, int P);
