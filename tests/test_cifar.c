@@ -545,8 +545,7 @@ static void test_fuzz_seeds(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_cifar_XXXXXX");
-    if (!mkdtemp(tmpdir)) { printf("cannot make a temp folder\n"); return 1; }
+    test_tmpdir(tmpdir, sizeof tmpdir, "test_cifar");
     test_loading();
     test_python3_protocol2();
     test_fuzz_seeds();

@@ -26,6 +26,7 @@
 #include "test.h"
 #include "each_file.h"
 #include "tools/pickle_writer.h"
+#include "tools/crc32.h"    // defines: test_crc32 (bitwise, independent of pth.c's)
 
 #include <dirent.h>
 #include <stdint.h>
@@ -61,14 +62,6 @@ static void expect_read_fails(const char *path, const char *what, const char *mu
 }
 
 /* ---- an independent little ZIP writer / CRC for building test files ---- */
-static uint32_t test_crc32(const uint8_t *p, size_t n) {
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
 typedef struct { const char *name; const uint8_t *data; size_t size; int method; int bad_crc; } TestEntry;
 static void w16(uint8_t **p, uint32_t x) { (*p)[0] = (uint8_t)x; (*p)[1] = (uint8_t)(x >> 8); *p += 2; }
 static void w32(uint8_t **p, uint32_t x) { w16(p, x & 0xffff); w16(p, x >> 16); }
@@ -1020,8 +1013,7 @@ static void test_fuzz_seeds(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_pth_XXXXXX");
-    if (!mkdtemp(tmpdir)) { printf("cannot create a temporary directory\n"); return 1; }
+    test_tmpdir(tmpdir, sizeof tmpdir, "test_pth");
     test_pickle_vm();
     test_fixtures();
     test_round_trip();
