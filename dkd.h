@@ -110,6 +110,11 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
 /* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+/* The largest window, in taps (K*K), of the CPU's padded depthwise path
+ * (kernels/conv.c, stride 1): its dW keeps one double sum per tap of a filter
+ * in a stack array of this size. Every model here uses 3x3 (9 taps); a larger
+ * depthwise window is not an error, it takes the plain loops instead. */
+enum { CONV_MAX_TAPS = 64 };
 
 /* Plain row-major SGEMM used by conv and linear on the CPU:
  * C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, op = transpose when tX != 0.
@@ -190,14 +195,15 @@ void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const i
 void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
 
 enum { LOSS_CE = 0, LOSS_KD = 1, LOSS_DKD = 2 };
+/* The parts of a batch loss. A field a loss does not have is 0. */
 typedef struct {
-    double ce;     /* mean CE (unweighted) */
-    double tckd;   /* the first distillation term, row term 1 summed: DKD: T²/B Σ TCKD_b;
-                    * KD: T²/B Σ KL_b (KD's whole KL divergence: KD has no split, and
-                    * reuses this field; the name is DKD's); CE: 0 */
-    double nckd;   /* DKD: T²/B Σ NCKD_b */
-    double kd;     /* the distillation part as back-propagated (warm·(α·tckd+β·nckd), or kd_weight·tckd) */
-    double total;  /* ce_weight·ce + kd */
+    double ce;       /* every loss: mean CE (unweighted) */
+    double kl;       /* KD only: T²/B Σ KL_b, the whole KL divergence (KD has no split) */
+    double tckd;     /* DKD only: T²/B Σ TCKD_b, the target-class term */
+    double nckd;     /* DKD only: T²/B Σ NCKD_b, the non-target term */
+    double distill;  /* the distillation part as back-propagated (mdistiller's loss_kd, the
+                      * train_kd column of log.csv): DKD warm·(α·tckd + β·nckd), KD kd_weight·kl */
+    double total;    /* ce_weight·ce + distill */
 } LossValue;
 /* Sum the per-row terms (host memory, [B,3]) in row order. */
 LossValue loss_total(int kind, const float *rows, int B, LossParams p);
@@ -388,6 +394,13 @@ Net *net_new(const char *model, int family);
 int nb_input(Net *n, int C, int H, int W);
 int nb_conv(Net *n, int in, const char *name, int OC, int K, int S, int P, int G, int bias);
 int nb_bn(Net *n, int in, const char *name);
+/* A conv without bias (named conv) followed by its BN (named bn): the unit
+ * most blocks of the ResNets, MobileNetV2 and the ShuffleNets are made of. */
+int nb_conv_bn(Net *n, int in, const char *conv, const char *bn, int OC, int K, int S, int P, int G);
+/* The end of a ResNet block whose main path h started from x with this stride:
+ * ReLU(h + shortcut). The shortcut is x itself when the shapes agree, else x
+ * through a 1x1/stride conv + BN (named proj_conv, proj_bn) to h's channels. */
+int nb_residual(Net *n, int x, int h, const char *proj_conv, const char *proj_bn, int stride);
 int nb_relu(Net *n, int in);
 int nb_maxpool(Net *n, int in, int K, int S);
 int nb_avgpool(Net *n, int in, int K, int S, int P);

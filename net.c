@@ -132,6 +132,20 @@ int nb_bn(Net *n, int in, const char *name_in) {
     return add_node(n, nd);
 }
 
+int nb_conv_bn(Net *n, int in, const char *conv_in, const char *bn_in, int OC, int K, int S, int P, int G) {
+    char conv[96], bn[96];   /* both may come from nbname(): copy them before nb_conv calls it again */
+    snprintf(conv, sizeof conv, "%s", conv_in);
+    snprintf(bn, sizeof bn, "%s", bn_in);
+    return nb_bn(n, nb_conv(n, in, conv, OC, K, S, P, G, 0), bn);
+}
+
+int nb_residual(Net *n, int x, int h, const char *proj_conv, const char *proj_bn, int stride) {
+    int sc = x;
+    if (stride != 1 || n->nodes[x].C != n->nodes[h].C)
+        sc = nb_conv_bn(n, x, proj_conv, proj_bn, n->nodes[h].C, 1, stride, 0, 1);
+    return nb_relu(n, nb_add(n, h, sc));
+}
+
 static int same_shape_node(Net *n, int op, int in) {
     const Node *x = in_node(n, in);
     Node nd = node_of(op, in, -1);

@@ -996,10 +996,10 @@ static void train_epoch(Run *r, int epoch, EpochStats *es) {
             progress_end_line();
             char what[200];
             snprintf(what, sizeof what, "the loss became %s at epoch %d, step %d (ce %g, kd %g)",
-                     isnan(lv.total) ? "NaN" : "infinite", epoch, st + 1, lv.ce, lv.kd);
+                     isnan(lv.total) ? "NaN" : "infinite", epoch, st + 1, lv.ce, lv.distill);
             stop_nonfinite(o->dir, what);
         }
-        loss_sum += lv.total * nb; ce_sum += lv.ce * nb; kd_sum += lv.kd * nb; seen += nb;
+        loss_sum += lv.total * nb; ce_sum += lv.ce * nb; kd_sum += lv.distill * nb; seen += nb;
         if (progress_due(st + 1 == steps)) {
             double ips = seen / fmax(now_seconds() - t0, 1e-9);
             char e1[32], e2[32];

@@ -116,17 +116,6 @@ static __device__ __forceinline__ void bn_eval_affine(int c, const float *__rest
     *b = beta[c] - __fmul_rn(run_mean[c], *a);
 }
 
-__global__ void batchnorm_forward_eval_kernel(float *__restrict__ y, const float *__restrict__ x,
-                                              const float *__restrict__ gamma, const float *__restrict__ beta,
-                                              const float *__restrict__ run_mean, const float *__restrict__ run_var,
-                                              int N, int C, int HW, float eps) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * C * HW) return;
-    float a, b;
-    bn_eval_affine((int)((i / HW) % C), gamma, beta, run_mean, run_var, eps, &a, &b);
-    y[i] = fmaf(x[i], a, b);
-}
-
 /* The gradient reaching the BN output at i. Plain: dy[i]. Fused with the ReLU
  * that follows it (RELU_MASK): dy is the ReLU output's gradient and relu_y the
  * ReLU's output, and the value is exactly what relu_backward would have left in
@@ -171,24 +160,27 @@ __global__ void batchnorm_backward_kernel(float *__restrict__ dx, float *__restr
     }
 }
 
-/* Eval-mode BN, then (RESIDUAL) + res, then ReLU, in one pass: what
- * batchnorm_forward_eval, add_forward and relu_forward compute one after the
- * other, with the same roundings (fma, one add, the same select), so the result
- * is bit for bit theirs without the two intermediate tensors. y may be x or res
- * (the arena reuses dead buffers; each thread reads its element before writing
- * it): no __restrict__ on them. */
-template <bool RESIDUAL>
-__global__ void batchnorm_eval_relu_kernel(float *y, const float *x, const float *res,
-                                           const float *__restrict__ gamma, const float *__restrict__ beta,
-                                           const float *__restrict__ run_mean, const float *__restrict__ run_var,
-                                           int N, int C, int HW, float eps) {
+/* Eval-mode BN, one thread per element, and what the fused op lets follow it in
+ * the same pass (EPI): nothing (BN_ONLY: batchnorm_forward_eval), a ReLU
+ * (BN_RELU), or + res and then a ReLU (BN_ADD_RELU). The fused forms compute
+ * what batchnorm_forward_eval, add_forward and relu_forward compute one after
+ * the other, with the same roundings (fma, one add, the same select), so the
+ * result is bit for bit theirs without the two intermediate tensors. y may be
+ * x or res (the arena reuses dead buffers; each thread reads its element before
+ * writing it): no __restrict__ on them. */
+enum { BN_ONLY, BN_RELU, BN_ADD_RELU };
+template <int EPI>
+__global__ void batchnorm_eval_kernel(float *y, const float *x, const float *res,
+                                      const float *__restrict__ gamma, const float *__restrict__ beta,
+                                      const float *__restrict__ run_mean, const float *__restrict__ run_var,
+                                      int N, int C, int HW, float eps) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C * HW) return;
     float a, b;
     bn_eval_affine((int)((i / HW) % C), gamma, beta, run_mean, run_var, eps, &a, &b);
     float v = fmaf(x[i], a, b);
-    if (RESIDUAL) v = v + res[i];
-    y[i] = v > 0.0f ? v : 0.0f;
+    if (EPI == BN_ADD_RELU) v = v + res[i];
+    y[i] = EPI == BN_ONLY ? v : (v > 0.0f ? v : 0.0f);
 }
 
 static int bn_threads(void) {
@@ -210,8 +202,8 @@ extern "C" void batchnorm_forward_eval_cuda(float *y, const float *x, const floa
                                             int N, int C, int HW, float eps) {
     size_t count = (size_t)N * C * HW;
     if (N <= 0 || C <= 0 || HW <= 0) return;
-    LAUNCH(batchnorm_forward_eval_kernel, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x, gamma, beta,
-           run_mean, run_var, N, C, HW, eps);
+    LAUNCH(batchnorm_eval_kernel<BN_ONLY>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x,
+           (const float *)NULL, gamma, beta, run_mean, run_var, N, C, HW, eps);
 }
 
 extern "C" void batchnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
@@ -250,10 +242,10 @@ extern "C" int batchnorm_eval_relu_cuda(float *y, const float *x, const float *r
     size_t count = (size_t)N * C * HW;
     if (N <= 0 || C <= 0 || HW <= 0) return 1;
     if (res)
-        LAUNCH(batchnorm_eval_relu_kernel<true>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x, res,
+        LAUNCH(batchnorm_eval_kernel<BN_ADD_RELU>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x, res,
                gamma, beta, run_mean, run_var, N, C, HW, eps);
     else
-        LAUNCH(batchnorm_eval_relu_kernel<false>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x,
+        LAUNCH(batchnorm_eval_kernel<BN_RELU>, ceil_div_sz(count, BN_EVAL_THREADS), BN_EVAL_THREADS, 0, y, x,
                (const float *)NULL, gamma, beta, run_mean, run_var, N, C, HW, eps);
     return 1;
 }

@@ -735,7 +735,7 @@ static float dot_lanes(const float *restrict a, const float *restrict b, int n) 
 static void conv_dw_dw_channel_padded(float *dwc, const float *dy, const float *x, int c, float *slot, const Conv *d) {
     int Wp = d->W + 2 * d->P, Q = d->OH * Wp, KK = d->K * d->K;
     float *xp = slot, *g = slot + dw_plane_floats(d);
-    double s[64];   /* K·K <= 64 (checked by the caller) */
+    double s[CONV_MAX_TAPS];   /* K·K <= CONV_MAX_TAPS (checked by the caller) */
     for (int t = 0; t < KK; t++) s[t] = 0.0;
     for (int n = 0; n < d->N; n++) {
         dw_pad_plane(xp, x + ((size_t)n * d->C + c) * d->H * d->W, d);
@@ -801,7 +801,7 @@ static void wino_batch(float *out, const float *in, const float *U, const float 
 size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
     if (is_depthwise(C, OC, G)) {
-        size_t f = dw_padded(&d) && K * K <= 64 ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
+        size_t f = dw_padded(&d) && K * K <= CONV_MAX_TAPS ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
         return dw_shift(&d) && f < (size_t)C * 9 ? (size_t)C * 9 : f;
     }
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
@@ -821,7 +821,7 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         return;
     }
     if (is_depthwise(C, OC, G)) {
-        int tiny = dw_tiny(&d), padded = !tiny && dw_padded(&d) && K * K <= 64;
+        int tiny = dw_tiny(&d), padded = !tiny && dw_padded(&d) && K * K <= CONV_MAX_TAPS;
         DwTaps taps;
         if (tiny) dw_taps(&taps, &d);
         #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
@@ -915,7 +915,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         return;
     }
     if (is_depthwise(C, OC, G)) {
-        int padded = dw_padded(&d) && K * K <= 64;
+        int padded = dw_padded(&d) && K * K <= CONV_MAX_TAPS;
         #pragma omp parallel for schedule(static) num_threads(padded ? dw_threads(&d) : dkd_num_threads())
         for (int c = 0; c < C; c++) {
             if (padded) conv_dw_dw_channel_padded(dw + (size_t)c * K * K, dy, x, c, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);

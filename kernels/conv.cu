@@ -91,6 +91,17 @@ __global__ void im2col_kernel(float *cols, const float *x, int n0, int Nc, int C
     cols[i] = v;
 }
 
+/* The output position o whose window put input position h under tap k
+ * (o*S - P + k = h), or -1 when none did: h + P - k is not a multiple of S,
+ * or lies before the first window or past the last. The backward gathers
+ * (col2im, depthwise dx) ask it once per row tap and once per column tap. */
+__device__ static inline int tap_output(int h, int k, int S, int P, int O) {
+    int t = h + P - k;
+    if (t < 0 || t % S) return -1;
+    int o = t / S;
+    return o < O ? o : -1;
+}
+
 /* col2im as a gather, accumulating: dx[n0+n, c, h, w] += sum over the (kh, kw)
  * whose window put (h, w) into a column, of dcols[(c,kh,kw), (n,oh,ow)]. */
 __global__ void col2im_kernel(float *dx, const float *dcols, int n0, int Nc, int C, int H, int W,
@@ -103,15 +114,11 @@ __global__ void col2im_kernel(float *dx, const float *dcols, int n0, int Nc, int
     size_t OHW = (size_t)OH * OW, ncols = (size_t)Nc * OHW;
     float acc = 0.0f;
     for (int kh = 0; kh < K; kh++) {
-        int t = h + P - kh;                   /* = oh*S if this tap touched (h, w) */
-        if (t < 0 || t % S) continue;
-        int oh = t / S;
-        if (oh >= OH) continue;
+        int oh = tap_output(h, kh, S, P, OH);
+        if (oh < 0) continue;
         for (int kw = 0; kw < K; kw++) {
-            int u = w + P - kw;
-            if (u < 0 || u % S) continue;
-            int ow = u / S;
-            if (ow >= OW) continue;
+            int ow = tap_output(w, kw, S, P, OW);
+            if (ow < 0) continue;
             acc += dcols[(size_t)((c * K + kh) * K + kw) * ncols + (size_t)n * OHW + (size_t)oh * OW + ow];
         }
     }
@@ -195,15 +202,11 @@ __global__ void depthwise_backward_dx_kernel(float *dx, const float *dy, const f
     const float *dyp = dy + nc * OH * OW, *wp = w + (size_t)c * K * K;
     float acc = 0.0f;
     for (int kh = 0; kh < K; kh++) {
-        int t = h + P - kh;
-        if (t < 0 || t % S) continue;
-        int oh = t / S;
-        if (oh >= OH) continue;
+        int oh = tap_output(h, kh, S, P, OH);
+        if (oh < 0) continue;
         for (int kw = 0; kw < K; kw++) {
-            int u = ww + P - kw;
-            if (u < 0 || u % S) continue;
-            int ow = u / S;
-            if (ow >= OW) continue;
+            int ow = tap_output(ww, kw, S, P, OW);
+            if (ow < 0) continue;
             acc += wp[kh * K + kw] * dyp[oh * OW + ow];
         }
     }

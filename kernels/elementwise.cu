@@ -51,32 +51,40 @@ extern "C" void add_backward_cuda(float *da, float *db, const float *dy, size_t 
 }
 
 /* ------------------------------------------------------------- concat */
-/* One thread per element of y [N, Ca+Cb, HW]: channels < Ca come from a. */
-__global__ void concat_forward_kernel(float *__restrict__ y, const float *__restrict__ a,
-                                      const float *__restrict__ b, int N, int Ca, int Cb, int HW) {
+/* Concat, split and shuffle each have one index map, "element i of the output
+ * comes from element src of the input", shared by the forward (a gather:
+ * y[i] = x[src]) and the backward (the same map read the other way: dx[src] += dy[i]). */
+
+/* Element i of y [N, Ca+Cb, HW]: *from_b says whether it comes from b (channel
+ * >= Ca) or a; the return value is its index in that input. */
+__device__ static inline size_t concat_source(size_t i, int Ca, int Cb, int HW, int *from_b) {
     int Cy = Ca + Cb;
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * Cy * HW) return;
     int hw = (int)(i % HW);
     int c = (int)((i / HW) % Cy);
     int n = (int)(i / ((size_t)HW * Cy));
-    y[i] = c < Ca ? a[((size_t)n * Ca + c) * HW + hw] : b[((size_t)n * Cb + (c - Ca)) * HW + hw];
+    *from_b = c >= Ca;
+    return c < Ca ? ((size_t)n * Ca + c) * HW + hw : ((size_t)n * Cb + (c - Ca)) * HW + hw;
+}
+
+/* One thread per element of y [N, Ca+Cb, HW]: channels < Ca come from a. */
+__global__ void concat_forward_kernel(float *__restrict__ y, const float *__restrict__ a,
+                                      const float *__restrict__ b, int N, int Ca, int Cb, int HW) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * (Ca + Cb) * HW) return;
+    int from_b;
+    size_t src = concat_source(i, Ca, Cb, HW, &from_b);
+    y[i] = from_b ? b[src] : a[src];
 }
 
 /* One thread per element of dy [N, Ca+Cb, HW]: it adds into da or db. */
 __global__ void concat_backward_kernel(float *__restrict__ da, float *__restrict__ db,
                                        const float *__restrict__ dy, int N, int Ca, int Cb, int HW) {
-    int Cy = Ca + Cb;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * Cy * HW) return;
-    int hw = (int)(i % HW);
-    int c = (int)((i / HW) % Cy);
-    int n = (int)(i / ((size_t)HW * Cy));
-    if (c < Ca) {
-        if (da) da[((size_t)n * Ca + c) * HW + hw] += dy[i];
-    } else {
-        if (db) db[((size_t)n * Cb + (c - Ca)) * HW + hw] += dy[i];
-    }
+    if (i >= (size_t)N * (Ca + Cb) * HW) return;
+    int from_b;
+    size_t src = concat_source(i, Ca, Cb, HW, &from_b);
+    float *d = from_b ? db : da;
+    if (d) d[src] += dy[i];
 }
 
 extern "C" void concat_forward_cuda(float *y, const float *a, const float *b, int N, int Ca, int Cb, int HW) {
@@ -91,26 +99,26 @@ extern "C" void concat_backward_cuda(float *da, float *db, const float *dy, int 
 }
 
 /* -------------------------------------------------------------- split */
-/* One thread per element of y [N, Cs, HW] (forward) or of dy (backward):
+/* Element i of the slice y [N, Cs, HW]: its index in x [N, C, HW], where
  * channel c of the slice is channel c0 + c of x. */
-__global__ void split_forward_kernel(float *__restrict__ y, const float *__restrict__ x,
-                                     int N, int C, int HW, int c0, int Cs) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * Cs * HW) return;
+__device__ static inline size_t split_source(size_t i, int C, int HW, int c0, int Cs) {
     int hw = (int)(i % HW);
     int c = (int)((i / HW) % Cs);
     int n = (int)(i / ((size_t)HW * Cs));
-    y[i] = x[((size_t)n * C + c0 + c) * HW + hw];
+    return ((size_t)n * C + c0 + c) * HW + hw;
+}
+
+/* One thread per element of y [N, Cs, HW] (forward) or of dy (backward). */
+__global__ void split_forward_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                     int N, int C, int HW, int c0, int Cs) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (size_t)N * Cs * HW) y[i] = x[split_source(i, C, HW, c0, Cs)];
 }
 
 __global__ void split_backward_kernel(float *__restrict__ dx, const float *__restrict__ dy,
                                       int N, int C, int HW, int c0, int Cs) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * Cs * HW) return;
-    int hw = (int)(i % HW);
-    int c = (int)((i / HW) % Cs);
-    int n = (int)(i / ((size_t)HW * Cs));
-    dx[((size_t)n * C + c0 + c) * HW + hw] += dy[i];
+    if (i < (size_t)N * Cs * HW) dx[split_source(i, C, HW, c0, Cs)] += dy[i];
 }
 
 extern "C" void split_forward_cuda(float *y, const float *x, int N, int C, int HW, int c0, int Cs) {
@@ -125,18 +133,22 @@ extern "C" void split_backward_cuda(float *dx, const float *dy, int N, int C, in
 }
 
 /* ------------------------------------------------------------ shuffle */
-/* One thread per element of y [N, C, HW]: output channel co = i*G + j
+/* Element e of y [N, C, HW]: its index in x. Output channel co = i*G + j
  * (i < Cg, j < G) reads input channel j*Cg + i. */
-__global__ void shuffle_forward_kernel(float *__restrict__ y, const float *__restrict__ x,
-                                       int N, int C, int HW, int G) {
-    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)N * C * HW) return;
+__device__ static inline size_t shuffle_source(size_t e, int C, int HW, int G) {
     int Cg = C / G;
     int hw = (int)(e % HW);
     int co = (int)((e / HW) % C);
     int n = (int)(e / ((size_t)HW * C));
     int ci = (co % G) * Cg + co / G;
-    y[e] = x[((size_t)n * C + ci) * HW + hw];
+    return ((size_t)n * C + ci) * HW + hw;
+}
+
+/* One thread per element of y [N, C, HW]. */
+__global__ void shuffle_forward_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                       int N, int C, int HW, int G) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < (size_t)N * C * HW) y[e] = x[shuffle_source(e, C, HW, G)];
 }
 
 /* One thread per element of dy: it adds into the input channel it came from
@@ -144,13 +156,7 @@ __global__ void shuffle_forward_kernel(float *__restrict__ y, const float *__res
 __global__ void shuffle_backward_kernel(float *__restrict__ dx, const float *__restrict__ dy,
                                         int N, int C, int HW, int G) {
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= (size_t)N * C * HW) return;
-    int Cg = C / G;
-    int hw = (int)(e % HW);
-    int co = (int)((e / HW) % C);
-    int n = (int)(e / ((size_t)HW * C));
-    int ci = (co % G) * Cg + co / G;
-    dx[((size_t)n * C + ci) * HW + hw] += dy[e];
+    if (e < (size_t)N * C * HW) dx[shuffle_source(e, C, HW, G)] += dy[e];
 }
 
 extern "C" void shuffle_forward_cuda(float *y, const float *x, int N, int C, int HW, int G) {

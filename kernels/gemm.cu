@@ -141,6 +141,31 @@ enum {
     TY3 = BM3 / TM3, TX3 = BN3 / TN3,   /* the thread grid: 16 x 16 */
     THREADS3 = TY3 * TX3                /* 256 */
 };
+
+/* The register tile's two steps, which version 4 reuses unchanged.
+ * tile_multiply: for one kk of the staged slices, the thread's TM3 values of A
+ * and TN3 of B into registers, then their TM3 x TN3 products into acc. */
+static __device__ __forceinline__ void tile_multiply(float acc[TM3][TN3], SHARED_PTR(float) as, SHARED_PTR(float) bs,
+                                                     int kk, int tx, int ty) {
+    float a[TM3], b[TN3];
+    for (int r = 0; r < TM3; r++) a[r] = as[kk * BM3 + ty + TY3 * r];
+    for (int c = 0; c < TN3; c++) b[c] = bs[kk * BN3 + tx + TX3 * c];
+    for (int r = 0; r < TM3; r++)
+        for (int c = 0; c < TN3; c++) acc[r][c] += a[r] * b[c];
+}
+/* tile_store: the thread's micro-tile into C, only the elements inside it. */
+static __device__ __forceinline__ void tile_store(float *C, int ldc, int M, int N, int row0, int col0, int tx, int ty,
+                                                  const float acc[TM3][TN3], float alpha, float beta) {
+    for (int r = 0; r < TM3; r++) {
+        int i = row0 + ty + TY3 * r;
+        if (i >= M) continue;
+        for (int c = 0; c < TN3; c++) {
+            int j = col0 + tx + TX3 * c;
+            if (j < N) store_c(C, ldc, i, j, acc[r][c], alpha, beta);
+        }
+    }
+}
+
 __global__ __launch_bounds__(THREADS3) void sgemm_kernel3(int tA, int tB, int M, int N, int K, float alpha,
                                                           const float *A, int lda, const float *B, int ldb,
                                                           float beta, float *C, int ldc,
@@ -150,9 +175,7 @@ __global__ __launch_bounds__(THREADS3) void sgemm_kernel3(int tA, int tB, int M,
     A += blockIdx.z * sA; B += blockIdx.z * sB; C += blockIdx.z * sC;
     int tid = threadIdx.x, tx = tid % TX3, ty = tid / TX3;
     int row0 = blockIdx.y * BM3, col0 = blockIdx.x * BN3;
-    float acc[TM3][TN3];
-    for (int r = 0; r < TM3; r++)
-        for (int c = 0; c < TN3; c++) acc[r][c] = 0.0f;
+    float acc[TM3][TN3] = {};   /* the thread's micro-tile of C, in registers */
     for (int k0 = 0; k0 < K; k0 += BK3) {
         for (int e = tid; e < BM3 * BK3; e += THREADS3) {
             int m, kk;
@@ -167,23 +190,10 @@ __global__ __launch_bounds__(THREADS3) void sgemm_kernel3(int tA, int tB, int M,
             Bs3[kk * BN3 + n] = load_b(B, tB, ldb, K, N, k0 + kk, col0 + n);
         }
         __syncthreads();
-        for (int kk = 0; kk < BK3; kk++) {
-            float a[TM3], b[TN3];
-            for (int r = 0; r < TM3; r++) a[r] = As3[kk * BM3 + ty + TY3 * r];
-            for (int c = 0; c < TN3; c++) b[c] = Bs3[kk * BN3 + tx + TX3 * c];
-            for (int r = 0; r < TM3; r++)
-                for (int c = 0; c < TN3; c++) acc[r][c] += a[r] * b[c];
-        }
+        for (int kk = 0; kk < BK3; kk++) tile_multiply(acc, As3, Bs3, kk, tx, ty);
         __syncthreads();
     }
-    for (int r = 0; r < TM3; r++) {
-        int i = row0 + ty + TY3 * r;
-        if (i >= M) continue;
-        for (int c = 0; c < TN3; c++) {
-            int j = col0 + tx + TX3 * c;
-            if (j < N) store_c(C, ldc, i, j, acc[r][c], alpha, beta);
-        }
-    }
+    tile_store(C, ldc, M, N, row0, col0, tx, ty, acc, alpha, beta);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -201,9 +211,11 @@ __global__ __launch_bounds__(THREADS3) void sgemm_kernel3(int tA, int tB, int M,
  *    behind them) and stores them into buffer cur^1 afterwards. One barrier
  *    per step instead of two: buffer cur^1 was last read in the previous
  *    step, which ended at that step's barrier.
- * BK4 = 16 makes each tile exactly one float4 per thread (LOADS4 = 1). */
+ * BK4 = 16 makes each tile exactly one float4 per thread (LOADS4 = 1). The
+ * multiply-adds and the store to C are version 3's (tile_multiply, tile_store):
+ * only the way the tiles are loaded changes. */
 enum {
-    BM4 = 64, BN4 = 64, BK4 = 16, TM4 = 4, TN4 = 4, VEC4 = 4,
+    BM4 = BM3, BN4 = BN3, BK4 = 16, TM4 = TM3, TN4 = TN3, VEC4 = 4,   /* version 3's register tile */
     TY4 = BM4 / TM4, TX4 = BN4 / TN4,       /* the thread grid: 16 x 16 */
     THREADS4 = TY4 * TX4,                   /* 256 */
     LOADS4 = BM4 * BK4 / VEC4 / THREADS4    /* float4 loads per thread per tile: 1 (the B tile has as many) */
@@ -259,9 +271,7 @@ __global__ __launch_bounds__(THREADS4) void sgemm_kernel4(int tA, int tB, int M,
     A += blockIdx.z * sA; B += blockIdx.z * sB; C += blockIdx.z * sC;
     int tid = threadIdx.x, tx = tid % TX4, ty = tid / TX4;
     int row0 = blockIdx.y * BM4, col0 = blockIdx.x * BN4;
-    float acc[TM4][TN4];
-    for (int r = 0; r < TM4; r++)
-        for (int c = 0; c < TN4; c++) acc[r][c] = 0.0f;
+    float acc[TM4][TN4] = {};   /* the thread's micro-tile of C, in registers */
     float ra[LOADS4][VEC4], rb[LOADS4][VEC4];
     load_tiles4(ra, rb, tid, A, tA, lda, vecA, B, tB, ldb, vecB, M, N, K, row0, col0, 0);
     store_tiles4(As4, Bs4, ra, rb, tid, tA, tB);
@@ -272,25 +282,12 @@ __global__ __launch_bounds__(THREADS4) void sgemm_kernel4(int tA, int tB, int M,
         if (more) load_tiles4(ra, rb, tid, A, tA, lda, vecA, B, tB, ldb, vecB, M, N, K, row0, col0, k0 + BK4);
         SHARED_PTR(float) as = As4 + cur * BK4 * BM4;
         SHARED_PTR(float) bs = Bs4 + cur * BK4 * BN4;
-        for (int kk = 0; kk < BK4; kk++) {
-            float a[TM4], b[TN4];
-            for (int r = 0; r < TM4; r++) a[r] = as[kk * BM4 + ty + TY4 * r];
-            for (int c = 0; c < TN4; c++) b[c] = bs[kk * BN4 + tx + TX4 * c];
-            for (int r = 0; r < TM4; r++)
-                for (int c = 0; c < TN4; c++) acc[r][c] += a[r] * b[c];
-        }
+        for (int kk = 0; kk < BK4; kk++) tile_multiply(acc, as, bs, kk, tx, ty);
         if (more) store_tiles4(As4 + (cur ^ 1) * BK4 * BM4, Bs4 + (cur ^ 1) * BK4 * BN4, ra, rb, tid, tA, tB);
         __syncthreads();
         cur ^= 1;
     }
-    for (int r = 0; r < TM4; r++) {
-        int i = row0 + ty + TY4 * r;
-        if (i >= M) continue;
-        for (int c = 0; c < TN4; c++) {
-            int j = col0 + tx + TX4 * c;
-            if (j < N) store_c(C, ldc, i, j, acc[r][c], alpha, beta);
-        }
-    }
+    tile_store(C, ldc, M, N, row0, col0, tx, ty, acc, alpha, beta);
 }
 
 /* 1 when float4 loads of X are allowed: 16-byte aligned base, and every row

@@ -16,9 +16,11 @@
  * order, whatever GEMM version runs. dw's reduction over the batch is
  * therefore in a fixed order (no atomics).
  * Rounding: on a GPU nvcc contracts each multiply-add of the GEMM into one fma
- * (one rounding), the C reference and the emulator (g++ without contraction)
- * round twice, and the bias is added after the sum here: results differ from
- * linear.c in the last bits, so tests compare with a tolerance.
+ * (one rounding). The CPU's sgemm_cpu fuses them too where the build has FMA
+ * (MADD in kernels/gemm.c) but sums k in blocks of KC = 256, and the emulator
+ * (g++, no contraction) rounds twice; the bias is added after the sum here.
+ * So results differ from linear.c in the last bits, and tests compare with a
+ * tolerance.
  * The bias add and db are small kernels: one thread per element of y (add),
  * one thread per output o summing its column of dy over n in order (db);
  * consecutive threads touch consecutive o: coalesced.

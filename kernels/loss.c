@@ -112,88 +112,98 @@ static int row_begin(Row *r, int b, float *dz, float *rows, const float *z, cons
     return 1;
 }
 
-void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p) {
-    double a[MAX_NC];
-    if (NC > MAX_NC) dkd_die("ce_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
-    LossScales sc = loss_scales(LOSS_CE, p, B);
-    Row r = {a, NULL, NULL, NULL, NULL, 0};
-    for (int b = 0; b < B; b++) {
-        if (!row_begin(&r, b, dz, rows, z, NULL, y, NC, 1.0)) continue;
-        float *g = r.g, *row = r.out;
-        int t = r.t;
-        double L = logsumexp(a, NC, -1);
-        row[ROW_CE] = (float)(L - a[t]);
-        row[ROW_KD1] = row[ROW_KD2] = 0.0f;
-        if (g)
-            for (int j = 0; j < NC; j++)
-                g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)));
-    }
+/* The three losses row by row. Each gets the row's buffers filled by row_begin
+ * and writes the row's terms and, when r->g is given, its gradient. */
+static void ce_row(const Row *r, int NC, LossScales sc) {
+    const double *a = r->a;
+    float *g = r->g, *row = r->out;
+    int t = r->t;
+    double L = logsumexp(a, NC, -1);
+    row[ROW_CE] = (float)(L - a[t]);
+    row[ROW_KD1] = row[ROW_KD2] = 0.0f;
+    if (g)
+        for (int j = 0; j < NC; j++)
+            g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)));
 }
 
-void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
-    double a[MAX_NC], s[MAX_NC], u[MAX_NC];
-    if (NC > MAX_NC) dkd_die("kd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
-    LossScales sc = loss_scales(LOSS_KD, p, B);
-    Row r = {a, s, u, NULL, NULL, 0};
-    for (int b = 0; b < B; b++) {
-        if (!row_begin(&r, b, dz, rows, z, v, y, NC, p.T)) continue;
-        float *g = r.g, *row = r.out;
-        int t = r.t;
-        double L = logsumexp(a, NC, -1), Ls = logsumexp(s, NC, -1), Lu = logsumexp(u, NC, -1);
-        double kl = 0.0;
-        for (int j = 0; j < NC; j++) {
-            double lq = u[j] - Lu, lp = s[j] - Ls;
-            kl += exp(lq) * (lq - lp);
-        }
-        row[ROW_CE] = (float)(L - a[t]);
-        row[ROW_KD1] = (float)kl;
-        row[ROW_KD2] = 0.0f;
-        if (g)
-            for (int j = 0; j < NC; j++)
-                g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)) + sc.kd * (exp(s[j] - Ls) - exp(u[j] - Lu)));
+static void kd_row(const Row *r, int NC, LossScales sc) {
+    const double *a = r->a, *s = r->s, *u = r->u;
+    float *g = r->g, *row = r->out;
+    int t = r->t;
+    double L = logsumexp(a, NC, -1), Ls = logsumexp(s, NC, -1), Lu = logsumexp(u, NC, -1);
+    double kl = 0.0;
+    for (int j = 0; j < NC; j++) {
+        double lq = u[j] - Lu, lp = s[j] - Ls;
+        kl += exp(lq) * (lq - lp);
     }
+    row[ROW_CE] = (float)(L - a[t]);
+    row[ROW_KD1] = (float)kl;
+    row[ROW_KD2] = 0.0f;
+    if (g)
+        for (int j = 0; j < NC; j++)
+            g[j] = (float)(sc.ce * (exp(a[j] - L) - (j == t)) + sc.distill * (exp(s[j] - Ls) - exp(u[j] - Lu)));
 }
 
-void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
-    double a[MAX_NC], s[MAX_NC], u[MAX_NC];
-    if (NC > MAX_NC) dkd_die("dkd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
-    LossScales sc = loss_scales(LOSS_DKD, p, B);
-    Row r = {a, s, u, NULL, NULL, 0};
-    for (int b = 0; b < B; b++) {
-        if (!row_begin(&r, b, dz, rows, z, v, y, NC, p.T)) continue;
-        float *g = r.g, *row = r.out;
-        int t = r.t;
-        /* CE */
-        double L = logsumexp(a, NC, -1);
-        /* student: non-target log-mass, target / non-target log-probabilities */
-        double Ln = logsumexp(s, NC, t), Ls = logaddexp(s[t], Ln);
-        double lpt = s[t] - Ls, lpnt = Ln - Ls, pt = exp(lpt);
-        /* teacher: the same */
-        double Lnu = logsumexp(u, NC, t), Lu = logaddexp(u[t], Lnu);
-        double lqt = u[t] - Lu, lqnt = Lnu - Lu, qt = exp(lqt), qnt = exp(lqnt);
-        double tckd = qt * (lqt - lpt) + qnt * (lqnt - lpnt);
-        double nckd = 0.0;
+static void dkd_row(const Row *r, int NC, LossScales sc, LossParams p) {
+    const double *a = r->a, *s = r->s, *u = r->u;
+    float *g = r->g, *row = r->out;
+    int t = r->t;
+    /* CE */
+    double L = logsumexp(a, NC, -1);
+    /* student: non-target log-mass, target / non-target log-probabilities */
+    double Ln = logsumexp(s, NC, t), Ls = logaddexp(s[t], Ln);
+    double lpt = s[t] - Ls, lpnt = Ln - Ls, pt = exp(lpt);
+    /* teacher: the same */
+    double Lnu = logsumexp(u, NC, t), Lu = logaddexp(u[t], Lnu);
+    double lqt = u[t] - Lu, lqnt = Lnu - Lu, qt = exp(lqt), qnt = exp(lqnt);
+    double tckd = qt * (lqt - lpt) + qnt * (lqnt - lpnt);
+    double nckd = 0.0;
+    for (int j = 0; j < NC; j++) {
+        if (j == t) continue;
+        double lqh = u[j] - Lnu, lph = s[j] - Ln;   /* log q̂_j, log p̂_j */
+        nckd += exp(lqh) * (lqh - lph);
+    }
+    row[ROW_CE] = (float)(L - a[t]);
+    row[ROW_KD1] = (float)tckd;
+    row[ROW_KD2] = (float)nckd;
+    if (g) {
+        double dt = pt - qt;
         for (int j = 0; j < NC; j++) {
-            if (j == t) continue;
-            double lqh = u[j] - Lnu, lph = s[j] - Ln;   /* log q̂_j, log p̂_j */
-            nckd += exp(lqh) * (lqh - lph);
-        }
-        row[ROW_CE] = (float)(L - a[t]);
-        row[ROW_KD1] = (float)tckd;
-        row[ROW_KD2] = (float)nckd;
-        if (g) {
-            double dt = pt - qt;
-            for (int j = 0; j < NC; j++) {
-                double ce = exp(a[j] - L) - (j == t), kd;
-                if (j == t) kd = p.alpha * dt;
-                else {
-                    double ph = exp(s[j] - Ln), qh = exp(u[j] - Lnu);
-                    kd = p.beta * (ph - qh) - p.alpha * dt * ph;
-                }
-                g[j] = (float)(sc.ce * ce + sc.kd * kd);
+            double ce = exp(a[j] - L) - (j == t), kd;
+            if (j == t) kd = p.alpha * dt;
+            else {
+                double ph = exp(s[j] - Ln), qh = exp(u[j] - Lnu);
+                kd = p.beta * (ph - qh) - p.alpha * dt * ph;
             }
+            g[j] = (float)(sc.ce * ce + sc.distill * kd);
         }
     }
+}
+
+/* The loop over rows, in order, shared by the three losses (who names the
+ * caller in the error). v is NULL for CE. */
+static void loss_rows(int kind, const char *who, float *dz, float *rows, const float *z, const float *v,
+                      const int *y, int B, int NC, LossParams p) {
+    double a[MAX_NC], s[MAX_NC], u[MAX_NC];
+    if (NC > MAX_NC) dkd_die("%s: %d classes, at most %d supported", who, NC, MAX_NC);
+    LossScales sc = loss_scales(kind, p, B);
+    Row r = {a, s, u, NULL, NULL, 0};
+    for (int b = 0; b < B; b++) {
+        if (!row_begin(&r, b, dz, rows, z, v, y, NC, p.T)) continue;
+        if (kind == LOSS_CE) ce_row(&r, NC, sc);
+        else if (kind == LOSS_KD) kd_row(&r, NC, sc);
+        else dkd_row(&r, NC, sc, p);
+    }
+}
+
+void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p) {
+    loss_rows(LOSS_CE, "ce_loss_cpu", dz, rows, z, NULL, y, B, NC, p);
+}
+void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
+    loss_rows(LOSS_KD, "kd_loss_cpu", dz, rows, z, v, y, B, NC, p);
+}
+void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
+    loss_rows(LOSS_DKD, "dkd_loss_cpu", dz, rows, z, v, y, B, NC, p);
 }
 
 /* Sums the rows in row order, in double; see the batch losses at the top. */
@@ -213,11 +223,11 @@ LossValue loss_total(int kind, const float *rows, int B, LossParams p) {
     if (kind == LOSS_DKD) {
         v.tckd = T2B * r1;
         v.nckd = T2B * r2;
-        v.kd = (double)p.warm * ((double)p.alpha * v.tckd + (double)p.beta * v.nckd);
+        v.distill = (double)p.warm * ((double)p.alpha * v.tckd + (double)p.beta * v.nckd);
     } else if (kind == LOSS_KD) {
-        v.tckd = T2B * r1;
-        v.kd = (double)p.kd_weight * v.tckd;
+        v.kl = T2B * r1;
+        v.distill = (double)p.kd_weight * v.kl;
     }
-    v.total = (double)p.ce_weight * v.ce + v.kd;
+    v.total = (double)p.ce_weight * v.ce + v.distill;
     return v;
 }

@@ -72,11 +72,19 @@ __device__ static float warp_logsumexp(const float *r, int NC, float T, int skip
     return m + logf(s);
 }
 
+/* Row b's three terms (kernels/loss.h), written once, by lane 0 of the warp. */
+__device__ static inline void write_terms(float *rows, int b, float ce, float kd1, float kd2) {
+    if (threadIdx.x % 32 != 0) return;
+    rows[LOSS_TERMS * b + ROW_CE] = ce;
+    rows[LOSS_TERMS * b + ROW_KD1] = kd1;
+    rows[LOSS_TERMS * b + ROW_KD2] = kd2;
+}
+
 /* A label outside [0, NC): rows = NaN, dz row = 0; returns 1 (the warp skips the row). */
 __device__ static int bad_label(float *dz, float *rows, int b, int t, int NC) {
     if (t >= 0 && t < NC) return 0;
     int lane = threadIdx.x % 32;
-    if (lane == 0) rows[LOSS_TERMS * b + ROW_CE] = rows[LOSS_TERMS * b + ROW_KD1] = rows[LOSS_TERMS * b + ROW_KD2] = NAN;
+    write_terms(rows, b, NAN, NAN, NAN);
     if (dz)
         for (int j = lane; j < NC; j += 32) dz[(size_t)b * NC + j] = 0.0f;
     return 1;
@@ -100,11 +108,7 @@ __global__ void ce_loss_kernel(float *__restrict__ dz, float *__restrict__ rows,
     if (!warp_row(B, NC, y, dz, rows, &b, &t)) return;
     const float *zr = z + (size_t)b * NC;
     float Lz = warp_logsumexp(zr, NC, 1.0f, -1);
-    if (lane == 0) {
-        rows[LOSS_TERMS * b + ROW_CE] = Lz - zr[t];
-        rows[LOSS_TERMS * b + ROW_KD1] = 0.0f;
-        rows[LOSS_TERMS * b + ROW_KD2] = 0.0f;
-    }
+    write_terms(rows, b, Lz - zr[t], 0.0f, 0.0f);
     if (!dz) return;
     for (int j = lane; j < NC; j += 32) dz[(size_t)b * NC + j] = a * (expf(zr[j] - Lz) - (j == t ? 1.0f : 0.0f));
 }
@@ -126,11 +130,7 @@ __global__ void kd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows,
         kl += expf(lq) * (lq - lp);
     }
     kl = warp_sum(kl);
-    if (lane == 0) {
-        rows[LOSS_TERMS * b + ROW_CE] = Lz - zr[t];
-        rows[LOSS_TERMS * b + ROW_KD1] = kl;
-        rows[LOSS_TERMS * b + ROW_KD2] = 0.0f;
-    }
+    write_terms(rows, b, Lz - zr[t], kl, 0.0f);
     if (!dz) return;
     for (int j = lane; j < NC; j += 32) {
         float P = expf(zr[j] - Lz), ps = expf(zr[j] / T - Ls), qs = expf(vr[j] / T - Lu);
@@ -173,11 +173,7 @@ __global__ void dkd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows
         nckd += expf(lq) * (lq - lp);
     }
     nckd = warp_sum(nckd);
-    if (lane == 0) {
-        rows[LOSS_TERMS * b + ROW_CE] = Lz - zr[t];
-        rows[LOSS_TERMS * b + ROW_KD1] = tckd;
-        rows[LOSS_TERMS * b + ROW_KD2] = nckd;
-    }
+    write_terms(rows, b, Lz - zr[t], tckd, nckd);
     if (!dz) return;
     float dpt = pt - qt;
     for (int j = lane; j < NC; j += 32) {
@@ -209,12 +205,12 @@ extern "C" void kd_loss_cuda(float *dz, float *rows, const float *z, const float
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
     LossScales sc = loss_scales(LOSS_KD, p, B);
-    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p.T, (float)sc.ce, (float)sc.kd);
+    LAUNCH(kd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p.T, (float)sc.ce, (float)sc.distill);
 }
 extern "C" void dkd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC,
                               LossParams p) {
     if (B <= 0 || NC <= 0) return;
     int th = loss_threads();
     LossScales sc = loss_scales(LOSS_DKD, p, B);
-    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p, (float)sc.ce, (float)sc.kd);
+    LAUNCH(dkd_loss_kernel, ceil_div(B, th / 32), th, 0, dz, rows, z, v, y, B, NC, p, (float)sc.ce, (float)sc.distill);
 }

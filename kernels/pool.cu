@@ -34,6 +34,17 @@
 
 enum { POOL_THREADS = 256 };
 
+/* Output size of a window K, stride S, padding P over H positions. */
+__host__ __device__ static inline int pool_out(int H, int K, int S, int P) { return (H + 2 * P - K) / S + 1; }
+
+/* Element e of a stack of planes [rows, cols]: its row *r, column *c, and
+ * the plane (n*C + c of the tensor) as the return value. */
+__device__ static inline size_t plane_pos(size_t e, int rows, int cols, int *r, int *c) {
+    *c = (int)(e % cols);
+    *r = (int)((e / cols) % rows);
+    return e / ((size_t)rows * cols);
+}
+
 /* The first output index whose window (start o*S - P, length K) reaches h:
  * ceil((h + P - K + 1) / S), never below 0. */
 __device__ static inline int first_window(int h, int K, int S, int P) {
@@ -64,13 +75,10 @@ __device__ static inline int window_argmax(const float *xp, int W, int K, int S,
 /* ------------------------------------------------------------ max pool */
 __global__ void maxpool_forward_kernel(float *__restrict__ y, const float *__restrict__ x,
                                        int N, int C, int H, int W, int K, int S) {
-    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    int OH = pool_out(H, K, S, 0), OW = pool_out(W, K, S, 0), oh, ow;
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)N * C * OH * OW) return;
-    int ow = (int)(e % OW);
-    int oh = (int)((e / OW) % OH);
-    size_t plane = e / ((size_t)OH * OW);   /* n*C + c */
-    const float *xp = x + plane * H * W;
+    const float *xp = x + plane_pos(e, OH, OW, &oh, &ow) * H * W;
     int arg = window_argmax(xp, W, K, S, oh, ow);
     y[e] = xp[(size_t)(oh * S + arg / K) * W + ow * S + arg % K];
 }
@@ -78,12 +86,10 @@ __global__ void maxpool_forward_kernel(float *__restrict__ y, const float *__res
 /* One thread per dx[n,c,h,w]: add dy of every covering window whose argmax is (h,w). */
 __global__ void maxpool_backward_kernel(float *__restrict__ dx, const float *__restrict__ dy,
                                         const float *__restrict__ x, int N, int C, int H, int W, int K, int S) {
-    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    int OH = pool_out(H, K, S, 0), OW = pool_out(W, K, S, 0), h, w;
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)N * C * H * W) return;
-    int w = (int)(e % W);
-    int h = (int)((e / W) % H);
-    size_t plane = e / ((size_t)H * W);
+    size_t plane = plane_pos(e, H, W, &h, &w);
     const float *xp = x + plane * H * W;
     const float *dyp = dy + plane * OH * OW;
     int oh0 = first_window(h, K, S, 0), oh1 = last_window(h, S, 0, OH);
@@ -99,7 +105,7 @@ __global__ void maxpool_backward_kernel(float *__restrict__ dx, const float *__r
 }
 
 extern "C" void maxpool_forward_cuda(float *y, const float *x, int N, int C, int H, int W, int K, int S) {
-    int OH = (H - K) / S + 1, OW = (W - K) / S + 1;
+    int OH = pool_out(H, K, S, 0), OW = pool_out(W, K, S, 0);
     size_t count = (size_t)N * C * OH * OW;
     if (count == 0 || K > H || K > W) return;
     LAUNCH(maxpool_forward_kernel, ceil_div_sz(count, POOL_THREADS), POOL_THREADS, 0, y, x, N, C, H, W, K, S);
@@ -113,13 +119,10 @@ extern "C" void maxpool_backward_cuda(float *dx, const float *dy, const float *x
 /* ------------------------------------------------------------ avg pool */
 __global__ void avgpool_forward_kernel(float *__restrict__ y, const float *__restrict__ x,
                                        int N, int C, int H, int W, int K, int S, int P) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    int OH = pool_out(H, K, S, P), OW = pool_out(W, K, S, P), oh, ow;
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)N * C * OH * OW) return;
-    int ow = (int)(e % OW);
-    int oh = (int)((e / OW) % OH);
-    size_t plane = e / ((size_t)OH * OW);
-    const float *xp = x + plane * H * W;
+    const float *xp = x + plane_pos(e, OH, OW, &oh, &ow) * H * W;
     float sum = 0.0f;
     for (int kh = 0; kh < K; kh++) {
         int h = oh * S - P + kh;
@@ -135,13 +138,10 @@ __global__ void avgpool_forward_kernel(float *__restrict__ y, const float *__res
 /* One thread per dx[n,c,h,w]: add dy/(K*K) of every window covering (h,w). */
 __global__ void avgpool_backward_kernel(float *__restrict__ dx, const float *__restrict__ dy,
                                         int N, int C, int H, int W, int K, int S, int P) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    int OH = pool_out(H, K, S, P), OW = pool_out(W, K, S, P), h, w;
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)N * C * H * W) return;
-    int w = (int)(e % W);
-    int h = (int)((e / W) % H);
-    size_t plane = e / ((size_t)H * W);
-    const float *dyp = dy + plane * OH * OW;
+    const float *dyp = dy + plane_pos(e, H, W, &h, &w) * OH * OW;
     int oh0 = first_window(h, K, S, P), oh1 = last_window(h, S, P, OH);
     int ow0 = first_window(w, K, S, P), ow1 = last_window(w, S, P, OW);
     if (oh0 > oh1 || ow0 > ow1) return;
@@ -153,13 +153,13 @@ __global__ void avgpool_backward_kernel(float *__restrict__ dx, const float *__r
 }
 
 extern "C" void avgpool_forward_cuda(float *y, const float *x, int N, int C, int H, int W, int K, int S, int P) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    int OH = pool_out(H, K, S, P), OW = pool_out(W, K, S, P);
     if (N <= 0 || C <= 0 || OH <= 0 || OW <= 0 || K <= 0) return;
     size_t count = (size_t)N * C * OH * OW;
     LAUNCH(avgpool_forward_kernel, ceil_div_sz(count, POOL_THREADS), POOL_THREADS, 0, y, x, N, C, H, W, K, S, P);
 }
 extern "C" void avgpool_backward_cuda(float *dx, const float *dy, int N, int C, int H, int W, int K, int S, int P) {
-    int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+    int OH = pool_out(H, K, S, P), OW = pool_out(W, K, S, P);
     if (!dx || N <= 0 || C <= 0 || H <= 0 || W <= 0 || OH <= 0 || OW <= 0 || K <= 0) return;
     size_t count = (size_t)N * C * H * W;
     LAUNCH(avgpool_backward_kernel, ceil_div_sz(count, POOL_THREADS), POOL_THREADS, 0, dx, dy, N, C, H, W, K, S, P);

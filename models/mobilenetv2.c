@@ -32,12 +32,9 @@
 
 static int inverted_residual(Net *n, int x, const char *pre, int oup, int stride, int t) {
     int inp = n->nodes[x].C, hidden = inp * t;
-    int h = nb_conv(n, x, nbname("%s.conv.0", pre), hidden, 1, 1, 0, 1, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.conv.1", pre)));
-    h = nb_conv(n, h, nbname("%s.conv.3", pre), hidden, 3, stride, 1, hidden, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.conv.4", pre)));
-    h = nb_conv(n, h, nbname("%s.conv.6", pre), oup, 1, 1, 0, 1, 0);
-    h = nb_bn(n, h, nbname("%s.conv.7", pre));
+    int h = nb_relu(n, nb_conv_bn(n, x, nbname("%s.conv.0", pre), nbname("%s.conv.1", pre), hidden, 1, 1, 0, 1));
+    h = nb_relu(n, nb_conv_bn(n, h, nbname("%s.conv.3", pre), nbname("%s.conv.4", pre), hidden, 3, stride, 1, hidden));
+    h = nb_conv_bn(n, h, nbname("%s.conv.6", pre), nbname("%s.conv.7", pre), oup, 1, 1, 0, 1);
     if (stride == 1 && inp == oup) h = nb_add(n, x, h);
     return h;
 }
@@ -54,8 +51,7 @@ Net *build_mobilenetv2(const char *name) {
 
     Net *n = net_new(name, FAMILY_MBV2);
     int x = nb_input(n, 3, 32, 32);
-    x = nb_conv(n, x, "conv1.0", (int)(32 * width_mult), 3, 2, 1, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "conv1.1"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv1.0", "conv1.1", (int)(32 * width_mult), 3, 2, 1, 1));
     for (int b = 0; b < 7; b++) {
         int oup = (int)(setting[b][1] * width_mult);
         for (int i = 0; i < setting[b][2]; i++) {
@@ -64,8 +60,7 @@ Net *build_mobilenetv2(const char *name) {
             x = inverted_residual(n, x, pre, oup, i == 0 ? setting[b][3] : 1, setting[b][0]);
         }
     }
-    x = nb_conv(n, x, "conv2.0", 1280, 1, 1, 0, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "conv2.1"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv2.0", "conv2.1", 1280, 1, 1, 0, 1));
     x = nb_avgpool(n, x, 2, 2, 0);          /* AvgPool2d(2, ceil_mode=True) on 2x2 */
     nb_linear(n, x, "classifier.0", 100);
     net_finalize(n);

@@ -33,17 +33,9 @@
 
 /* One BasicBlock on node x; pre = "layer2.0". Returns the block's output node. */
 static int basic_block(Net *n, int x, const char *pre, int out, int stride) {
-    int in = n->nodes[x].C;
-    int h = nb_conv(n, x, nbname("%s.conv1", pre), out, 3, stride, 1, 1, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn1", pre)));
-    h = nb_conv(n, h, nbname("%s.conv2", pre), out, 3, 1, 1, 1, 0);
-    h = nb_bn(n, h, nbname("%s.bn2", pre));
-    int sc = x;
-    if (stride != 1 || in != out) {
-        sc = nb_conv(n, x, nbname("%s.downsample.0", pre), out, 1, stride, 0, 1, 0);
-        sc = nb_bn(n, sc, nbname("%s.downsample.1", pre));
-    }
-    return nb_relu(n, nb_add(n, h, sc));
+    int h = nb_relu(n, nb_conv_bn(n, x, nbname("%s.conv1", pre), nbname("%s.bn1", pre), out, 3, stride, 1, 1));
+    h = nb_conv_bn(n, h, nbname("%s.conv2", pre), nbname("%s.bn2", pre), out, 3, 1, 1, 1);
+    return nb_residual(n, x, h, nbname("%s.downsample.0", pre), nbname("%s.downsample.1", pre), stride);
 }
 
 /* Builds resnet20/32/56/110/8x4/32x4 by mdistiller dict name; NULL if unknown. */
@@ -61,8 +53,7 @@ Net *build_resnet(const char *name) {
 
     Net *n = net_new(name, FAMILY_RESNET);
     int x = nb_input(n, 3, 32, 32);
-    x = nb_conv(n, x, "conv1", w[0], 3, 1, 1, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "bn1"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv1", "bn1", w[0], 3, 1, 1, 1));
     for (int l = 1; l <= 3; l++) {
         for (int i = 0; i < cfg[m].blocks; i++) {
             char pre[32];

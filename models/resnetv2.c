@@ -22,19 +22,10 @@
 #include <string.h>
 
 static int bottleneck(Net *n, int x, const char *pre, int planes, int stride) {
-    int in = n->nodes[x].C, out = 4 * planes;
-    int h = nb_conv(n, x, nbname("%s.conv1", pre), planes, 1, 1, 0, 1, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn1", pre)));
-    h = nb_conv(n, h, nbname("%s.conv2", pre), planes, 3, stride, 1, 1, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn2", pre)));
-    h = nb_conv(n, h, nbname("%s.conv3", pre), out, 1, 1, 0, 1, 0);
-    h = nb_bn(n, h, nbname("%s.bn3", pre));
-    int sc = x;
-    if (stride != 1 || in != out) {
-        sc = nb_conv(n, x, nbname("%s.shortcut.0", pre), out, 1, stride, 0, 1, 0);
-        sc = nb_bn(n, sc, nbname("%s.shortcut.1", pre));
-    }
-    return nb_relu(n, nb_add(n, h, sc));
+    int h = nb_relu(n, nb_conv_bn(n, x, nbname("%s.conv1", pre), nbname("%s.bn1", pre), planes, 1, 1, 0, 1));
+    h = nb_relu(n, nb_conv_bn(n, h, nbname("%s.conv2", pre), nbname("%s.bn2", pre), planes, 3, stride, 1, 1));
+    h = nb_conv_bn(n, h, nbname("%s.conv3", pre), nbname("%s.bn3", pre), 4 * planes, 1, 1, 0, 1);
+    return nb_residual(n, x, h, nbname("%s.shortcut.0", pre), nbname("%s.shortcut.1", pre), stride);
 }
 
 /* Builds "ResNet50"; NULL if name is anything else. */
@@ -43,8 +34,7 @@ Net *build_resnet50(const char *name) {
     static const int blocks[4] = {3, 4, 6, 3}, planes[4] = {64, 128, 256, 512};
     Net *n = net_new(name, FAMILY_RESNET);
     int x = nb_input(n, 3, 32, 32);
-    x = nb_conv(n, x, "conv1", 64, 3, 1, 1, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "bn1"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv1", "bn1", 64, 3, 1, 1, 1));
     for (int l = 0; l < 4; l++) {
         for (int i = 0; i < blocks[l]; i++) {
             char pre[32];

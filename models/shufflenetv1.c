@@ -29,13 +29,10 @@
 static int shufflev1_block(Net *n, int x, const char *pre, int out, int stride, int groups) {
     int in = n->nodes[x].C, mid = out / 4;
     int g1 = in == 24 ? 1 : groups;
-    int h = nb_conv(n, x, nbname("%s.conv1", pre), mid, 1, 1, 0, g1, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn1", pre)));
+    int h = nb_relu(n, nb_conv_bn(n, x, nbname("%s.conv1", pre), nbname("%s.bn1", pre), mid, 1, 1, 0, g1));
     if (g1 > 1) h = nb_shuffle(n, h, g1);   /* a 1-group shuffle is the identity */
-    h = nb_conv(n, h, nbname("%s.conv2", pre), mid, 3, stride, 1, mid, 0);
-    h = nb_relu(n, nb_bn(n, h, nbname("%s.bn2", pre)));
-    h = nb_conv(n, h, nbname("%s.conv3", pre), out, 1, 1, 0, groups, 0);
-    h = nb_bn(n, h, nbname("%s.bn3", pre));
+    h = nb_relu(n, nb_conv_bn(n, h, nbname("%s.conv2", pre), nbname("%s.bn2", pre), mid, 3, stride, 1, mid));
+    h = nb_conv_bn(n, h, nbname("%s.conv3", pre), nbname("%s.bn3", pre), out, 1, 1, 0, groups);
     if (stride == 2) h = nb_concat(n, h, nb_avgpool(n, x, 3, 2, 1));
     else h = nb_add(n, h, x);
     return nb_relu(n, h);
@@ -49,8 +46,7 @@ Net *build_shufflev1(const char *name) {
 
     Net *n = net_new(name, FAMILY_SHUFFLE);
     int x = nb_input(n, 3, 32, 32);
-    x = nb_conv(n, x, "conv1", 24, 1, 1, 0, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "bn1"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv1", "bn1", 24, 1, 1, 0, 1));
     for (int l = 0; l < 3; l++) {
         for (int i = 0; i < blocks[l]; i++) {
             char pre[32];

@@ -26,8 +26,7 @@
 
 /* conv -> bn (-> ReLU when relu): the unit both blocks are made of. */
 static int conv_bn(Net *n, int x, const char *pre, int k, int OC, int K, int S, int G, int relu) {
-    x = nb_conv(n, x, nbname("%s.conv%d", pre, k), OC, K, S, K / 2, G, 0);
-    x = nb_bn(n, x, nbname("%s.bn%d", pre, k));
+    x = nb_conv_bn(n, x, nbname("%s.conv%d", pre, k), nbname("%s.bn%d", pre, k), OC, K, S, K / 2, G);
     return relu ? nb_relu(n, x) : x;
 }
 
@@ -57,8 +56,7 @@ Net *build_shufflev2(const char *name) {
 
     Net *n = net_new(name, FAMILY_SHUFFLE);
     int x = nb_input(n, 3, 32, 32);
-    x = nb_conv(n, x, "conv1", 24, 1, 1, 0, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "bn1"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv1", "bn1", 24, 1, 1, 0, 1));
     for (int l = 0; l < 3; l++) {
         char pre[32];
         snprintf(pre, sizeof pre, "layer%d.0", l + 1);
@@ -68,8 +66,7 @@ Net *build_shufflev2(const char *name) {
             x = basic_block(n, x, pre);
         }
     }
-    x = nb_conv(n, x, "conv2", 1024, 1, 1, 0, 1, 0);
-    x = nb_relu(n, nb_bn(n, x, "bn2"));
+    x = nb_relu(n, nb_conv_bn(n, x, "conv2", "bn2", 1024, 1, 1, 0, 1));
     x = nb_avgpool(n, x, 4, 4, 0);
     nb_linear(n, x, "linear", 100);
     net_finalize(n);

@@ -21,8 +21,8 @@ BASE_URL="${DKD_CIFAR_URL:-https://www.cs.toronto.edu/~kriz}"
 PY_ARCHIVE="cifar-100-python.tar.gz"; PY_MD5="eb9058c3a382ffc7106e4002c42a8d85"
 BIN_ARCHIVE="cifar-100-binary.tar.gz"; BIN_MD5="03b5dce01913d631647c71ecec9e9cb8"
 
-die() { echo "get_cifar100: error: $*" >&2; exit 1; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+PROG=get_cifar100
+. "$(dirname "$0")/lib_download.sh"   # defines: die, usage, make_dest, fetch_archive
 
 binary=0; keep=0; dest=""
 while [ $# -gt 0 ]; do
@@ -65,35 +65,9 @@ complete() {
 }
 if complete; then echo "get_cifar100: $dest/$folder is already complete, nothing to do"; exit 0; fi
 
-# The folders this script creates, removed again (when still empty) if it fails.
-created=()                                   # deepest first
-d="$dest"
-while [ ! -d "$d" ]; do created+=("$d"); d=$(dirname "$d"); done
-file=""
-cleanup() {
-  local rc=$?
-  [ -z "$file" ] || rm -f "$file.part"
-  if [ $rc != 0 ]; then for d in "${created[@]+"${created[@]}"}"; do rmdir "$d" 2>/dev/null || true; done; fi
-}
-trap cleanup EXIT
-mkdir -p "$dest" || die "cannot create the folder '$dest'"
+make_dest "$dest"
 file="$dest/$archive"
-
-if [ -f "$file" ]; then
-  echo "get_cifar100: using the archive already in $file"
-else
-  url="$BASE_URL/$archive"
-  echo "get_cifar100: downloading $url (about 160 MB)"
-  offline="cannot download $url (offline, behind a proxy, or the site is down?): download it by other means into $dest/ and run this script again"
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsSL --retry 2 --connect-timeout 20 -o "$file.part" "$url" 2>/dev/null || die "$offline"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -q --tries=2 --timeout=20 -O "$file.part" "$url" 2>/dev/null || die "$offline"
-  else
-    die "neither curl nor wget is installed: install one (apt-get install curl), or download $url by other means into $dest/ and run this script again"
-  fi
-  mv "$file.part" "$file"
-fi
+fetch_archive "$BASE_URL/$archive" "$file" "offline, behind a proxy, or the site is down?" "about 160 MB"
 
 got=$(md5_of "$file")
 if [ "$got" != "$md5" ]; then

@@ -21,8 +21,8 @@ URL="${DKD_TEACHERS_URL:-https://github.com/megvii-research/mdistiller/releases/
 DEST="download_ckpts"
 TEACHERS="resnet56 resnet110 resnet32x4 ResNet50 wrn_40_2 vgg13"
 
-die() { echo "get_teachers: error: $*" >&2; exit 1; }
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+PROG=get_teachers
+. "$(dirname "$0")/lib_download.sh"   # defines: die, usage, make_dest, fetch_archive
 
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
@@ -39,30 +39,9 @@ missing() {
 }
 if [ -z "$(missing)" ]; then echo "get_teachers: all six teachers are already in $DEST/cifar_teachers/"; exit 0; fi
 
-created=0
-[ -d "$DEST" ] || created=1
+make_dest "$DEST"
 file="$DEST/cifar_teachers.tar"
-cleanup() {  # on failure: no partial download, no empty folder we made
-  local rc=$?
-  rm -f "$file.part"
-  if [ $rc != 0 ] && [ $created = 1 ]; then rmdir "$DEST" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
-mkdir -p "$DEST" || die "cannot create $DEST/"
-if [ -f "$file" ]; then
-  echo "get_teachers: using the archive already in $file"
-else
-  echo "get_teachers: downloading $URL"
-  offline="cannot download $URL (offline, behind a proxy, or GitHub unreachable?): download it by other means into $DEST/ and run this script again"
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsSL --retry 2 --connect-timeout 20 -o "$file.part" "$URL" 2>/dev/null || die "$offline"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -q --tries=2 --timeout=20 -O "$file.part" "$URL" 2>/dev/null || die "$offline"
-  else
-    die "neither curl nor wget is installed: install one (apt-get install curl), or download $URL by other means into $DEST/ and run this script again"
-  fi
-  mv "$file.part" "$file"
-fi
+fetch_archive "$URL" "$file" "offline, behind a proxy, or GitHub unreachable?"
 
 # A tar archive has "ustar" at byte 257; an HTML error page or a partial file does not.
 magic=$(dd if="$file" bs=1 skip=257 count=5 2>/dev/null || true)

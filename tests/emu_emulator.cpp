@@ -223,24 +223,31 @@ static void expect_fatal(const char *what, void (*fn)(void), const char *want) {
     }
 }
 
+/* Device memory for a child's kernel (the child exits; nothing is freed). Taken
+ * before LAUNCH: under the emulator LAUNCH's arguments are evaluated by every thread. */
+static float *dev_floats(size_t n) {
+    float *y;
+    cudaCheck(cudaMalloc(&y, n * sizeof(float)));
+    return y;
+}
 static void child_early_return(void) {
-    float *y; cudaCheck(cudaMalloc(&y, 64 * sizeof(float)));
+    float *y = dev_floats(64);
     LAUNCH(early_return_kernel, 1, 64, 0, y);
 }
 static void child_half_warp(void) {
-    float *y; cudaCheck(cudaMalloc(&y, 48 * sizeof(float)));
+    float *y = dev_floats(48);
     LAUNCH(half_warp_kernel, 1, 48, 0, y);
 }
 static void child_divergent(void) {
-    float *y; cudaCheck(cudaMalloc(&y, 32 * sizeof(float)));
+    float *y = dev_floats(32);
     LAUNCH(divergent_warp_kernel, 1, 32, 0, y);
 }
 static void child_null_write(void) {
-    float *y; cudaCheck(cudaMalloc(&y, 64 * sizeof(float)));
+    float *y = dev_floats(64);
     LAUNCH(null_write_kernel, 2, 32, 0, y);
 }
 static void child_big_stack(void) {
-    float *y; cudaCheck(cudaMalloc(&y, 64 * sizeof(float)));
+    float *y = dev_floats(64);
     LAUNCH(big_stack_kernel, 1, 32, 0, y);
 }
 static void child_too_many_threads(void) { LAUNCH(nop_kernel, 1, dim3(64, 32, 1), 0, (float *)NULL); }

@@ -59,6 +59,14 @@ static inline int check_same(const char *name, const void *a, const void *b, siz
     return ok;
 }
 
+/* A fresh folder /tmp/dkd_<name>_XXXXXX for a test's files, into dir; a test
+ * that cannot make one stops at once (exit 1 and no RESULT line, which build.sh
+ * counts as a failure). */
+static inline void test_tmpdir(char *dir, size_t cap, const char *name) {
+    snprintf(dir, cap, "/tmp/dkd_%s_XXXXXX", name);
+    if (!mkdtemp(dir)) { printf("cannot make a temporary folder like %s\n", dir); exit(1); }
+}
+
 static inline int test_summary(void) {
     printf("RESULT %d %d %d\n", test_passed, test_failed, test_skipped);
     return test_failed ? 1 : 0;

@@ -160,6 +160,8 @@ int main(void) {
         {2, 32, 8, 8, 32, 3, 2, 1, 32},    /* depthwise, stride 2 (to a 4x4 map: the tap table) */
         {3, 16, 4, 4, 16, 3, 1, 1, 16},    /* depthwise on tiny maps: the tap table */
         {3, 16, 2, 2, 16, 3, 1, 1, 16},
+        {2, 8, 12, 12, 8, 8, 1, 3, 8},     /* depthwise 8x8: CONV_MAX_TAPS taps, the padded path's largest */
+        {2, 8, 12, 12, 8, 9, 1, 4, 8},     /* depthwise 9x9: more taps than CONV_MAX_TAPS, the plain loops */
     };
     int start = dkd_isa();
     printf("default path: %s\n", dkd_isa_name(start));

@@ -1,41 +1,31 @@
-/* tests/test_models.c — the 15 model builders and the registry against the
- * reference facts about mdistiller, read at test time (nothing copied in here):
+/* tests/test_models.c — the 15 model builders and the registry against tables
+ * kept in tests/ and read at test time, so the expected values live apart from
+ * the code they check:
  *
- *  1. arch_table.tsv (SPEC §4.3): per model the trainable parameter count, BN
- *     layers, BN running floats, state_dict entries, conv layers, dense /
- *     depthwise / FC MACs and conv output floats per image, and the role
- *     (teacher or student) — all recomputed from the built Net.
- *  2. the key templates of SPEC §4 (expanded with the notation of §4.1): every
- *     model's state_dict keys, order, kinds and shapes, teachers included.
+ *  1. tests/arch_table.tsv: per model the trainable parameter count, BN layers,
+ *     BN running floats, state_dict entries, conv layers, dense / depthwise /
+ *     FC MACs and conv output floats per image, and the role (teacher or
+ *     student) — all recomputed here from the built Net.
+ *  2. tests/model_keys.txt: the state_dict keys of every model, teachers
+ *     included, written as one template per family (its header says how to
+ *     read it); expanded here and compared key by key: name, order, kind, shape.
  *  3. the fixture weights <fixtures>/<name>.pth (real torch.save files of
  *     mdistiller models): keys, order, shapes and dtypes equal ours.
- *  4. the WRN BN quirk (§4.12), the initialiser family of §4.4, graph sanity.
- *  5. the registry: aliases, the unknown-name error, the 11 pairs of §1.2
- *     (parsed from the SPEC table) and a few spot checks typed from the SPEC.
- *
- * Where the files are: $DKD_SPEC_DIR (holding arch_table.tsv and SPEC.md), else
- * ../shared/reference, else tests/arch_table.tsv + tests/spec_extract.md (a
- * verbatim extract of SPEC §1.2 and §4, so a clone outside this workplace runs
- * too). Fixtures: $DKD_FIXTURES, ../shared/fixtures, tests/fixtures. */
+ *     Fixtures: $DKD_FIXTURES, ../shared/fixtures, tests/fixtures (test.h).
+ *  4. the WRN BN quirk (a BN whose running stats update twice per step), the
+ *     initialiser of each family, an op census, graph sanity.
+ *  5. the registry: aliases, the unknown-name error, the 11 DKD pairs of
+ *     tests/pair_table.tsv and a few spot checks typed in below. */
 #include "dkd.h"
 #include "test.h"
 
 #include <ctype.h>
 
-/* ------------------------------------------------------------ finding files */
+/* ------------------------------------------------------------ reading files */
 
-/* Open file from $DKD_SPEC_DIR or ../shared/reference, else tests/<fallback>.
- * path receives the name opened. NULL if none exists. */
-static FILE *open_reference(const char *file, const char *fallback, char *path, size_t cap) {
-    const char *env = getenv("DKD_SPEC_DIR");
-    const char *dirs[2] = {env && *env ? env : NULL, "../shared/reference"};
-    for (int i = 0; i < 2; i++) {
-        if (!dirs[i]) continue;
-        snprintf(path, cap, "%s/%s", dirs[i], file);
-        FILE *f = fopen(path, "r");
-        if (f) return f;
-    }
-    snprintf(path, cap, "tests/%s", fallback);
+/* Open tests/<file>; path receives the name opened. NULL if it is missing. */
+static FILE *open_table(const char *file, char *path, size_t cap) {
+    snprintf(path, cap, "tests/%s", file);
     return fopen(path, "r");
 }
 
@@ -64,7 +54,7 @@ static void free_lines(Lines *L) {
 
 enum { COL_NAME, COL_ROLE, COL_PARAMS, COL_BN, COL_BNFLOATS, COL_ENTRIES, COL_CONVS,
        COL_DENSE, COL_DW, COL_FC, COL_TOTAL, COL_OUTFLOATS, N_COLS };
-static const char *col_names[N_COLS] = {
+static const char *const col_names[N_COLS] = {
     "model_dict_name", "role_in_11_pairs", "trainable_params", "bn_layers", "bn_running_floats",
     "state_dict_entries", "conv_layers", "dense_conv_macs", "depthwise_conv_macs", "fc_macs",
     "total_macs", "conv_output_floats_per_image"};
@@ -83,18 +73,28 @@ static int split_tabs(char *s, char **field, int max) {
     return n;
 }
 
+/* Split the header line of a TSV and find the column of each of names[0..n);
+ * col[c] receives its index. Returns the number of header fields, -1 if a
+ * column is missing. */
+static int find_columns(char *header, const char *const *names, int n, int *col, const char *file) {
+    char *field[64];
+    int nf = split_tabs(header, field, 64);
+    for (int c = 0; c < n; c++) {
+        col[c] = -1;
+        for (int j = 0; j < nf; j++) if (!strcmp(field[j], names[c])) col[c] = j;
+        if (col[c] < 0) { printf("  %s: no column %s\n", file, names[c]); return -1; }
+    }
+    return nf;
+}
+
 /* Parse the TSV; returns the number of rows (-1 on a format error). */
 static int read_arch_table(FILE *f, ArchRow *rows, int max) {
     Lines L = read_lines(f);
     int col[N_COLS], n = 0;
     char *field[64];
     if (L.n < 2) { free_lines(&L); return -1; }
-    int nf = split_tabs(L.line[0], field, 64);
-    for (int c = 0; c < N_COLS; c++) {
-        col[c] = -1;
-        for (int j = 0; j < nf; j++) if (!strcmp(field[j], col_names[c])) col[c] = j;
-        if (col[c] < 0) { printf("  arch_table.tsv: no column %s\n", col_names[c]); free_lines(&L); return -1; }
-    }
+    int nf = find_columns(L.line[0], col_names, N_COLS, col, "arch_table.tsv");
+    if (nf < 0) { free_lines(&L); return -1; }
     for (int i = 1; i < L.n && n < max; i++) {
         if (!L.line[i][0]) continue;
         int k = split_tabs(L.line[i], field, 64);
@@ -142,6 +142,12 @@ typedef struct { Entry *e; int n, cap; int err; char msg[160]; } Expansion;
 
 static void skip_sp(const char **s) { while (**s == ' ') (*s)++; }
 
+/* A line of model_keys.txt without its indentation; "" for a comment. */
+static const char *content(const char *s) {
+    skip_sp(&s);
+    return *s == '#' ? "" : s;
+}
+
 /* expr := term (('+'|'-') term)* ; term := factor ('*' factor)* ;
  * factor := integer | variable. Sets x->err on anything else. */
 static int eval_factor(const char **s, const Var *v, int nv, Expansion *x) {
@@ -159,12 +165,13 @@ static int eval_factor(const char **s, const Var *v, int nv, Expansion *x) {
 }
 static int eval_term(const char **s, const Var *v, int nv, Expansion *x) {
     int r = eval_factor(s, v, nv, x);
-    for (skip_sp(s); **s == '*'; skip_sp(s)) { (*s)++; r *= eval_factor(s, v, nv, x); }
+    while (**s == '*') { (*s)++; r *= eval_factor(s, v, nv, x); }
     return r;
 }
+/* Sizes are separated by spaces, so an expression ends at the first space. */
 static int eval_expr(const char **s, const Var *v, int nv, Expansion *x) {
     int r = eval_term(s, v, nv, x);
-    for (skip_sp(s); **s == '+' || **s == '-'; skip_sp(s)) {
+    while (**s == '+' || **s == '-') {
         int sign = *(*s)++ == '-' ? -1 : 1;
         r += sign * eval_term(s, v, nv, x);
     }
@@ -180,7 +187,7 @@ static void push_entry(Expansion *x, const char *name, int kind, int ndim, const
     for (int i = 0; i < ndim; i++) e->shape[i] = shape[i];
 }
 
-/* One entry line: "name{expr}... [d0,d1,...]" or "name BN(c)". */
+/* One key line: "name{expr}... D0 D1 ..." (a tensor) or "name bn C" (five BN entries). */
 static void expand_entry(const char *line, const Var *v, int nv, Expansion *x) {
     char name[96]; int k = 0;
     const char *s = line;
@@ -194,7 +201,7 @@ static void expand_entry(const char *line, const Var *v, int nv, Expansion *x) {
     }
     name[k] = 0;
     skip_sp(&s);
-    if (!strncmp(s, "BN(", 3)) {
+    if (!strncmp(s, "bn ", 3)) {
         s += 3;
         int c = eval_expr(&s, v, nv, x);
         char sub[128];
@@ -203,82 +210,73 @@ static void expand_entry(const char *line, const Var *v, int nv, Expansion *x) {
         snprintf(sub, sizeof sub, "%s.running_mean", name); push_entry(x, sub, PK_RUNMEAN, 1, &c);
         snprintf(sub, sizeof sub, "%s.running_var", name);  push_entry(x, sub, PK_RUNVAR, 1, &c);
         snprintf(sub, sizeof sub, "%s.num_batches_tracked", name); push_entry(x, sub, PK_NBT, 0, NULL);
-    } else if (*s == '[') {
-        int shape[4], nd = 0;
-        s++;
         skip_sp(&s);
-        while (*s && *s != ']') {
-            if (nd == 4) { x->err = 1; snprintf(x->msg, sizeof x->msg, "more than 4 dims in '%s'", line); return; }
-            shape[nd++] = eval_expr(&s, v, nv, x);
-            skip_sp(&s);
-            if (*s == ',') s++;
-            else if (*s != ']') { x->err = 1; snprintf(x->msg, sizeof x->msg, "bad shape in '%s'", line); return; }
-        }
+    } else {
+        int shape[4], nd = 0;
+        for (skip_sp(&s); *s && nd < 4; skip_sp(&s)) shape[nd++] = eval_expr(&s, v, nv, x);
+        if (nd == 0) { x->err = 1; snprintf(x->msg, sizeof x->msg, "no shape in '%s'", line); return; }
         push_entry(x, name, PK_PARAM, nd, shape);
-    } else { x->err = 1; snprintf(x->msg, sizeof x->msg, "cannot read template line '%s'", line); }
+    }
+    if (*s && !x->err) { x->err = 1; snprintf(x->msg, sizeof x->msg, "cannot read the end of '%s'", line); }
 }
 
-/* Expand template lines [lo, hi) with variables v[0..nv). */
+/* Expand lines [lo, hi) with variables v[0..nv). */
 static void expand_lines(char **line, int lo, int hi, Var *v, int nv, Expansion *x) {
     for (int i = lo; i < hi && !x->err; i++) {
-        const char *s = line[i];
+        const char *s = content(line[i]);
         if (!*s) continue;
-        if (!strncmp(s, "@end", 4)) { x->err = 1; snprintf(x->msg, sizeof x->msg, "@end without @for"); return; }
-        if (strncmp(s, "@for ", 5)) { expand_entry(s, v, nv, x); continue; }
-        /* @for VAR in A..B */
+        if (!strcmp(s, "end")) { x->err = 1; snprintf(x->msg, sizeof x->msg, "end without for"); return; }
+        if (strncmp(s, "for ", 4)) { expand_entry(s, v, nv, x); continue; }
+        /* for VAR FIRST LAST */
         char var[16]; int used = 0;
-        if (sscanf(s + 5, "%15s in %n", var, &used) != 1 || used == 0 || nv >= 15) {
+        if (sscanf(s + 4, "%15s %n", var, &used) != 1 || used == 0 || nv >= 15) {
             x->err = 1; snprintf(x->msg, sizeof x->msg, "bad loop '%s'", s); return;
         }
-        const char *p = s + 5 + used;
+        const char *p = s + 4 + used;
         int a = eval_expr(&p, v, nv, x);
-        if (strncmp(p, "..", 2)) { x->err = 1; snprintf(x->msg, sizeof x->msg, "bad range in '%s'", s); return; }
-        p += 2;
+        skip_sp(&p);
         int b = eval_expr(&p, v, nv, x);
+        if (*p) { x->err = 1; snprintf(x->msg, sizeof x->msg, "bad range in '%s'", s); return; }
         int depth = 1, j = i + 1;
         for (; j < hi; j++) {
-            if (!strncmp(line[j], "@for ", 5)) depth++;
-            else if (!strncmp(line[j], "@end", 4) && --depth == 0) break;
+            const char *t = content(line[j]);
+            if (!strncmp(t, "for ", 4)) depth++;
+            else if (!strcmp(t, "end") && --depth == 0) break;
         }
-        if (j >= hi) { x->err = 1; snprintf(x->msg, sizeof x->msg, "@for without @end"); return; }
+        if (j >= hi) { x->err = 1; snprintf(x->msg, sizeof x->msg, "for without end"); return; }
         snprintf(v[nv].name, sizeof v[nv].name, "%s", var);
         for (int it = a; it <= b && !x->err; it++) { v[nv].val = it; expand_lines(line, i + 1, j, v, nv + 1, x); }
         i = j;
     }
 }
 
-/* Find the template naming model in its header, e.g.
- * "### TEMPLATE wrn  (wrn_16_2: K=2, N=2; wrn_40_2: K=2, N=6)", and expand it.
- * Returns 0 if found (x filled, x->err on a syntax problem), -1 if no template names it. */
+/* Find the family line naming model, e.g.
+ * "family wrn: wrn_16_2 K=2 N=2, wrn_40_2 K=2 N=6", and expand its keys (the
+ * lines up to the next family line) with that model's variables.
+ * Returns 0 if found (x filled, x->err on a syntax problem), -1 if no family names it. */
 static int expand_template_for(const Lines *L, const char *model, Expansion *x) {
     for (int i = 0; i < L->n; i++) {
-        if (strncmp(L->line[i], "### TEMPLATE ", 13)) continue;
-        const char *par = strchr(L->line[i], '(');
-        if (!par) continue;
-        /* walk "model[: A=1, B=2]" items separated by ';' up to ')' */
-        const char *s = par + 1;
-        while (*s && *s != ')') {
-            while (*s == ' ') s++;
-            size_t k = strcspn(s, ":;)");
-            char who[48];
-            snprintf(who, sizeof who, "%.*s", (int)(k < 47 ? k : 47), s);
-            for (size_t t = strlen(who); t && who[t - 1] == ' '; t--) who[t - 1] = 0;
+        if (strncmp(L->line[i], "family ", 7)) continue;
+        const char *s = strchr(L->line[i], ':');
+        if (!s) continue;
+        s++;
+        /* items "model [VAR=val ...]" separated by ',' */
+        while (*s) {
+            char who[48]; int used = 0;
+            if (sscanf(s, " %47[^ ,]%n", who, &used) != 1) break;
+            s += used;
             Var v[16]; int nv = 0;
-            s += k;
-            if (*s == ':') {
-                s++;
-                while (*s && *s != ';' && *s != ')') {
-                    char nm[16]; int val, used = 0;
-                    if (sscanf(s, " %15[A-Za-z0-9_] = %d%n", nm, &val, &used) != 2 || !used) break;
-                    if (nv < 8) { snprintf(v[nv].name, sizeof v[nv].name, "%s", nm); v[nv++].val = val; }
-                    s += used;
-                    while (*s == ' ' || *s == ',') s++;
-                }
+            for (;;) {
+                char nm[16]; int val;
+                if (sscanf(s, " %15[A-Za-z0-9_]=%d%n", nm, &val, &used) != 2) break;
+                if (nv < 8) { snprintf(v[nv].name, sizeof v[nv].name, "%s", nm); v[nv++].val = val; }
+                s += used;
             }
-            if (*s == ';') s++;
+            skip_sp(&s);
+            if (*s == ',') s++;
             if (strcmp(who, model)) continue;
             int end = i + 1;
-            while (end < L->n && strncmp(L->line[end], "```", 3)) end++;
+            while (end < L->n && strncmp(L->line[end], "family ", 7)) end++;
             expand_lines(L->line, i + 1, end, v, nv, x);
             return 0;
         }
@@ -309,7 +307,7 @@ static int same_keys(const Net *n, const Entry *e, int ne, char *why, size_t cap
 
 /* ------------------------------------------------------------ per-model checks */
 
-/* The family SPEC §4.4 assigns, from the model name (independent of the builder). */
+/* The initialiser family of a model, from its name alone (independent of the builder). */
 static int expected_family(const char *model) {
     if (!strncmp(model, "wrn", 3)) return FAMILY_WRN;
     if (!strncmp(model, "vgg", 3)) return FAMILY_VGG;
@@ -318,7 +316,12 @@ static int expected_family(const char *model) {
     return FAMILY_RESNET;
 }
 
-/* Every conv and linear parameter gets the initialiser of SPEC §4.4. */
+/* Every conv and linear parameter gets the initialiser its mdistiller class
+ * uses: convs kaiming-normal (fan_out) with zero bias, except ShuffleNet's
+ * convs, which keep PyTorch's default uniform(fan_in) for weight and bias;
+ * the classifier normal(0, 0.01) with zero bias in VGG and MobileNetV2, the
+ * default uniform(fan_in) elsewhere, its bias zero in WRN and uniform in the
+ * ResNets and ShuffleNets. */
 static void check_init(const Net *n) {
     int fam = expected_family(n->model), bad = 0;
     char why[200] = "";
@@ -345,7 +348,7 @@ static void check_init(const Net *n) {
             snprintf(why, sizeof why, "%s has no bias", w->name); bad = 1;
         }
     }
-    check(n->family == fam && !bad, "%s: family %d and conv/linear initialisers of SPEC 4.4 %s",
+    check(n->family == fam && !bad, "%s: family %d and its conv/linear initialisers %s",
           n->model, n->family, why);
 }
 
@@ -394,11 +397,11 @@ static void check_bn_updates(const Net *n) {
         twice += nd->bn_updates == 2;
     }
     check(!wrong && twice == (is_wrn ? 3 : 0), "%s: BN running-stat updates per step (%d BNs twice)%s",
-          n->model, twice, is_wrn ? ": the WRN quirk of SPEC 4.12" : "");
+          n->model, twice, is_wrn ? ": the WRN quirk" : "");
 }
 
 /* Op census: how many residual adds, concats, splits, shuffles, pools and ReLUs
- * each architecture has, counted from the descriptions of SPEC 4.5-4.11. These
+ * each architecture has, counted by hand from the block structure of each. These
  * catch wiring mistakes that leave the parameter counts intact (a dropped
  * residual, a missing shuffle, a max pool where an average pool belongs). */
 typedef struct { const char *model; int add, concat, split, shuffle, maxpool, avgpool, relu; } Census;
@@ -486,44 +489,38 @@ static void check_fixture(const Net *n, const char *file) {
 
 /* ------------------------------------------------------------ the pairs */
 
-/* Strip backticks, asterisks and spaces in place; returns s. */
-static char *clean_cell(char *s) {
-    char *w = s;
-    for (char *r = s; *r; r++) if (*r != '`' && *r != '*') *w++ = *r;
-    *w = 0;
-    while (*s == ' ') s++;
-    for (size_t k = strlen(s); k && s[k - 1] == ' '; k--) s[k - 1] = 0;
-    return s;
-}
+/* tests/pair_table.tsv: every row must be in pair_table with the same values,
+ * and the file must list exactly the pairs of pair_table. */
+enum { PC_TEACHER, PC_STUDENT, PC_BETA, PC_LR, PC_ALPHA, PC_T, PC_WARMUP, PC_TAG, N_PC };
+static const char *const pair_cols[N_PC] = {"teacher", "student", "beta", "lr", "alpha", "T", "warmup", "tag"};
 
-/* The table of SPEC §1.2: every row must be in pair_table with the same values. */
-static void check_pairs_against_spec(const Lines *L, const char *path) {
-    int in_sec = 0, rows = 0, bad = 0;
-    for (int i = 0; i < L->n; i++) {
-        const char *s = L->line[i];
-        if (!strncmp(s, "### ", 4)) { in_sec = !strncmp(s, "### 1.2 ", 8); continue; }
-        if (!in_sec || strncmp(s, "| ", 2) || !isdigit((unsigned char)s[2])) continue;
-        char buf[512], *cell[10];
-        snprintf(buf, sizeof buf, "%s", s);
-        int nc = 0;
-        for (char *p = buf; nc < 10 && (p = strchr(p, '|')); p++) { *p = 0; cell[nc++] = p + 1; }
-        if (nc < 8) { bad++; printf("       cannot read: %s\n", s); continue; }
-        const char *teacher = clean_cell(cell[2]), *student = clean_cell(cell[3]), *tag = clean_cell(cell[6]);
-        double beta = strtod(clean_cell(cell[4]), NULL), lr = strtod(clean_cell(cell[5]), NULL);
+static void check_pair_table(FILE *f, const char *path) {
+    Lines L = read_lines(f);
+    int col[N_PC], rows = 0, bad = 0;
+    int nf = L.n ? find_columns(L.line[0], pair_cols, N_PC, col, path) : -1;
+    for (int i = 1; nf > 0 && i < L.n; i++) {
+        if (!L.line[i][0]) continue;
+        char *c[16];
+        if (split_tabs(L.line[i], c, 16) != nf) { bad++; printf("       %s line %d: not %d fields\n", path, i + 1, nf); continue; }
+        const char *teacher = c[col[PC_TEACHER]], *student = c[col[PC_STUDENT]], *tag = c[col[PC_TAG]];
+        float beta = strtof(c[col[PC_BETA]], NULL), lr = strtof(c[col[PC_LR]], NULL);
+        float alpha = strtof(c[col[PC_ALPHA]], NULL), T = strtof(c[col[PC_T]], NULL);
+        int warmup = atoi(c[col[PC_WARMUP]]);
         const PairInfo *p = pair_find(teacher, student);
         rows++;
         if (!p || strcmp(p->teacher, teacher) || strcmp(p->student, student) || strcmp(p->tag, tag) ||
-            p->beta != (float)beta || p->lr != (float)lr || p->alpha != 1.0f || p->T != 4.0f || p->warmup != 20) {
+            p->beta != beta || p->lr != lr || p->alpha != alpha || p->T != T || p->warmup != warmup) {
             bad++;
-            printf("       SPEC row %s -> %s beta %g lr %g tag %s: ours %s\n", teacher, student, beta, lr, tag,
-                   p ? p->tag : "(not found)");
+            printf("       %s: %s -> %s alpha %g beta %g T %g warm-up %d lr %g tag %s: ours %s\n", path, teacher, student,
+                   alpha, beta, T, warmup, lr, tag, p ? p->tag : "(not found)");
         }
     }
-    check(rows == 11 && rows == n_pairs && !bad, "pair_table equals the %d rows of SPEC 1.2 in %s (%d differ)", rows, path, bad);
+    check(nf > 0 && rows == 11 && rows == n_pairs && !bad, "pair_table equals the %d rows of %s (%d differ)", rows, path, bad);
+    free_lines(&L);
 }
 
 static void check_registry(void) {
-    /* aliases, typed from the brief / SPEC experiment tags */
+    /* aliases: the short names of the experiment tags, and the dict names themselves */
     static const char *alias[][2] = {
         {"res56", "resnet56"}, {"res20", "resnet20"}, {"res110", "resnet110"}, {"res32", "resnet32"},
         {"res32x4", "resnet32x4"}, {"res8x4", "resnet8x4"}, {"wrn40_2", "wrn_40_2"}, {"wrn_40_2", "wrn_40_2"},
@@ -570,7 +567,7 @@ static void check_registry(void) {
     }
     check(!bad, "every builder returns NULL for a name that is not its own");
 
-    /* spot checks typed from SPEC 1.2 */
+    /* spot checks typed in here, independent of pair_table.tsv */
     const PairInfo *p = pair_find("res56", "res20");
     check(p && p->beta == 2.0f && p->lr == 0.05f && p->alpha == 1.0f && p->T == 4.0f && p->warmup == 20 &&
           !strcmp(p->tag, "dkd,res56,res20"), "pair_find(res56, res20): beta 2, lr 0.05, tag dkd,res56,res20");
@@ -597,21 +594,25 @@ static void check_registry(void) {
 
 int main(void) {
     (void)check_close; (void)check_same; (void)test_fill;   /* test.h helpers this test does not need */
-    char tsv_path[512], spec_path[512];
+    char tsv_path[512], keys_path[512], pairs_path[512];
     printf("test_models: the 15 mdistiller architectures and the registry\n");
 
     check_registry();
 
-    Lines spec = {NULL, 0};
-    FILE *f = open_reference("SPEC.md", "spec_extract.md", spec_path, sizeof spec_path);
-    if (f) { spec = read_lines(f); fclose(f); check_pairs_against_spec(&spec, spec_path); }
-    else skip("SPEC.md / tests/spec_extract.md not found: pair table and key templates not checked");
+    FILE *f = open_table("pair_table.tsv", pairs_path, sizeof pairs_path);
+    check(f != NULL, "%s is readable", pairs_path);
+    if (f) { check_pair_table(f, pairs_path); fclose(f); }
+
+    Lines keys = {NULL, 0};
+    f = open_table("model_keys.txt", keys_path, sizeof keys_path);
+    check(f != NULL, "%s is readable", keys_path);
+    if (f) { keys = read_lines(f); fclose(f); }
 
     ArchRow rows[32];
     int nrows = -1;
-    f = open_reference("arch_table.tsv", "arch_table.tsv", tsv_path, sizeof tsv_path);
+    f = open_table("arch_table.tsv", tsv_path, sizeof tsv_path);
     if (f) { nrows = read_arch_table(f, rows, 32); fclose(f); }
-    if (nrows < 0) skip("arch_table.tsv not found or unreadable (tried $DKD_SPEC_DIR, ../shared/reference, tests/)");
+    if (nrows < 0) check(0, "%s: missing or unreadable", tsv_path);
     else {
         int all = nrows == n_models;
         for (int i = 0; i < nrows; i++) all &= model_find(rows[i].name) && !strcmp(model_find(rows[i].name)->name, rows[i].name);
@@ -657,15 +658,15 @@ int main(void) {
         } else if (nrows >= 0) check(0, "%s: not in %s", name, tsv_path);
 
         /* 2. the key template */
-        if (spec.n) {
+        if (keys.n) {
             Expansion x;
             memset(&x, 0, sizeof x);
-            if (expand_template_for(&spec, name, &x) != 0) check(0, "%s: no TEMPLATE names it in %s", name, spec_path);
-            else if (x.err) check(0, "%s: template in %s: %s", name, spec_path, x.msg);
+            if (expand_template_for(&keys, name, &x) != 0) check(0, "%s: no family line names it in %s", name, keys_path);
+            else if (x.err) check(0, "%s: its keys in %s: %s", name, keys_path, x.msg);
             else {
                 char why[400] = "";
                 int ok = same_keys(n, x.e, x.n, why, sizeof why);
-                check(ok, "%s: %d keys, order, kinds and shapes equal the SPEC template %s", name, x.n, why);
+                check(ok, "%s: %d keys, order, kinds and shapes equal %s %s", name, x.n, keys_path, why);
             }
             free(x.e);
         }
@@ -682,6 +683,6 @@ int main(void) {
         check_wrn_shortcuts(n);
         net_free(n);
     }
-    free_lines(&spec);
+    free_lines(&keys);
     return test_summary();
 }

@@ -620,28 +620,28 @@ static void test_loss_vector(void) {
     dkd_loss_cpu(g, rows, z, v, y, B, NC, p);
     LossValue lv = loss_total(LOSS_DKD, rows, B, p);
     /* the inputs are rounded to float, so expect ~1e-7 relative on the losses */
-    check(fabs(lv.ce - 8.361971974) < 1e-6 * 8.36, "DKD §3.9: CE %.9f (spec float64 8.361971974)", lv.ce);
-    check(fabs(lv.tckd - 0.05339142518) < 2e-5 * 0.0534, "DKD §3.9: TCKD term %.10f (spec 0.05339142518)", lv.tckd);
-    check(fabs(lv.nckd - 6.62185435) < 1e-6 * 6.62, "DKD §3.9: NCKD term %.8f (spec 6.62185435)", lv.nckd);
-    check(fabs(lv.kd / 0.25 - 53.02822623) < 1e-6 * 53.0, "DKD §3.9: DKD %.8f (spec 53.02822623)", lv.kd / 0.25);
-    check(fabs(lv.total - 21.61902853) < 1e-6 * 21.6, "DKD §3.9: total %.8f (spec 21.61902853)", lv.total);
+    check(fabs(lv.ce - 8.361971974) < 1e-6 * 8.36, "DKD, docs/dkd_loss.md §8: CE %.9f (float64 reference 8.361971974)", lv.ce);
+    check(fabs(lv.tckd - 0.05339142518) < 2e-5 * 0.0534, "DKD, docs/dkd_loss.md §8: TCKD term %.10f (reference 0.05339142518)", lv.tckd);
+    check(fabs(lv.nckd - 6.62185435) < 1e-6 * 6.62, "DKD, docs/dkd_loss.md §8: NCKD term %.8f (reference 6.62185435)", lv.nckd);
+    check(fabs(lv.distill / 0.25 - 53.02822623) < 1e-6 * 53.0, "DKD, docs/dkd_loss.md §8: DKD %.8f (reference 53.02822623)", lv.distill / 0.25);
+    check(fabs(lv.total - 21.61902853) < 1e-6 * 21.6, "DKD, docs/dkd_loss.md §8: total %.8f (reference 21.61902853)", lv.total);
     static const int gi[] = {0, 1, 2, 3, 7, NC + 42, NC + 99};
     static const double gv[] = {0.02073083803, 0.005562510549, -0.01760183872, -0.0377608821, -0.5043541917, -0.4982786685, 0.08384495424};
     float got[7], ref[7];
     for (int i = 0; i < 7; i++) { got[i] = g[gi[i]]; ref[i] = (float)gv[i]; }
-    check_close("DKD §3.9: g[0][0..3], g[0][7], g[1][42], g[1][99]", got, ref, 7, 2e-7, 1e-6);
+    check_close("DKD, docs/dkd_loss.md §8: g[0][0..3], g[0][7], g[1][42], g[1][99]", got, ref, 7, 2e-7, 1e-6);
     double sabs = 0;
     for (int i = 0; i < B * NC; i++) sabs += fabs(g[i]);
-    check(fabs(sabs - 7.464520533) < 1e-6 * 7.46, "DKD §3.9: Σ|g| = %.9f (spec 7.464520533)", sabs);
+    check(fabs(sabs - 7.464520533) < 1e-6 * 7.46, "DKD, docs/dkd_loss.md §8: Σ|g| = %.9f (reference 7.464520533)", sabs);
 
     /* KD with the same inputs: 0.1 CE + 0.9 KD, T = 4 */
     LossParams pk = dkd_params(0, 4.0f, 1.0f);
     pk.ce_weight = 0.1f; pk.kd_weight = 0.9f;
     kd_loss_cpu(g, rows, z, v, y, B, NC, pk);
     LossValue lk = loss_total(LOSS_KD, rows, B, pk);
-    check(fabs(lk.total - 6.79850738) < 1e-6 * 6.8, "KD §3.9: total %.8f (spec 6.79850738)", lk.total);
+    check(fabs(lk.total - 6.79850738) < 1e-6 * 6.8, "KD on the same batch: total %.8f (reference 6.79850738)", lk.total);
     got[0] = g[7]; got[1] = g[NC]; ref[0] = (float)-0.06601405721; ref[1] = (float)-0.02065582644;
-    check_close("KD §3.9: g[0][7], g[1][0]", got, ref, 2, 2e-8, 1e-6);
+    check_close("KD on the same batch: g[0][7], g[1][0]", got, ref, 2, 2e-8, 1e-6);
 }
 
 /* gradient of every loss vs finite differences of loss_ref, Σ_j g_j = 0, rows vs loss_ref */
@@ -718,10 +718,13 @@ static void test_losses(void) {
         float rows[6] = {1.0f, 0.5f, 0.25f, 3.0f, 1.5f, 0.75f};
         LossParams p = dkd_params(8.0f, 4.0f, 0.5f); p.ce_weight = 0.7f; p.kd_weight = 0.9f; p.alpha = 2.0f;
         LossValue d = loss_total(LOSS_DKD, rows, 2, p), k = loss_total(LOSS_KD, rows, 2, p), c = loss_total(LOSS_CE, rows, 2, p);
-        check(d.ce == 2.0 && d.tckd == 16.0 && d.nckd == 8.0 && d.kd == 0.5 * (2 * 16.0 + 8 * 8.0) && fabs(d.total - (0.7f * 2.0 + d.kd)) < 1e-12,
-              "loss_total DKD: ce, T²/B Σ tckd, T²/B Σ nckd, warm(α tckd + β nckd), λ ce + kd");
-        check(k.tckd == 16.0 && fabs(k.kd - 0.9 * 16.0) < 1e-6 && k.nckd == 0 && fabs(k.total - (0.7 * 2 + k.kd)) < 1e-6, "loss_total KD: kd = kd_weight T²/B Σ KL");
-        check(c.kd == 0 && fabs(c.total - 0.7 * 2) < 1e-6, "loss_total CE: total = ce_weight ce");
+        check(d.ce == 2.0 && d.tckd == 16.0 && d.nckd == 8.0 && d.kl == 0 && d.distill == 0.5 * (2 * 16.0 + 8 * 8.0) &&
+              fabs(d.total - (0.7f * 2.0 + d.distill)) < 1e-12,
+              "loss_total DKD: ce, T²/B Σ tckd, T²/B Σ nckd, no kl, distill = warm(α tckd + β nckd), total = λ ce + distill");
+        check(k.kl == 16.0 && k.tckd == 0 && k.nckd == 0 && fabs(k.distill - 0.9 * 16.0) < 1e-6 &&
+              fabs(k.total - (0.7 * 2 + k.distill)) < 1e-6, "loss_total KD: kl = T²/B Σ KL, no tckd/nckd, distill = kd_weight kl");
+        check(c.kl == 0 && c.tckd == 0 && c.nckd == 0 && c.distill == 0 && fabs(c.total - 0.7 * 2) < 1e-6,
+              "loss_total CE: no distillation parts, total = ce_weight ce");
     }
 }
 

@@ -246,8 +246,7 @@ static char *read_svg(const char *path, Poly *ps, int max, int *n) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/dkd_test_plot_XXXXXX");
-    if (!mkdtemp(tmpdir)) { printf("cannot make a temp folder\n"); return 1; }
+    test_tmpdir(tmpdir, sizeof tmpdir, "test_plot");
     char a[512], b[512], c[512], p[1200], out[600];
     snprintf(a, sizeof a, "%s/dkd,res32x4,res8x4", tmpdir);
     snprintf(b, sizeof b, "%s/kd,res32x4,res8x4", tmpdir);

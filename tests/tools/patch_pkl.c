@@ -13,14 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t crc32_of(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
+#include "crc32.h"   // defines: test_crc32
+
 static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static void wr32(uint8_t *p, uint32_t v) { for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k)); }
@@ -52,7 +46,7 @@ int main(int argc, char **argv) {
         for (uint32_t k = 0; k + np + nn <= size; k++) {
             if (memcmp(data + k, pre, np)) continue;
             memcpy(data + k + np, neu, nn);
-            uint32_t crc = crc32_of(data, size);
+            uint32_t crc = test_crc32(data, size);
             wr32(z + i + 16, crc);
             wr32(z + loc + 14, crc);
             f = fopen(argv[1], "wb");
