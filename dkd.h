@@ -133,6 +133,11 @@ void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
 void batchnorm_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
                                 const float *run_mean, const float *run_var,
                                 int N, int C, int HW, float eps);
+/* Train mode, then relu (one pass; y is the ReLU's output): net.c's CPU training
+ * forward fuses a bn->relu whose BN output has no other reader. */
+void batchnorm_relu_forward_train_cpu(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
+                                      const float *x, const float *gamma, const float *beta, int N, int C, int HW,
+                                      float momentum, float eps, int n_updates);
 /* The same, then relu (one pass): the eval-mode bn->relu of net.c's fusion. */
 void batchnorm_relu_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
                                      const float *run_mean, const float *run_var, int N, int C, int HW, float eps);
@@ -384,7 +389,8 @@ typedef struct Net {
     float *x;               /* input buffer [Bmax,3,32,32] (backend memory) */
     float *fold;            /* eval: BN-folded conv weights and biases (host backends) */
     size_t fold_floats;
-    int no_fuse;            /* 1: eval forwards run every node as written (no BN folding/fusion) */
+    int no_fuse;            /* 1: forwards run every node as written (no BN folding/fusion in eval, no
+                               bn->relu / add->relu fusion in CPU training) */
     int fold_valid;         /* inference-only nets: n->fold matches the weights (net_weights_changed clears it) */
 } Net;
 

@@ -316,7 +316,8 @@ void net_free(Net *n) {
  * net refolds at every eval forward, so SGD can never leave them stale.
  * Host backends only (the CUDA path runs every node as written).
  * Folding changes rounding; the measured error against the unfused path is in
- * results/cpu_vs_pytorch.md. Net.no_fuse = 1 turns it off for one net.
+ * results/cpu_vs_pytorch.md. Net.no_fuse = 1 turns it off for one net (and the CPU
+ * training fusion of bn->relu and add->relu, forward_train_relu_fused).
  */
 
 /* How many nodes read each node's output (the logits count as read once more). */
@@ -609,12 +610,39 @@ static int backward_bn_relu_fused(Net *n, int i, int B) {
                                        bn->H * bn->W);
 }
 
+/* CPU training: BN -> ReLU and add -> ReLU in one pass that writes only the ReLU's output
+ * (ReLU's backward reads its output; BN's reads BN's input; add's reads nothing), where
+ * the BN or add output has no other reader. The same numbers as the two ops, one memory
+ * pass fewer. Returns 2 if done, 0 if node i is not such a pair. */
+static int forward_train_relu_fused(Net *n, int i, int B) {
+    const Node *nd = &n->nodes[i];
+    if ((nd->op != OP_BN && nd->op != OP_ADD) || i + 1 >= n->n_nodes || n->nodes[i + 1].op != OP_RELU ||
+        n->nodes[i + 1].in[0] != i || !only_reader(n, i, i + 1))
+        return 0;
+    float *y = ACT(i + 1);
+    if (nd->op == OP_ADD) {
+        add_relu(y, ACT(nd->in[0]), ACT(nd->in[1]), node_floats(nd, B));
+        return 2;
+    }
+    batchnorm_relu_forward_train_cpu(y, n->save + nd->save, n->save + nd->save + nd->C, STAT(nd->rm), STAT(nd->rv),
+                                     ACT(nd->in[0]), PARAM(nd->w), PARAM(nd->b), B, nd->C, nd->H * nd->W, BN_MOMENTUM,
+                                     BN_EPS, nd->bn_updates);
+    n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
+    return 2;
+}
+
 /* Node i's forward on batch B (train: BN uses and updates batch statistics;
  * fuse: a CPU eval forward with the BN folding above, inputs read through their alias).
  * Returns the number of nodes done: 1, or more when a backend's fused op did a chain. */
+static int forward_train_relu_fused(Net *n, int i, int B);   /* below */
+
 static int forward_node(Net *n, int i, int B, int train, int fuse) {
     const Backend *be = n->be;
     const Node *nd = &n->nodes[i];
+    if (train && !be->on_device && !n->no_fuse) {
+        int done = forward_train_relu_fused(n, i, B);
+        if (done) return done;
+    }
     const Node *a = &n->nodes[nd->in[0]];
     #define IN(k) ACT(fuse && n->nodes[nd->in[k]].alias >= 0 ? n->nodes[nd->in[k]].alias : nd->in[k])
     const float *x = IN(0);

@@ -72,18 +72,22 @@ static void channel_sums(const float *g, const float *a, int N, int C, int HW, i
 #else
 #define AFFINE(x, a, b) ((x) * (a) + (b))
 #endif
-static void affine_channel(float *y, const float *x, int N, int C, int HW, int c, float a, float b) {
+/* (relu: then y = relu(y) in the same pass, NaN kept as in kernels/relu.c) */
+static void affine_channel(float *y, const float *x, int N, int C, int HW, int c, float a, float b, int relu) {
     for (int n = 0; n < N; n++) {
         const float *xp = x + ((size_t)n * C + c) * HW;
         float *yp = y + ((size_t)n * C + c) * HW;
-        for (int i = 0; i < HW; i++) yp[i] = AFFINE(xp[i], a, b);
+        if (relu) {
+            for (int i = 0; i < HW; i++) { float v = AFFINE(xp[i], a, b); yp[i] = v <= 0.0f ? 0.0f : v; }
+        } else {
+            for (int i = 0; i < HW; i++) yp[i] = AFFINE(xp[i], a, b);
+        }
     }
 }
 
-void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
-                                 float *run_mean, float *run_var, const float *x,
-                                 const float *gamma, const float *beta,
-                                 int N, int C, int HW, float momentum, float eps, int n_updates) {
+static void bn_train(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var, const float *x,
+                     const float *gamma, const float *beta, int N, int C, int HW, float momentum, float eps,
+                     int n_updates, int relu) {
     double m = (double)N * HW;
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
@@ -98,13 +102,26 @@ void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
         save_invstd[c] = invstd;
         float a = invstd * gamma[c];
         float b = beta[c] - save_mean[c] * a;
-        affine_channel(y, x, N, C, HW, c, a, b);
+        affine_channel(y, x, N, C, HW, c, a, b, relu);
         double unbiased = m > 1 ? var * m / (m - 1) : var;
         for (int u = 0; u < n_updates; u++) {
             run_mean[c] = (float)((double)momentum * mean + (1.0 - (double)momentum) * run_mean[c]);
             run_var[c] = (float)((double)momentum * unbiased + (1.0 - (double)momentum) * run_var[c]);
         }
     }
+}
+
+void batchnorm_forward_train_cpu(float *y, float *save_mean, float *save_invstd,
+                                 float *run_mean, float *run_var, const float *x,
+                                 const float *gamma, const float *beta,
+                                 int N, int C, int HW, float momentum, float eps, int n_updates) {
+    bn_train(y, save_mean, save_invstd, run_mean, run_var, x, gamma, beta, N, C, HW, momentum, eps, n_updates, 0);
+}
+
+void batchnorm_relu_forward_train_cpu(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
+                                      const float *x, const float *gamma, const float *beta, int N, int C, int HW,
+                                      float momentum, float eps, int n_updates) {
+    bn_train(y, save_mean, save_invstd, run_mean, run_var, x, gamma, beta, N, C, HW, momentum, eps, n_updates, 1);
 }
 
 /* Eval mode needs no statistics, so the planes are visited in memory order (image by
@@ -121,12 +138,7 @@ static void bn_eval(float *y, const float *x, const float *gamma, const float *b
         for (int c = 0; c < C; c++) {
             float invstd = 1.0f / sqrtf(run_var[c] + eps);
             float a = invstd * gamma[c];
-            affine_channel(y, x, N, C, HW, c, a, beta[c] - run_mean[c] * a);
-            if (relu)
-                for (int n = 0; n < N; n++) {
-                    float *yp = y + ((size_t)n * C + c) * HW;
-                    for (int i = 0; i < HW; i++) yp[i] = yp[i] <= 0.0f ? 0.0f : yp[i];
-                }
+            affine_channel(y, x, N, C, HW, c, a, beta[c] - run_mean[c] * a, relu);
         }
         return;
     }

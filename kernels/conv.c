@@ -13,30 +13,47 @@
  *
  * Which path a layer takes (conv_geometry decides; PP = OH·OW output positions)
  * ------------------------------------------------------------------------------
+ * On CPUs with AVX-512 (shiftconv.c; DKD_SHIFTCONV=0 turns it off), stride-1 layers
+ * whose output is as large as the input ("same": 2P = K-1) on maps of 16 to 1024
+ * positions are read straight from NCHW, every tap a fixed shift of the flat plane
+ * with the border lanes masked:
  *  layer shape                         forward         dx               dW
+ *  3x3 "same", G = 1, C·OC·H·W < 2^21  shiftconv       shiftconv of dy  shiftconv dW
+ *    (resnet20/32/56/110, WRN's         (8 x 48 tile)   (flipped kernel) (8 x 3 taps)
+ *    small and middle layers)
+ *  3x3 "same", G = 1, C·OC·H·W >= 2^21 Winograd        Winograd of dy   shiftconv dW
+ *    (resnet32x4/8x4, VGG, WRN-40-2's
+ *    wide layers: see SHIFT_WINO_WORK)
+ *  depthwise 3x3 / s1 / pad 1          shiftconv       shiftconv of dy  shiftconv dW
+ *    (MobileNetV2, ShuffleNets)         depthwise       (flipped)        depthwise
+ *  1x1 / s1, maps 4x4 (PP >= 64)       GEMM on the     GEMM W^T·dY      shiftconv dW
+ *    to 16x16                          image           into dx          (3 channels per tile)
+ * Everything else, and every layer on CPUs without AVX-512:
  *  depthwise (G == C == OC)            direct loops    direct loops     direct loops
- *    MobileNetV2, ShuffleNets          (stride 1: on a zero-bordered copy of the plane)
+ *    (stride 1: on a zero-bordered copy of the plane; 4x4 and smaller: tap tables)
  *  3x3 / s1 / pad 1, G = 1,            Winograd        Winograd of dy   implicit GEMM if OW >= 16,
  *    C and OC >= 32                    F(2x2,3x3)      with the flipped im2col + GEMM below
- *    (resnet56/110 stages 2-3, WRN,                    kernel           (or when PP < 64)
- *    VGG, resnet32x4, resnet8x4)
+ *                                                      kernel           (or when PP < 64)
  *  other KxK (K > 1) stride 1,         implicit GEMM   implicit GEMM    as above
  *    PP >= 64, G < C                   (no col)        of dy, flipped
- *    (resnet20/56 stage 1: 16 ch)
  *  1x1 / s1 / pad 0, PP >= 64          GEMM on the     GEMM W^T·dY      GEMM dY·x^T
  *    (MobileNetV2, ShuffleNets,        image itself    straight into dx
  *    ResNet50 bottlenecks)             (no col)
  *  everything else: stride 2,          im2col + GEMM   GEMM + col2im    im2col + GEMM
  *    maps with PP < 64 (4x4, 2x2),     (several images per GEMM when PP < 64)
  *    the 3-channel stems on small maps
- * Why: Winograd does 2.25x fewer multiply-adds but its transforms cost per channel,
- * so it pays from 32 channels up (timings in winograd.c's winograd_applies); the
- * implicit GEMM saves building col (as big as the layer's arithmetic for 3x3 layers
- * with few channels); a 1x1 stride-1 col would be a copy of the image; strided layers
- * and tiny maps are a small share of the work, and im2col handles any geometry. dx of
- * a stride-1 convolution is itself a stride-1 convolution (of dy with the kernel
- * flipped and its in/out channels swapped, padding K-1-P), which is why the forward
- * paths serve dx too. DKD_WINOGRAD=0 sends Winograd's layers to the implicit GEMM.
+ * Why: shiftconv reads no copy and writes no junk; per 24 FMAs its tile makes ~14 loads,
+ * and the masks cost 10-20%, still ahead of the implicit GEMM's padded copy, wider grid
+ * and copy-out (measured per layer in SHIFT_WINO_WORK's comment and kernels/README.md).
+ * Winograd does 2.25x fewer multiply-adds but its transforms cost per channel, so it
+ * pays from 32 channels up (timings in winograd.c's winograd_applies), and beats
+ * shiftconv only on the big layers; the implicit GEMM saves building col (as big as
+ * the layer's arithmetic for 3x3 layers with few channels); a 1x1 stride-1 col would
+ * be a copy of the image; strided layers and tiny maps are a small share of the work,
+ * and im2col handles any geometry. dx of a stride-1 convolution is itself a stride-1
+ * convolution (of dy with the kernel flipped and its in/out channels swapped, padding
+ * K-1-P), which is why the forward paths serve dx too. DKD_WINOGRAD=0 sends
+ * Winograd's layers to the implicit GEMM.
  *
  * im2col: convolution as a matrix product
  * ---------------------------------------

@@ -283,6 +283,8 @@ static void run_pair(const char *teacher, const char *student, int steps) {
         side_free(&cpu); side_free(&gpu); free(data); return;
     }
     Net *s = cpu.s, *gs = gpu.s;
+    s->no_fuse = 1;   /* the CPU student writes every node's output (its training forward would
+                         fuse bn->relu and add->relu), so that every node can be compared */
     Snap rc, rg;
     snap_alloc(&rc, s); snap_alloc(&rg, gs);
     for (int it = 0; it < steps; it++) {
