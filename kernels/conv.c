@@ -200,6 +200,7 @@ typedef struct {
     size_t cols;            /* columns of a full slice: per_slice·PP */
     int ldcol;              /* row stride of col in a slot */
     size_t stage_off;       /* where the staging matrix starts in a slot (after col) */
+    size_t row_off;         /* where im2col_strips' row buffer starts in a slot (after that) */
     size_t slot_floats;     /* col + staging, per slot */
     int implicit;           /* stride-1 layer on >= 64 positions: dW by implicit_dw (or im2col on narrow maps), forward and dx by implicit_conv unless wino is set */
     int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
@@ -229,7 +230,8 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
     d.ldcol = (d.ldcol + 15) / 16 * 16;
     if ((d.ldcol / 16) % 2 == 0) d.ldcol += 16;
     d.stage_off = (size_t)d.KK * d.ldcol;
-    d.slot_floats = d.stage_off + (d.per_slice > 1 ? (size_t)d.OCg * d.cols : 0);
+    d.row_off = d.stage_off + (d.per_slice > 1 ? (size_t)d.OCg * d.cols : 0);
+    d.slot_floats = d.row_off + d.cols;   /* + one row of col (im2col_strips) */
     /* stride-1 layers with K > 1 on maps of >= 64 positions run as an implicit GEMM
      * (forward, and dx as the convolution of dy: see "implicit GEMM" below); its
      * buffers share the slot with col (the backward uses one, then the other). */
@@ -371,6 +373,26 @@ static void im2col(float *col, const float *x, int ni, const Conv *d) {
                 float *row = col + (size_t)k * d->ldcol;
                 im2col_row(row, x, ni, c, kh, kw, d);
                 for (int q = cols; q < padded; q++) row[q] = 0.0f;
+            }
+}
+
+/* col of a slice straight in the GEMM's packed-B order (gemm.h: strips of GEMM_NR columns,
+ * Bp[s·KK·NR + k·NR + c] = col[k][s·NR + c], zeros past the last column), so that the
+ * forward's product needs no packing of B and its A (the weights) is packed once per
+ * call, not once per image (stride-2 layers, 1 thread: 64->128 @32x32 117 -> see
+ * kernels/README.md). row: scratch of ni·PP floats. */
+static void im2col_strips(float *Bp, float *row, const float *x, int ni, const Conv *d) {
+    int cols = ni * d->PP, strips = (cols + GEMM_NR - 1) / GEMM_NR;
+    for (int c = 0, k = 0; c < d->Cg; c++)
+        for (int kh = 0; kh < d->K; kh++)
+            for (int kw = 0; kw < d->K; kw++, k++) {
+                im2col_row(row, x, ni, c, kh, kw, d);
+                for (int s = 0; s < strips; s++) {
+                    float *dst = Bp + ((size_t)s * d->KK + k) * GEMM_NR;
+                    int n = cols - s * GEMM_NR < GEMM_NR ? cols - s * GEMM_NR : GEMM_NR;
+                    memcpy(dst, row + (size_t)s * GEMM_NR, (size_t)n * sizeof(float));
+                    for (int j = n; j < GEMM_NR; j++) dst[j] = 0.0f;
+                }
             }
 }
 
@@ -777,7 +799,8 @@ static size_t wino_u_floats(const Conv *d) {
 static float *conv_wt(float *ws, const Conv *d) {
     return ws + (size_t)d->slots * d->slot_floats + (d->chunks > 1 ? (size_t)d->chunks * d->OC * d->KK : 0);
 }
-static float *wino_u(float *ws, const Conv *d) { return conv_wt(ws, d) + (size_t)d->OC * d->KK; }
+static size_t flipped_floats(const Conv *d) { return d->implicit || d->wino || d->shift ? (size_t)d->OC * d->KK : 0; }
+static float *wino_u(float *ws, const Conv *d) { return conv_wt(ws, d) + flipped_floats(d); }
 /* shiftconv layers: the packed weights (of w for the forward, of wt for dx) */
 static size_t shift_packed_floats(const Conv *d) {
     if (!d->shift) return 0;
@@ -785,6 +808,15 @@ static size_t shift_packed_floats(const Conv *d) {
     return f > b ? f : b;
 }
 static float *shift_packed(float *ws, const Conv *d) { return wino_u(ws, d) + wino_u_floats(d); }
+/* The im2col forward (every layer no other path takes): the weights packed once per
+ * call, per group, for gemm_packed. */
+static int im2col_forward(const Conv *d) {
+    return !is_depthwise(d->C, d->OC, d->G) && !is_pointwise(d) && !d->implicit && !d->wino && !d->shift;
+}
+static size_t packed_weights_floats(const Conv *d) {
+    return im2col_forward(d) ? (size_t)d->G * gemm_packed_a_floats(d->OCg, d->KK) : 0;
+}
+static float *packed_weights(float *ws, const Conv *d) { return shift_packed(ws, d) + shift_packed_floats(d); }
 
 /* out [N, OUT, H, W] (+)= conv(in [N, Cin, H, W]) by shiftconv.c with the packed
  * weights Ap: the images in one contiguous share per thread (forward: x -> y; backward:
@@ -822,8 +854,8 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
         return dw_shift(&d) && f < (size_t)C * 9 ? (size_t)C * 9 : f;
     }
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
-    size_t flipped = d.implicit || d.wino || d.shift ? (size_t)OC * d.KK : 0;   /* wt for dx */
-    return (size_t)d.slots * d.slot_floats + partials + flipped + wino_u_floats(&d) + shift_packed_floats(&d);
+    return (size_t)d.slots * d.slot_floats + partials + flipped_floats(&d) + wino_u_floats(&d) +
+           shift_packed_floats(&d) + packed_weights_floats(&d);
 }
 
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
@@ -863,6 +895,10 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         wino_batch(y, x, wino_u(ws, &d), b, 0.0f, C, OC, &d, ws);
         return;
     }
+    float *Ap = packed_weights(ws, &d);   /* (im2col layers: each group's weights, packed once) */
+    if (im2col_forward(&d))
+        for (int g = 0; g < G; g++)
+            gemm_pack_a(Ap + (size_t)g * gemm_packed_a_floats(d.OCg, d.KK), w + (size_t)g * d.OCg * d.KK, d.KK, d.OCg, d.KK);
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
     for (int s = 0; s < d.slices; s++) {
         int n0 = s * d.per_slice, ni = N - n0 < d.per_slice ? N - n0 : d.per_slice;
@@ -881,10 +917,10 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
                 implicit_conv(yg, xg, wg, b ? b + (size_t)g * d.OCg : NULL, 0.0f, d.Cg, H, W, P, K, d.OCg, col);
                 continue;
             }
-            im2col(col, xg, ni, &d);
+            im2col_strips(col, col + d.row_off, xg, ni, &d);   /* B packed as it is built */
             float *out = d.per_slice == 1 ? yg : stage;
             int ldo = d.per_slice == 1 ? d.PP : cols;
-            gemm_serial(0, 0, d.OCg, cols, d.KK, 1.0f, wg, d.KK, col, d.ldcol, 0.0f, out, ldo);
+            gemm_packed(d.OCg, cols, d.KK, Ap + (size_t)g * gemm_packed_a_floats(d.OCg, d.KK), col, 0.0f, out, ldo);
             if (d.per_slice > 1) scatter_images(y + (size_t)n0 * OC * d.PP, stage, ni, OC, g * d.OCg, d.OCg, d.PP);
         }
         if (b && !d.implicit)   /* (the implicit and Winograd paths add the bias themselves) */
