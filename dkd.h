@@ -141,6 +141,11 @@ void batchnorm_relu_forward_train_cpu(float *y, float *save_mean, float *save_in
 /* The same, then relu (one pass): the eval-mode bn->relu of net.c's fusion. */
 void batchnorm_relu_forward_eval_cpu(float *y, const float *x, const float *gamma, const float *beta,
                                      const float *run_mean, const float *run_var, int N, int C, int HW, float eps);
+/* The backward of relu(bn(x)) from the ReLU's output gradient dy and output y, in the
+ * same two passes (the Backend's optional fused op; always done: returns 1). */
+int batchnorm_relu_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
+                                const float *x, const float *save_mean, const float *save_invstd, const float *gamma,
+                                int N, int C, int HW);
 /* dx (+=), dgamma, dbeta (=) */
 void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                             const float *save_mean, const float *save_invstd, const float *gamma,

@@ -23,8 +23,9 @@
  * Computed as PyTorch does: k = (Σ dy·(x-mean))·invstd²/m, dx = (dy - Σdy/m - (x-mean)·k)·invstd·gamma.
  *
  * Sums are accumulated in double (as PyTorch's CPU kernel does) in a fixed order:
- * 8 interleaved partial sums per channel (element i goes to sum i mod 8 of its HW
- * block), added at the end. That order does not depend on the thread count, lets the
+ * 8 interleaved partial sums per channel (element i of a plane's whole blocks of 8 goes
+ * to sum i mod 8; the last HW mod 8 elements of each plane to a ninth, added to the
+ * first at the end), added at the end. That order does not depend on the thread count, lets the
  * compiler vectorise, and keeps every channel in one thread. Statistics come from one
  * pass over x: Σ(x-s) and Σ(x-s)² with the shift s = the channel's first value, so that
  * E[(x-s)²] - E[x-s]² does not cancel even when |mean| >> std (and it is in double).
@@ -32,6 +33,7 @@
 #include "dkd.h"
 
 #include <math.h>
+#include <string.h>
 
 enum { LANES = 8 };
 
@@ -40,28 +42,50 @@ enum { LANES = 8 };
  * arrays for the whole channel (a struct reached through a pointer kept gcc from using
  * vector registers: the sums ran one element at a time), and the omp simd pragma asks for
  * one vector of 8 doubles per lane set. */
-static void channel_sums(const float *g, const float *a, int N, int C, int HW, int c, double a_shift, double *s1,
-                         double *s2) {
-    double l1[LANES] = {0}, l2[LANES] = {0};
+/* Over channel c of every image: *s1 = Σ u, *s2 = Σ u·v with v = a - a_shift and
+ * u = v (mode 0: the moments), u = g (mode 1: the gradient sums) or u = g only where
+ * relu > 0, else 0 (mode 2: the gradient through a ReLU whose output is relu, with
+ * kernels/relu.c's rule). The 8 lanes are one vector of 8 doubles (GCC's vector
+ * extension: plain C on any target, one AVX-512 register or two AVX ones here): the
+ * same sums as 8 scalar lanes, but gcc vectorised the scalar-lane form only in some of
+ * the three modes, and the others ran one element at a time. */
+typedef double lanes8 __attribute__((vector_size(LANES * sizeof(double))));
+typedef float floats8 __attribute__((vector_size(LANES * sizeof(float))));
+typedef int ints8 __attribute__((vector_size(LANES * sizeof(int))));
+static inline floats8 load8(const float *p) { floats8 v; memcpy(&v, p, sizeof v); return v; }
+static inline void sums_mode(int mode, const float *g, const float *relu, const float *a, int N, int C, int HW, int c,
+                             double a_shift, double *s1, double *s2) {
+    lanes8 l1 = {0}, l2 = {0};
+    double t1 = 0.0, t2 = 0.0;   /* (the elements after the last whole 8, lane 0) */
     for (int n = 0; n < N; n++) {
-        const float *restrict ap = a + ((size_t)n * C + c) * HW;
-        const float *restrict gp = g ? g + ((size_t)n * C + c) * HW : ap;
+        size_t o = ((size_t)n * C + c) * HW;
+        const float *ap = a + o, *gp = mode ? g + o : ap, *rp = mode == 2 ? relu + o : ap;
         int i = 0;
-        for (; i + LANES <= HW; i += LANES)
-            #pragma omp simd
-            for (int l = 0; l < LANES; l++) {
-                double v = (double)ap[i + l] - a_shift, u = g ? (double)gp[i + l] : v;
-                l1[l] += u;
-                l2[l] += u * v;
+        for (; i + LANES <= HW; i += LANES) {
+            lanes8 v = __builtin_convertvector(load8(ap + i), lanes8) - a_shift, u = v;
+            if (mode) {
+                floats8 gv = load8(gp + i);
+                if (mode == 2) gv = (floats8)((ints8)gv & ~(load8(rp + i) <= 0.0f));   /* 0 where relu <= 0 */
+                u = __builtin_convertvector(gv, lanes8);
             }
+            l1 += u;
+            l2 += u * v;
+        }
         for (; i < HW; i++) {
-            double v = (double)ap[i] - a_shift, u = g ? (double)gp[i] : v;
-            l1[0] += u;
-            l2[0] += u * v;
+            double v = (double)ap[i] - a_shift, u = mode == 0 ? v : (double)(mode == 2 && rp[i] <= 0.0f ? 0.0f : gp[i]);
+            t1 += u;
+            t2 += u * v;
         }
     }
+    l1[0] += t1; l2[0] += t2;
     *s1 = *s2 = 0.0;
     for (int l = 0; l < LANES; l++) { *s1 += l1[l]; *s2 += l2[l]; }
+}
+static void channel_sums(const float *g, const float *relu, const float *a, int N, int C, int HW, int c,
+                         double a_shift, double *s1, double *s2) {
+    if (!g)         sums_mode(0, NULL, NULL, a, N, C, HW, c, a_shift, s1, s2);
+    else if (!relu) sums_mode(1, g, NULL, a, N, C, HW, c, a_shift, s1, s2);
+    else            sums_mode(2, g, relu, a, N, C, HW, c, a_shift, s1, s2);
 }
 
 /* y = x·a + b over channel c of every image, with one rounding where the hardware has
@@ -92,7 +116,7 @@ static void bn_train(float *y, float *save_mean, float *save_invstd, float *run_
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double shift = m > 0 ? x[(size_t)c * HW] : 0.0, d1, d2;
-        channel_sums(NULL, x, N, C, HW, c, shift, &d1, &d2);   /* Σ (x - shift), Σ (x - shift)² */
+        channel_sums(NULL, NULL, x, N, C, HW, c, shift, &d1, &d2);   /* Σ (x - shift), Σ (x - shift)² */
         d1 /= m; d2 /= m;
         double mean = shift + d1;
         double var = d2 - d1 * d1;                     /* biased: divide by m */
@@ -173,24 +197,48 @@ void batchnorm_relu_forward_eval_cpu(float *y, const float *x, const float *gamm
     bn_eval(y, x, gamma, beta, run_mean, run_var, N, C, HW, eps, 1);
 }
 
-void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
-                            const float *save_mean, const float *save_invstd, const float *gamma,
-                            int N, int C, int HW) {
+/* The backward of BN, or of relu(BN(x)) when relu (the ReLU's output) is given: then dy
+ * is the ReLU's output gradient and is masked on the fly, in both passes, so the BN's
+ * own output gradient is never stored. */
+static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu, const float *x,
+                        const float *save_mean, const float *save_invstd, const float *gamma, int N, int C, int HW) {
     double m = (double)N * HW;
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         float mean = save_mean[c], invstd = save_invstd[c];
         double sum_dy, dotp;
-        channel_sums(dy, x, N, C, HW, c, mean, &sum_dy, &dotp);   /* Σ dy, Σ dy·(x - mean) */
+        channel_sums(dy, relu, x, N, C, HW, c, mean, &sum_dy, &dotp);   /* Σ dy, Σ dy·(x - mean) */
         dgamma[c] = (float)(dotp * invstd);
         dbeta[c] = (float)sum_dy;
         if (!dx) continue;
         float k = (float)dotp * invstd * invstd / (float)m;   /* in float, as PyTorch */
         float grad_mean = (float)(sum_dy / m), gc = gamma[c];
         for (int n = 0; n < N; n++) {
-            const float *xp = x + ((size_t)n * C + c) * HW, *g = dy + ((size_t)n * C + c) * HW;
-            float *d = dx + ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) d[i] += (g[i] - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+            size_t o = ((size_t)n * C + c) * HW;
+            const float *xp = x + o, *g = dy + o;
+            float *d = dx + o;
+            if (relu) {
+                const float *r = relu + o;
+                for (int i = 0; i < HW; i++) {
+                    float gi = r[i] <= 0.0f ? 0.0f : g[i];
+                    d[i] += (gi - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+                }
+            } else {
+                for (int i = 0; i < HW; i++) d[i] += (g[i] - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+            }
         }
     }
+}
+
+void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *save_mean, const float *save_invstd, const float *gamma,
+                            int N, int C, int HW) {
+    bn_backward(dx, dgamma, dbeta, dy, NULL, x, save_mean, save_invstd, gamma, N, C, HW);
+}
+
+int batchnorm_relu_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
+                                const float *x, const float *save_mean, const float *save_invstd, const float *gamma,
+                                int N, int C, int HW) {
+    bn_backward(dx, dgamma, dbeta, dy, relu_y, x, save_mean, save_invstd, gamma, N, C, HW);
+    return 1;
 }
