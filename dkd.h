@@ -221,6 +221,19 @@ static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int
     *cj = (int)(((r >> 16) & 0x7fff) % 9u);
     *flip = (int)(r >> 31);
 }
+/* The bookkeeping of a training step (kernels/step.c; formulas there), which lets
+ * a device run the step without the host: each reads the step number s from
+ * memory, so a step captured once as a CUDA graph moves on at every replay.
+ *   counter_add   c[0] += inc: a device net's count of train forwards (its BN
+ *                 layers' num_batches_tracked, folded in by net_to_host)
+ *   batch_gather  idx[b] = order[s*B+b], lab[b] = labels[idx[b]] for s*B+b < n
+ *   step_record   rows [nb,3] -> rec_rows[s*B*3..], top-1 hits of z [nb,NC]
+ *                 against lab -> hits[s], then *step = s+1 */
+void counter_add_cpu(int64_t *c, int64_t inc);
+void batch_gather_cpu(int *idx, int *lab, const int *order, const int *labels, const int *step, int B, int n);
+void step_record_cpu(float *rec_rows, int *hits, int *step, const float *rows, const float *z, const int *lab,
+                     int B, int nb, int NC);
+
 /* mdistiller's normalisation constants (R, G, B) */
 #define CIFAR_MEAN_R 0.5071f
 #define CIFAR_MEAN_G 0.4867f
@@ -286,6 +299,20 @@ typedef struct Backend {
                                    const float *, const float *, const float *, int, int, int);
     int (*batchnorm_eval_relu)(float *, const float *, const float *, const float *, const float *, const float *,
                                const float *, int, int, int, float);
+    /* step bookkeeping (same signatures as the _cpu functions above) */
+    void (*counter_add)(int64_t *, int64_t);
+    void (*batch_gather)(int *, int *, const int *, const int *, const int *, int, int);
+    void (*step_record)(float *, int *, int *, const float *, const float *, const int *, int, int, int);
+    /* CUDA graphs (NULL on the CPU). graph_begin starts capturing the backend's
+     * stream: from then on its work is recorded, not run, until graph_end, which
+     * returns the instantiated graph, or NULL with dkd_errbuf saying why (the
+     * capture was invalidated: something inside synchronised, allocated or used
+     * another stream); graph_launch replays it (asynchronously, on the stream);
+     * graph_free destroys it. */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 } Backend;
 
 extern const Backend backend_cpu;      /* backend_cpu.c */
@@ -368,6 +395,10 @@ typedef struct Net {
     float *h_params;        /* [n_params] */
     float *h_stats;         /* [n_stats] */
     int64_t *nbt;           /* [n_nbt] host only */
+    int64_t *train_forwards;/* device backends: [1] in device memory, the train forwards run since the host's
+                             * nbt was last brought up to date (counted by a kernel, so a captured step counts
+                             * at every replay; net_to_host folds it into nbt). NULL on the CPU, where a train
+                             * forward adds to nbt directly. */
     /* backend memory (== host copies on the CPU backend) */
     const Backend *be;
     float *params, *grads, *mom, *stats;
@@ -439,6 +470,46 @@ size_t net_macs(const Net *n);            /* conv + linear MACs per image */
 const ParamInfo *net_find(const Net *n, const char *name);
 /* Host pointer to a state_dict entry's data (float* for params/stats, int64_t* for nbt). */
 void *net_host_ptr(const Net *n, const ParamInfo *pi);
+
+/* ------------------------------------------------------------------------- */
+/* The training step (train_step.c): the one train.c runs per batch, in a form */
+/* a device runs without the host, captured as a CUDA graph where there is one. */
+/* ------------------------------------------------------------------------- */
+typedef struct {
+    const Backend *be;
+    Net *s, *t;                 /* student (set up trainable), teacher (inference) or NULL */
+    int kind;                   /* LOSS_CE, LOSS_KD or LOSS_DKD */
+    int B, n, NC, steps;        /* batch, training images, classes, steps per epoch */
+    const uint8_t *images;      /* [n,3072] the training images, backend memory */
+    const int *labels;          /* [n] their labels, backend memory */
+    uint64_t seed;              /* the augmentation draws' seed */
+    float momentum, wd;
+    int use_graph;              /* 1 (the default where the backend has graphs): capture + replay */
+    /* per epoch (train_step_epoch): baked into the launches, so a graph is captured per epoch */
+    int epoch; float lr; LossParams lp;
+    /* backend memory */
+    int *order;                 /* [n] the epoch's permutation */
+    int *idx, *lab;             /* [B] this step's sample indices and labels (batch_gather) */
+    int *step;                  /* [1] the next step of the epoch (0-based) */
+    float *dz, *rows;           /* [B,NC] dL/dz, [B,3] the loss terms */
+    float *rec_rows; int *hits; /* [steps,B,3] and [steps]: every step's loss terms and top-1 hits */
+    void *graph;                /* this epoch's captured full-batch step, or NULL */
+} TrainStep;
+/* Allocate the step's buffers (s set up trainable and t for batch >= B on be). 0 or -1. */
+int train_step_init(TrainStep *ts, const Backend *be, Net *s, Net *t, int kind, int B, int n,
+                    const uint8_t *images, const int *labels, uint64_t seed, float momentum, float wd);
+void train_step_free(TrainStep *ts);
+/* Start an epoch: order [n] (host) uploaded, the step number set to 0, the per-epoch values. */
+void train_step_epoch(TrainStep *ts, const int *order, int epoch, float lr, LossParams lp);
+/* The next step of the epoch on nb images (B, or fewer for the last): forward halves
+ * (batch .. recorded loss) and update (backward, SGD), or both: train_step_run, which
+ * replays the epoch's graph (capturing it first) when use_graph and nb == B. */
+void train_step_forward(TrainStep *ts, int nb);
+void train_step_update(TrainStep *ts, int nb);
+void train_step_run(TrainStep *ts, int nb);
+/* Steps k0..k1-1 of this epoch (already run): their batch losses into lv[k1-k0] (loss_total
+ * of each step's rows, as the host always computed them) and their top-1 hits added to *hits. */
+void train_step_results(const TrainStep *ts, int k0, int k1, LossValue *lv, long *hits);
 
 /* ------------------------------------------------------------------------- */
 /* Model registry (models/registry.c)                                         */

@@ -69,6 +69,11 @@ void dkd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const
 void sgd_step_cuda(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd);
 void augment_batch_cuda(float *x, const uint8_t *data, const int *idx, int B,
                        uint64_t seed, int epoch, int augment);
+/* kernels/step.cu: the step bookkeeping (dkd.h, kernels/step.c) */
+void counter_add_cuda(int64_t *c, int64_t inc);
+void batch_gather_cuda(int *idx, int *lab, const int *order, const int *labels, const int *step, int B, int n);
+void step_record_cuda(float *rec_rows, int *hits, int *step, const float *rows, const float *z, const int *lab,
+                      int B, int nb, int NC);
 #ifdef __cplusplus
 }
 #endif

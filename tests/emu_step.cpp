@@ -169,6 +169,7 @@ static void forward(Side *sd, int epoch, Snap *o) {
     be->download(o->act, s->act, s->act_floats * sizeof(float));
     be->download(o->save, s->save, s->save_floats * sizeof(float));
     be->download(o->stats, s->stats, s->n_stats * sizeof(float));
+    net_to_host(s);   /* a device net counts num_batches_tracked on the device: fold it into s->nbt */
     memcpy(o->nbt, s->nbt, (size_t)s->n_nbt * sizeof(int64_t));
 }
 static void loss(Side *sd, LossParams lp, Snap *o) {

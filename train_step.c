@@ -1,0 +1,129 @@
+/* train_step.c — one training step of the recipe, in a form a device can run
+ * without the host, and its capture as a CUDA graph.
+ *
+ * A step (train.c's loop runs one per batch; the emulation tests run this very
+ * code):
+ *     batch_gather   idx, lab <- the epoch's order at step s (s in device memory)
+ *     augment_batch  x <- pad/crop/flip/normalise images[idx]
+ *     teacher        v = t(x), eval mode            (KD, DKD)
+ *     student        z = s(x), train mode           (+1 on the device's train-forward count)
+ *     loss           rows [nb,3], dz = dL/dz        (CE, KD or DKD)
+ *     step_record    rows -> rec_rows[s], top-1 hits -> hits[s], s += 1
+ *     backward, SGD
+ * Every value a step needs that changes from step to step lives in device
+ * memory and is moved on by a kernel (the step number, hence the batch and the
+ * record slot); what changes per epoch only (the permutation, uploaded once;
+ * the learning rate, the DKD warm-up factor and the epoch of the augmentation
+ * draws, kernel arguments) is set by train_step_epoch before the epoch's first
+ * step. The host reads nothing back during the step: the loss and accuracy
+ * come from the record (train_step_result), read once per log point.
+ *
+ * The graph: on a backend with graphs (CUDA) and use_graph set, the first
+ * full-batch step of an epoch is captured (graph_begin .. graph_end: recorded,
+ * not run), then every full-batch step of the epoch is one graph_launch. The
+ * graph is captured again each epoch, because the per-epoch values above are
+ * baked into its launches as arguments: one capture per epoch of ~400-800
+ * replays. An epoch's short last batch runs launch by launch (a graph holds
+ * fixed sizes). use_graph = 0 (`--no-graph`) runs every step launch by launch:
+ * the same kernels with the same arguments in the same order, hence the same
+ * bits (tests/emu_graph.cpp proves it under the emulator).
+ */
+#include "dkd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int train_step_init(TrainStep *ts, const Backend *be, Net *s, Net *t, int kind, int B, int n,
+                    const uint8_t *images, const int *labels, uint64_t seed, float momentum, float wd) {
+    memset(ts, 0, sizeof *ts);
+    if (B <= 0 || n <= 0) return dkd_fail("train_step_init: batch %d over %d images", B, n);
+    if (!s->trainable || s->Bmax < B || s->be != be || (t && (t->Bmax < B || t->be != be)))
+        return dkd_fail("train_step_init: the networks are not set up on this backend for batch %d", B);
+    ts->be = be; ts->s = s; ts->t = t; ts->kind = kind;
+    ts->B = B; ts->n = n; ts->NC = net_num_classes(s);
+    ts->images = images; ts->labels = labels;
+    ts->seed = seed; ts->momentum = momentum; ts->wd = wd;
+    ts->steps = (n + B - 1) / B;
+    ts->order = (int *)be->alloc((size_t)n * sizeof(int));
+    ts->idx = (int *)be->alloc((size_t)B * sizeof(int));
+    ts->lab = (int *)be->alloc((size_t)B * sizeof(int));
+    ts->step = (int *)be->alloc(sizeof(int));
+    ts->hits = (int *)be->alloc((size_t)ts->steps * sizeof(int));
+    ts->dz = (float *)be->alloc((size_t)B * ts->NC * sizeof(float));
+    ts->rows = (float *)be->alloc((size_t)B * 3 * sizeof(float));
+    ts->rec_rows = (float *)be->alloc((size_t)ts->steps * B * 3 * sizeof(float));
+    ts->use_graph = be->graph_begin != NULL;
+    be->zero(ts->step, sizeof(int));
+    return 0;
+}
+
+void train_step_free(TrainStep *ts) {
+    const Backend *be = ts->be;
+    if (!be) return;
+    if (ts->graph) be->graph_free(ts->graph);
+    be->release(ts->order); be->release(ts->idx); be->release(ts->lab); be->release(ts->step);
+    be->release(ts->hits); be->release(ts->dz); be->release(ts->rows); be->release(ts->rec_rows);
+    memset(ts, 0, sizeof *ts);
+}
+
+void train_step_epoch(TrainStep *ts, const int *order, int epoch, float lr, LossParams lp) {
+    const Backend *be = ts->be;
+    be->upload(ts->order, order, (size_t)ts->n * sizeof(int));
+    be->zero(ts->step, sizeof(int));
+    ts->epoch = epoch; ts->lr = lr; ts->lp = lp;
+    if (ts->graph) { be->graph_free(ts->graph); ts->graph = NULL; }   /* its launches hold last epoch's values */
+}
+
+/* The first half of a step: from the batch to the recorded loss (nb images). */
+void train_step_forward(TrainStep *ts, int nb) {
+    const Backend *be = ts->be;
+    Net *s = ts->s, *t = ts->t;
+    be->batch_gather(ts->idx, ts->lab, ts->order, ts->labels, ts->step, ts->B, ts->n);
+    be->augment_batch(s->x, ts->images, ts->idx, nb, ts->seed, ts->epoch, 1);
+    float *v = NULL;
+    if (t) { be->copy(t->x, s->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float)); v = net_forward(t, nb, 0); }
+    float *z = net_forward(s, nb, 1);
+    if (ts->kind == LOSS_DKD) be->dkd_loss(ts->dz, ts->rows, z, v, ts->lab, nb, ts->NC, ts->lp);
+    else if (ts->kind == LOSS_KD) be->kd_loss(ts->dz, ts->rows, z, v, ts->lab, nb, ts->NC, ts->lp);
+    else be->ce_loss(ts->dz, ts->rows, z, ts->lab, nb, ts->NC, ts->lp);
+    be->step_record(ts->rec_rows, ts->hits, ts->step, ts->rows, z, ts->lab, ts->B, nb, ts->NC);
+}
+
+/* The second half: backward from the recorded step's dL/dz, then SGD. */
+void train_step_update(TrainStep *ts, int nb) {
+    net_backward(ts->s, ts->dz, nb);
+    net_sgd(ts->s, ts->lr, ts->momentum, ts->wd);
+}
+
+void train_step_run(TrainStep *ts, int nb) {
+    const Backend *be = ts->be;
+    if (!ts->use_graph || !be->graph_begin || nb != ts->B || net_profile) {
+        train_step_forward(ts, nb);
+        train_step_update(ts, nb);
+        return;
+    }
+    if (!ts->graph) {
+        if (be->graph_begin() != 0) dkd_die("%s", dkd_errbuf);
+        train_step_forward(ts, nb);
+        train_step_update(ts, nb);
+        ts->graph = be->graph_end();
+        if (!ts->graph) dkd_die("%s (run with --no-graph to train launch by launch)", dkd_errbuf);
+    }
+    be->graph_launch(ts->graph);
+}
+
+void train_step_results(const TrainStep *ts, int k0, int k1, LossValue *lv, long *hits) {
+    const Backend *be = ts->be;
+    if (k1 <= k0) return;
+    size_t per = (size_t)ts->B * 3;
+    float *rows = (float *)xmalloc((size_t)(k1 - k0) * per * sizeof(float));
+    int *h = (int *)xmalloc((size_t)(k1 - k0) * sizeof(int));
+    be->download(rows, ts->rec_rows + (size_t)k0 * per, (size_t)(k1 - k0) * per * sizeof(float));
+    be->download(h, ts->hits + k0, (size_t)(k1 - k0) * sizeof(int));
+    for (int k = k0; k < k1; k++) {
+        int nb = ts->n - k * ts->B < ts->B ? ts->n - k * ts->B : ts->B;
+        lv[k - k0] = loss_total(ts->kind, rows + (size_t)(k - k0) * per, nb, ts->lp);
+        *hits += h[k - k0];
+    }
+    free(rows); free(h);
+}
