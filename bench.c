@@ -342,7 +342,8 @@ static void bench_pair(const Backend *be, const char *tname, const char *sname, 
     double ips = bench_train(be, ti->name, si->name, B, steps, warm, profile, graph, &used);
     printf("DKD train step %s -> %s, batch %d: %.1f img/s (%.1f ms/step, %d timed steps after %d warm-up, %s), "
            "CPU %.1f ms/step, peak RSS %.0f MiB\n", ti->name, si->name, B, ips, 1000.0 * B / ips, steps, warm,
-           used ? "one CUDA graph per step" : "launch by launch", 1e3 * last_cpu_per_step, peak_rss_mib());
+           used ? "one CUDA graph per step" : be->on_device ? "launch by launch" : "op by op on the CPU",
+           1e3 * last_cpu_per_step, peak_rss_mib());
     fflush(stdout);
 }
 

@@ -14,8 +14,9 @@
 #              GPU and on the CPU from the same weights and batch, compared
 #   sanitizer  compute-sanitizer memcheck and racecheck of one small DKD step
 #              (when the toolkit has compute-sanitizer)
-#   step       DKD training-step img/s of the 11 pairs at batch 64 (with and without the
-#              CUDA graph when this build has one)
+#   step       DKD training-step img/s of the 11 pairs at batch 64: the step replayed as
+#              one CUDA graph (dkd's default) and launch by launch (--no-graph), and which
+#              mode each run reported
 #   infer      inference of the 15 models over 10000 images, 3 runs, mean img/s: the
 #              CIFAR-100 test set through `dkd eval` when the data is present, else
 #              random images of the test set's size through `dkd bench --infer`
@@ -124,8 +125,9 @@ elif run_stage build "$out/build.txt" env CUDA_ARCHS="$archs" DKD_NO_STB=$nostb 
      grep -q 'cpu + cuda' "$out/build.txt"; then
   built=1
   cp build/cuda/ptxas.txt "$out/ptxas.txt" 2>/dev/null
-  spills=$(grep -c '[1-9][0-9]* bytes spill' build/cuda/ptxas.txt 2>/dev/null)
-  log "build: ok for sm_$archs in $(($(date +%s) - t_start)) s, ptxas report $out/ptxas.txt (${spills:-0} lines with spills)"
+  bash scripts/ptxas_report.sh build/cuda/ptxas.txt --arch "sm_${archs%% *}" > "$out/ptxas_table.txt" 2>&1
+  spills=$(bash scripts/ptxas_report.sh --check build/cuda/ptxas.txt 2>&1 | grep -E '^  (ok|FAIL)' | tr -s ' ' | tr '\n' ';')
+  log "build: ok for sm_$archs in $(($(date +%s) - t_start)) s, ptxas report $out/ptxas.txt, per kernel $out/ptxas_table.txt (spills:$spills)"
 else
   skip build "./build.sh failed or built no CUDA code: $(tail -3 "$out/build.txt" | tr '\n' ' ')"
 fi
@@ -176,17 +178,23 @@ fi
 pairs=$(list_pairs)
 graph=0; ./dkd bench --help 2>&1 | grep -q -- '--no-graph' && graph=1
 [ $graph = 0 ] && log "step: this build has no CUDA graph (no --no-graph flag): launch-by-launch only"
+# One bench run: "<img/s> img/s" and the mode its line names (graph / launches).
+step_one() {
+  ./dkd bench --device cuda "$@" --steps 30 --warmup 5 2>&1 | awk '/^DKD train step/ {
+    m = index($0, "one CUDA graph per step") ? "graph" : index($0, "launch by launch") ? "launches" : "?";
+    for (i = 1; i < NF; i++) if ($(i+1) == "img/s") { print $i " img/s (" m ")"; exit } }'
+}
 step_all() {
   for p in $pairs; do
     t=${p%,*}; s=${p#*,}
-    a=$(./dkd bench --device cuda --teacher "$t" --student "$s" --steps 30 --warmup 5 2>&1 | grep -o '[0-9.]* img/s' | head -1)
+    a=$(step_one --teacher "$t" --student "$s")
     b="n/a"
-    [ $graph = 1 ] && b=$(./dkd bench --device cuda --no-graph --teacher "$t" --student "$s" --steps 30 --warmup 5 2>&1 | grep -o '[0-9.]* img/s' | head -1)
-    printf '%-12s %-12s %14s %14s\n' "$t" "$s" "${a:-failed}" "${b:-failed}"
+    [ $graph = 1 ] && b=$(step_one --no-graph --teacher "$t" --student "$s")
+    printf '%-12s %-12s %24s %24s\n' "$t" "$s" "${a:-failed}" "${b:-failed}"
   done
 }
-printf '%-12s %-12s %14s %14s\n' teacher student "step" "step no-graph" > "$out/step.txt"
-export pairs graph; export -f step_all
+printf '%-12s %-12s %24s %24s\n' teacher student "step (default)" "step --no-graph" > "$out/step.txt"
+export pairs graph; export -f step_one step_all
 run_stage step "$out/step_rows.txt" bash -c step_all
 cat "$out/step_rows.txt" >> "$out/step.txt"
 log "step: DKD training step, batch 64, img/s ($out/step.txt)"; sed 's/^/  /' "$out/step.txt" | tee -a "$summary" >/dev/null
