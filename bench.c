@@ -104,7 +104,7 @@ static double bench_train(const Backend *be, const char *tname, const char *snam
     if (!t || !s) dkd_die("%s", dkd_errbuf);
     if (net_setup(t, be, B, 0) || net_setup(s, be, B, 1)) dkd_die("%s", dkd_errbuf);
     const PairInfo *pp = pair_find(tname, sname);
-    LossParams lp = {1.0f, 0.0f, 1.0f, pp ? pp->beta : 8.0f, 4.0f, 1.0f};
+    LossParams lp = {1.0f, 0.0f, 1.0f, pp ? pp->beta : 8.0f, 4.0f, 1.0f, NULL};
     int NC = net_num_classes(s), n = B * (warm + steps);
     uint8_t *himg = (uint8_t *)xmalloc((size_t)n * CIFAR_IMG_BYTES);
     for (size_t i = 0; i < (size_t)n * CIFAR_IMG_BYTES; i++) himg[i] = (uint8_t)(dkd_rand32(1, 9, 0, (uint32_t)i) >> 24);
@@ -169,7 +169,7 @@ int compare_backends_step(const Backend *ref, const Backend *dut, const char *tn
     float *hx = (float *)xmalloc(xin * sizeof(float));
     fill_random(hx, xin, 11);
     int *hy = NULL;
-    LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, 1.0f};
+    LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, 1.0f, NULL};
     for (int k = 0; k < 2; k++) {
         t[k] = model_build(tname); s[k] = model_build(sname);
         if (!t[k] || !s[k]) dkd_die("%s", dkd_errbuf);
@@ -194,7 +194,10 @@ int compare_backends_step(const Backend *ref, const Backend *dut, const char *tn
         net_backward(s[k], dz, B);
         hg[k] = (float *)xmalloc(s[k]->n_params * sizeof(float));
         be[k]->download(hg[k], s[k]->grads, s[k]->n_params * sizeof(float));
-        net_sgd(s[k], 0.05f, 0.9f, 5e-4f);
+        float lr = 0.05f, *d_lr = (float *)be[k]->alloc(sizeof lr);   /* the rate in backend memory */
+        be[k]->upload(d_lr, &lr, sizeof lr);
+        net_sgd(s[k], d_lr, 0.9f, 5e-4f);
+        be[k]->release(d_lr);
         net_to_host(s[k]);
         hp[k] = s[k]->h_params;
         be[k]->release(dy); be[k]->release(dz); be[k]->release(rows);
@@ -300,7 +303,7 @@ static void bench_infer_data(const Backend *be, const char *want, const char *di
     int *idx = (int *)xmalloc((size_t)te.n * sizeof(int));
     for (int i = 0; i < te.n; i++) idx[i] = i;
     t0 = now_seconds();
-    augment_batch_cpu(x, te.images, idx, te.n, 0, 0, 0);   /* normalise only, like mdistiller's test transform */
+    augment_batch_cpu(x, te.images, idx, te.n, 0, NULL, 0);   /* normalise only, like mdistiller's test transform */
     double t_norm = now_seconds() - t0;
     printf("inference over the CIFAR-100 test set: %d images, batch %d, eval mode, %d run(s) per model\n", te.n, B, runs);
     printf("data loading (not in the times below): read %.3f s, normalise %.3f s\n", t_read, t_norm);

@@ -181,6 +181,10 @@ typedef struct {
     float alpha, beta; /* DKD: α (1.0), β (per pair) */
     float T;           /* temperature (4.0) */
     float warm;        /* DKD warm-up factor min(epoch/20, 1) */
+    const float *warm_at;  /* NULL, or ONE float in backend memory that the DKD loss reads
+                            * the warm-up factor from when it runs (warm is then unused by
+                            * the loss, but loss_total, on the host, still reads warm): a
+                            * step captured once as a CUDA graph follows the warm-up */
 } LossParams;
 /* rows[b] = {CE_b, 0, 0} */
 void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p);
@@ -204,16 +208,21 @@ LossValue loss_total(int kind, const float *rows, int B, LossParams p);
 
 /* SGD with momentum (dampening 0, no Nesterov) and weight decay, PyTorch order:
  *   d = g + wd*p ; buf = momentum*buf + d ; p = p - lr*buf
- * buf starts at 0, which makes the first step buf = d exactly as torch does. */
-void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd);
+ * buf starts at 0, which makes the first step buf = d exactly as torch does.
+ * lr points to ONE float in the backend's memory, read when the step runs (not
+ * when it is launched): a training step captured once as a CUDA graph then follows
+ * the learning-rate schedule. On the CPU it is an ordinary pointer. */
+void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, const float *lr, float momentum, float wd);
 
 /* Augmented batch from the uint8 data set (docs/recipe.md, step 1): data [Nall,3072] uint8
  * (R,G,B planes), idx [B] sample indices -> x [B,3,32,32] normalised floats.
  * augment=1: zero pad 4, random crop 32 (top i then left j, each in 0..8),
  * flip with p 0.5, all drawn from dkd_rand32(seed, RNG_AUGMENT, epoch, idx[b]).
+ * epoch points to ONE int in backend memory, read when the batch is made (a step
+ * captured once as a CUDA graph draws each epoch's crops); NULL with augment=0.
  * augment=0: normalise only. */
 void augment_batch_cpu(float *x, const uint8_t *data, const int *idx, int B,
-                       uint64_t seed, int epoch, int augment);
+                       uint64_t seed, const int *epoch, int augment);
 /* The draws for one sample, shared by CPU and CUDA: crop offsets and flip. */
 static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int *ci, int *cj, int *flip) {
     uint32_t r = dkd_rand32(seed, RNG_AUGMENT, (uint32_t)epoch, (uint32_t)sample);
@@ -287,8 +296,8 @@ typedef struct Backend {
     void (*ce_loss)(float *, float *, const float *, const int *, int, int, LossParams);
     void (*kd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
     void (*dkd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
-    void (*sgd_step)(float *, const float *, float *, size_t, float, float, float);
-    void (*augment_batch)(float *, const uint8_t *, const int *, int, uint64_t, int, int);
+    void (*sgd_step)(float *, const float *, float *, size_t, const float *, float, float);
+    void (*augment_batch)(float *, const uint8_t *, const int *, int, uint64_t, const int *, int);
     /* optional fused ops (NULL: none); each returns 1 when it did the work, 0 when it
      * declined, and net.c then runs the separate ops. batchnorm_relu_backward: the
      * backward of relu(bn(x)) from the ReLU's output gradient dy and output y
@@ -449,8 +458,8 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable);
 float *net_forward(Net *n, int B, int train);
 /* Backward from dlogits [B,NC] (backend memory) after a train forward: fills n->grads. */
 void net_backward(Net *n, const float *dlogits, int B);
-/* One SGD step over the whole flat parameter buffer. */
-void net_sgd(Net *n, float lr, float momentum, float wd);
+/* One SGD step over the whole flat parameter buffer; lr: one float in backend memory. */
+void net_sgd(Net *n, const float *lr, float momentum, float wd);
 /* Per-op profile (dkd bench --profile). While net_profile is 1, net_forward and
  * net_backward synchronise the backend after every node and add its wall time to a
  * table keyed by direction, op and (for convolutions) shape; net_profile_report
@@ -485,21 +494,27 @@ typedef struct {
     uint64_t seed;              /* the augmentation draws' seed */
     float momentum, wd;
     int use_graph;              /* 1 (the default where the backend has graphs): capture + replay */
-    /* per epoch (train_step_epoch): baked into the launches, so a graph is captured per epoch */
+    /* per epoch (train_step_epoch): host copies; the kernels read lr, the warm-up factor
+     * and the epoch from backend memory (d_lr, lp.warm_at, d_epoch) */
     int epoch; float lr; LossParams lp;
     /* backend memory */
+    float *d_lr, *d_warm;       /* [1] this epoch's learning rate and DKD warm-up factor */
+    int *d_epoch;               /* [1] this epoch (the augmentation draws) */
     int *order;                 /* [n] the epoch's permutation */
     int *idx, *lab;             /* [B] this step's sample indices and labels (batch_gather) */
     int *step;                  /* [1] the next step of the epoch (0-based) */
     float *dz, *rows;           /* [B,NC] dL/dz, [B,3] the loss terms */
     float *rec_rows; int *hits; /* [steps,B,3] and [steps]: every step's loss terms and top-1 hits */
-    void *graph;                /* this epoch's captured full-batch step, or NULL */
+    void *graph;                /* the captured full-batch step, or NULL */
+    int captures;               /* how many times the step was captured (1 per run, unless the
+                                 * loss weights or the temperature changed between epochs) */
 } TrainStep;
 /* Allocate the step's buffers (s set up trainable and t for batch >= B on be). 0 or -1. */
 int train_step_init(TrainStep *ts, const Backend *be, Net *s, Net *t, int kind, int B, int n,
                     const uint8_t *images, const int *labels, uint64_t seed, float momentum, float wd);
 void train_step_free(TrainStep *ts);
-/* Start an epoch: order [n] (host) uploaded, the step number set to 0, the per-epoch values. */
+/* Start an epoch: order [n] (host), lr, the warm-up factor lp.warm and the epoch uploaded,
+ * the step number set to 0 (the captured step, if any, stays valid). */
 void train_step_epoch(TrainStep *ts, const int *order, int epoch, float lr, LossParams lp);
 /* The next step of the epoch on nb images (B, or fewer for the last): forward halves
  * (batch .. recorded loss) and update (backward, SGD), or both: train_step_run, which

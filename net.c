@@ -750,7 +750,7 @@ void net_backward(Net *n, const float *dlogits, int B) {
         i -= net_profile ? profiled_node(n, i, B, 'B', 1, 0) : backward_node(n, i, B);
 }
 
-void net_sgd(Net *n, float lr, float momentum, float wd) {
+void net_sgd(Net *n, const float *lr, float momentum, float wd) {
     if (!n->trainable) dkd_die("net_sgd: network was set up for inference only");
     n->be->sgd_step(n->params, n->grads, n->mom, n->n_params, lr, momentum, wd);
 }

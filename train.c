@@ -210,7 +210,7 @@ static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, 
     memcpy(d->nbt, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
     net_setup(d, &backend_cpu, nb, 1);
     d->no_fuse = 1;   /* every node's own output is scanned below */
-    n->be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
+    n->be->augment_batch(n->x, d_images, d_idx, nb, 0, NULL, 0);
     n->be->download(d->x, n->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float));
     net_forward(d, nb, 0);
     int bad = -1;
@@ -245,10 +245,10 @@ static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labe
         int nb = count - s < B ? count - s : B;
         for (int b = 0; b < nb; b++) hidx[b] = s + b;
         be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
-        be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
+        be->augment_batch(n->x, d_images, d_idx, nb, 0, NULL, 0);
         float *z = net_forward(n, nb, 0);
         be->download(logits, z, (size_t)nb * NC * sizeof(float));
-        LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
+        LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f, NULL};
         ce_loss_cpu(NULL, rows, logits, labels + s, nb, NC, lp);
         LossValue lv = loss_total(LOSS_CE, rows, nb, lp);
         size_t bad = first_nonfinite(logits, (size_t)nb * NC);
@@ -312,7 +312,7 @@ static float epoch_lr(const TrainOpts *o, int epoch) {
 
 static LossParams loss_params(const TrainOpts *o, int epoch) {
     const DkdConfig *c = &o->c;
-    LossParams lp = {1.0f, 0.0f, (float)c->alpha, (float)c->beta, (float)c->dkd_T, 1.0f};
+    LossParams lp = {1.0f, 0.0f, (float)c->alpha, (float)c->beta, (float)c->dkd_T, 1.0f, NULL};
     if (o->method == M_DKD) { lp.ce_weight = (float)c->dkd_ce_weight; lp.warm = (float)fmin((double)epoch / c->warmup, 1.0); }
     if (o->method == M_KD) { lp.ce_weight = (float)c->kd_ce_weight; lp.kd_weight = (float)c->kd_kd_weight; lp.T = (float)c->kd_T; }
     return lp;

@@ -12,21 +12,24 @@
  *     backward, SGD
  * Every value a step needs that changes from step to step lives in device
  * memory and is moved on by a kernel (the step number, hence the batch and the
- * record slot); what changes per epoch only (the permutation, uploaded once;
- * the learning rate, the DKD warm-up factor and the epoch of the augmentation
- * draws, kernel arguments) is set by train_step_epoch before the epoch's first
- * step. The host reads nothing back during the step: the loss and accuracy
- * come from the record (train_step_result), read once per log point.
+ * record slot). What changes per epoch lives in device memory too, written by
+ * train_step_epoch before the epoch's first step, outside any capture: the
+ * permutation, the learning rate (read by sgd_step), the DKD warm-up factor
+ * (read by the DKD loss through lp.warm_at) and the epoch (read by the
+ * augmentation's draws). Kernel arguments are therefore the same at every step
+ * of every epoch: pointers into memory that never moves, and sizes. The host
+ * reads nothing back during the step: the loss and accuracy come from the
+ * record (train_step_results), read once per log point.
  *
  * The graph: on a backend with graphs (CUDA) and use_graph set, the first
- * full-batch step of an epoch is captured (graph_begin .. graph_end: recorded,
- * not run), then every full-batch step of the epoch is one graph_launch. The
- * graph is captured again each epoch, because the per-epoch values above are
- * baked into its launches as arguments: one capture per epoch of ~400-800
- * replays. An epoch's short last batch runs launch by launch (a graph holds
- * fixed sizes). use_graph = 0 (`--no-graph`) runs every step launch by launch:
- * the same kernels with the same arguments in the same order, hence the same
- * bits (tests/emu_graph.cpp proves it under the emulator).
+ * full-batch step of the run is captured (graph_begin .. graph_end: recorded,
+ * not run), then every full-batch step is one graph_launch. An epoch's short
+ * last batch runs launch by launch (a graph holds fixed sizes). The step is
+ * captured again only if a loss weight or the temperature (kernel arguments)
+ * differ from the captured ones; train.c never changes them. use_graph = 0
+ * (`--no-graph`) runs every step launch by launch: the same kernels with the
+ * same arguments in the same order, hence the same bits (tests/emu_graph.cpp
+ * proves it under the emulator).
  */
 #include "dkd.h"
 
@@ -52,6 +55,9 @@ int train_step_init(TrainStep *ts, const Backend *be, Net *s, Net *t, int kind, 
     ts->dz = (float *)be->alloc((size_t)B * ts->NC * sizeof(float));
     ts->rows = (float *)be->alloc((size_t)B * 3 * sizeof(float));
     ts->rec_rows = (float *)be->alloc((size_t)ts->steps * B * 3 * sizeof(float));
+    ts->d_lr = (float *)be->alloc(sizeof(float));
+    ts->d_warm = (float *)be->alloc(sizeof(float));
+    ts->d_epoch = (int *)be->alloc(sizeof(int));
     ts->use_graph = be->graph_begin != NULL;
     be->zero(ts->step, sizeof(int));
     return 0;
@@ -63,15 +69,26 @@ void train_step_free(TrainStep *ts) {
     if (ts->graph) be->graph_free(ts->graph);
     be->release(ts->order); be->release(ts->idx); be->release(ts->lab); be->release(ts->step);
     be->release(ts->hits); be->release(ts->dz); be->release(ts->rows); be->release(ts->rec_rows);
+    be->release(ts->d_lr); be->release(ts->d_warm); be->release(ts->d_epoch);
     memset(ts, 0, sizeof *ts);
+}
+
+/* The loss settings a captured step holds as kernel arguments (all but the warm-up factor). */
+static int same_loss_args(LossParams a, LossParams b) {
+    return a.ce_weight == b.ce_weight && a.kd_weight == b.kd_weight && a.alpha == b.alpha && a.beta == b.beta &&
+           a.T == b.T;
 }
 
 void train_step_epoch(TrainStep *ts, const int *order, int epoch, float lr, LossParams lp) {
     const Backend *be = ts->be;
     be->upload(ts->order, order, (size_t)ts->n * sizeof(int));
     be->zero(ts->step, sizeof(int));
+    be->upload(ts->d_lr, &lr, sizeof lr);
+    be->upload(ts->d_warm, &lp.warm, sizeof lp.warm);
+    be->upload(ts->d_epoch, &epoch, sizeof epoch);
+    lp.warm_at = ts->d_warm;
+    if (ts->graph && !same_loss_args(lp, ts->lp)) { be->graph_free(ts->graph); ts->graph = NULL; }
     ts->epoch = epoch; ts->lr = lr; ts->lp = lp;
-    if (ts->graph) { be->graph_free(ts->graph); ts->graph = NULL; }   /* its launches hold last epoch's values */
 }
 
 /* The first half of a step: from the batch to the recorded loss (nb images). */
@@ -79,7 +96,7 @@ void train_step_forward(TrainStep *ts, int nb) {
     const Backend *be = ts->be;
     Net *s = ts->s, *t = ts->t;
     be->batch_gather(ts->idx, ts->lab, ts->order, ts->labels, ts->step, ts->B, ts->n);
-    be->augment_batch(s->x, ts->images, ts->idx, nb, ts->seed, ts->epoch, 1);
+    be->augment_batch(s->x, ts->images, ts->idx, nb, ts->seed, ts->d_epoch, 1);
     float *v = NULL;
     if (t) { be->copy(t->x, s->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float)); v = net_forward(t, nb, 0); }
     float *z = net_forward(s, nb, 1);
@@ -92,7 +109,7 @@ void train_step_forward(TrainStep *ts, int nb) {
 /* The second half: backward from the recorded step's dL/dz, then SGD. */
 void train_step_update(TrainStep *ts, int nb) {
     net_backward(ts->s, ts->dz, nb);
-    net_sgd(ts->s, ts->lr, ts->momentum, ts->wd);
+    net_sgd(ts->s, ts->d_lr, ts->momentum, ts->wd);
 }
 
 void train_step_run(TrainStep *ts, int nb) {
@@ -108,6 +125,7 @@ void train_step_run(TrainStep *ts, int nb) {
         train_step_update(ts, nb);
         ts->graph = be->graph_end();
         if (!ts->graph) dkd_die("%s (run with --no-graph to train launch by launch)", dkd_errbuf);
+        ts->captures++;
     }
     be->graph_launch(ts->graph);
 }

@@ -12,7 +12,9 @@
  *       dkd_cuda_stream()>>>(args...)), then
  *       checks for a launch error with file:line, and synchronises + checks
  *       again when the environment variable DKD_CUDA_SYNC=1 is set (debugging:
- *       an asynchronous fault is then reported at the launch that caused it).
+ *       an asynchronous fault is then reported at the launch that caused it;
+ *       not while a CUDA graph is being captured, when nothing runs: to wait
+ *       after every kernel of a training step, add --no-graph).
  *
  *   SHARED(type, name, count)
  *       declares a block-shared array:  nvcc: __shared__ type name[count];
@@ -75,9 +77,17 @@ static inline int cuda_debug_sync(void) {
     if (v < 0) { const char *e = getenv("DKD_CUDA_SYNC"); v = (e && e[0] == '1') ? 1 : 0; }
     return v;
 }
+/* 1 while dkd's stream is being captured into a CUDA graph (nothing runs then). */
+static inline int cuda_capturing(void) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(dkd_cuda_stream(), &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
+}
 static inline void launch_check(const char *kernel, const char *file, int line) {
     cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess && cuda_debug_sync()) err = cudaDeviceSynchronize();
+    /* DKD_CUDA_SYNC=1 waits after each launch, except while a graph is being
+     * captured: nothing ran then, and a wait would invalidate the capture (the
+     * replayed step is then checked where the host next waits). */
+    if (err == cudaSuccess && cuda_debug_sync() && !cuda_capturing()) err = cudaDeviceSynchronize();
     if (err != cudaSuccess) {
         fprintf(stderr, "dkd: CUDA error at %s:%d launching %s: %s\n", file, line, kernel, cudaGetErrorString(err));
         exit(1);

@@ -156,6 +156,7 @@ void kd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const i
 
 void dkd_loss_cpu(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p) {
     double a[MAX_NC], s[MAX_NC], u[MAX_NC];
+    if (p.warm_at) p.warm = *p.warm_at;   /* the factor in (host) memory, as loss.cu reads it on the device */
     if (NC > MAX_NC) dkd_die("dkd_loss_cpu: %d classes, at most %d supported", NC, MAX_NC);
     LossScales sc = loss_scales(LOSS_DKD, p, B);
     Row r = {a, s, u, NULL, NULL, 0};

@@ -6,15 +6,22 @@
  * and cudaStreamEndCapture, and replays them with cudaGraphLaunch).
  *
  * For each teacher -> student combination, two identical set-ups over the
- * same small training set in device memory (N_IMG images, batch 2: per epoch
- * two full steps and one short one) train EPOCHS epochs through the
- * TrainStep API exactly as train.c's loop does: side A with use_graph = 0,
- * side B with use_graph = 1 (per epoch: the first full step captured, every
- * full step a replay, the short step launch by launch). After the last step:
+ * same small training set in device memory (n images, batch 2) train 2
+ * epochs through the TrainStep API exactly as train.c's loop does: side A
+ * with use_graph = 0, side B with use_graph = 1 (the run's first full step
+ * captured, every full step a replay, a short last step launch by launch).
+ * The first combination uses n = 4 (two full steps per epoch: epoch 2 is all
+ * replays), the second n = 5 (a short third step). After the last step:
  * student parameters, momentum, gradients, BN running statistics,
  * num_batches_tracked (counted on the device), the recorded loss terms and
  * top-1 hits of every step, dL/dz and the step counter must be bit-identical,
- * and num_batches_tracked must equal the number of train forwards run.
+ * num_batches_tracked must equal the number of train forwards run, and the
+ * step was captured once. Since both sides share the code, a per-epoch value
+ * stuck at its captured value would agree on both sides; so for n = 4 the
+ * last step, a replay in epoch 2, is also checked against values computed
+ * apart: its augmented batch == augment_batch_cpu with epoch 2, its SGD ==
+ * p - lr2 * buf with epoch 2's rate, its dL/dz == the DKD loss launched
+ * directly with epoch 2's warm-up factor.
  * The suite runs two small combinations that hold every op kind;
  * DKD_EMU_ALL_PAIRS=1 runs the 11 pairs (minutes per pair under emulation).
  *
@@ -40,12 +47,13 @@
 static inline size_t emu_capture_size(void) { return 0; }
 #endif
 
-enum { N_IMG = 5, BATCH = 2 };
+enum { N_IMG = 5, BATCH = 2, EPOCHS = 2 };
 
 /* The small training set, in device memory, shared by both sides. */
 struct Data {
     uint8_t *images;
     int *labels;
+    std::vector<uint8_t> h_images;   /* host copies */
 };
 static Data data_make(void) {
     std::vector<uint8_t> img((size_t)N_IMG * CIFAR_IMG_BYTES);
@@ -57,6 +65,7 @@ static Data data_make(void) {
     d.labels = (int *)backend_cuda.alloc(lab.size() * sizeof(int));
     backend_cuda.upload(d.images, img.data(), img.size());
     backend_cuda.upload(d.labels, lab.data(), lab.size() * sizeof(int));
+    d.h_images = img;
     return d;
 }
 
@@ -65,12 +74,12 @@ struct Side {
     TrainStep ts;
 };
 
-static void side_init(Side *sd, const Data &d, const char *teacher, const char *student, int use_graph) {
+static void side_init(Side *sd, const Data &d, const char *teacher, const char *student, int n, int use_graph) {
     const Backend *be = &backend_cuda;
     sd->t = model_build(teacher); sd->s = model_build(student);
     net_init_params(sd->t, 5); net_init_params(sd->s, 6);
     if (net_setup(sd->t, be, BATCH, 0) || net_setup(sd->s, be, BATCH, 1) ||
-        train_step_init(&sd->ts, be, sd->s, sd->t, LOSS_DKD, BATCH, N_IMG, d.images, d.labels, 1234, 0.9f, 5e-4f)) {
+        train_step_init(&sd->ts, be, sd->s, sd->t, LOSS_DKD, BATCH, n, d.images, d.labels, 1234, 0.9f, 5e-4f)) {
         printf("set-up: %s\nRESULT 0 1 0\n", dkd_errbuf);
         exit(1);
     }
@@ -81,15 +90,31 @@ static void side_free(Side *sd) {
     net_free(sd->t); net_free(sd->s);
 }
 
+/* The per-epoch values of the test run: each epoch its own rate, warm-up factor, order. */
+static float epoch_lr(int epoch) { return 0.05f / epoch; }
+static LossParams epoch_lp(int epoch) { return LossParams{1.0f, 0.0f, 1.0f, 8.0f, 4.0f, 0.25f * epoch, NULL}; }
+
+/* What the last step started from, for the checks made apart (side B). */
+struct Before {
+    std::vector<float> params;
+    std::vector<int> order;
+};
+
 /* One epoch as train.c's train_epoch runs it on a device: every step through
- * train_step_run, nothing read back until the end. */
-static void run_epoch(Side *sd, int epoch) {
-    std::vector<int> order(N_IMG);
-    cifar_epoch_order(order.data(), N_IMG, 77, epoch);
-    LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, 0.25f * epoch};
-    train_step_epoch(&sd->ts, order.data(), epoch, 0.05f / epoch, lp);
+ * train_step_run, nothing read back until the end (except, when bf is given,
+ * the parameters before the last step). */
+static void run_epoch(Side *sd, int epoch, Before *bf) {
+    int n = sd->ts.n;
+    std::vector<int> order(n);
+    cifar_epoch_order(order.data(), n, 77, epoch);
+    train_step_epoch(&sd->ts, order.data(), epoch, epoch_lr(epoch), epoch_lp(epoch));
     for (int st = 0; st < sd->ts.steps; st++) {
-        int nb = N_IMG - st * BATCH < BATCH ? N_IMG - st * BATCH : BATCH;
+        int nb = n - st * BATCH < BATCH ? n - st * BATCH : BATCH;
+        if (bf && st == sd->ts.steps - 1) {
+            bf->params.resize(sd->s->n_params);
+            backend_cuda.download(bf->params.data(), sd->s->params, sd->s->n_params * sizeof(float));
+            bf->order = order;
+        }
         train_step_run(&sd->ts, nb);
     }
 }
@@ -106,16 +131,56 @@ template <class T> static int same(const T *a, const T *b, size_t n, const char 
     return ok;
 }
 
-static void test_pair(const Data &d, const char *teacher, const char *student, int epochs) {
-    Side a, b;
-    side_init(&a, d, teacher, student, 0);
-    side_init(&b, d, teacher, student, 1);
-    for (int e = 1; e <= epochs; e++) {
-        run_epoch(&a, e);
-        run_epoch(&b, e);
+/* The last step of side B (a replay in epoch EPOCHS, n = 4) against values computed apart. */
+static void check_last_replay(const Data &d, Side *b, const Before &bf, const char *pair) {
+    Net *s = b->s, *t = b->t;
+    int NC = b->ts.NC, epoch = EPOCHS, k = b->ts.steps - 1;
+    /* the augmented batch: epoch EPOCHS's draws */
+    std::vector<float> want((size_t)BATCH * CIFAR_IMG_BYTES), got(want.size());
+    augment_batch_cpu(want.data(), d.h_images.data(), bf.order.data() + k * BATCH, BATCH, 1234, &epoch, 1);
+    backend_cuda.download(got.data(), s->x, got.size() * sizeof(float));
+    check(!memcmp(want.data(), got.data(), got.size() * sizeof(float)),
+          "%s: the replayed last step augmented with epoch %d's draws (== augment_batch_cpu)", pair, epoch);
+    /* SGD with epoch EPOCHS's rate: p = fmaf(-lr, buf, p_before), buf the new momentum */
+    std::vector<float> p(s->n_params), m(s->n_params);
+    backend_cuda.download(p.data(), s->params, p.size() * sizeof(float));
+    backend_cuda.download(m.data(), s->mom, m.size() * sizeof(float));
+    float lr = epoch_lr(epoch);
+    size_t bad = 0;
+    for (size_t i = 0; i < p.size(); i++) {
+        float w = fmaf(-lr, m[i], bf.params[i]);
+        bad += memcmp(&w, &p[i], sizeof w) != 0;
     }
-    check(b.ts.graph != NULL && a.ts.graph == NULL, "%s -> %s: side B replayed a captured graph, side A did not",
-          teacher, student);
+    check(bad == 0, "%s: the replayed SGD used epoch %d's rate %g (p == p_before - lr * buf, %zu of %zu differ)", pair,
+          epoch, lr, bad, p.size());
+    /* dL/dz with epoch EPOCHS's warm-up factor: the DKD loss launched directly, warm by value */
+    float *dz = (float *)backend_cuda.alloc((size_t)BATCH * NC * sizeof(float));
+    float *rows = (float *)backend_cuda.alloc((size_t)BATCH * 3 * sizeof(float));
+    const float *z = s->act + s->nodes[s->output].act, *v = t->act + t->nodes[t->output].act;
+    dkd_loss_cuda(dz, rows, z, v, b->ts.lab, BATCH, NC, epoch_lp(epoch));
+    int ok = same(dz, b->ts.dz, (size_t)BATCH * NC, "dL/dz vs a direct launch", pair);
+    LossParams prev = epoch_lp(epoch - 1);
+    dkd_loss_cuda(dz, rows, z, v, b->ts.lab, BATCH, NC, prev);
+    int differs = !same(dz, b->ts.dz, (size_t)BATCH * NC, "(expected) dL/dz with the previous factor", pair);
+    check(ok && differs, "%s: the replayed loss used epoch %d's warm-up factor %g (== a direct launch with it, != "
+          "with epoch %d's %g)", pair, epoch, epoch_lp(epoch).warm, epoch - 1, prev.warm);
+    backend_cuda.release(dz); backend_cuda.release(rows);
+}
+
+static void test_pair(const Data &d, const char *teacher, const char *student, int n) {
+    Side a, b;
+    Before bf;
+    side_init(&a, d, teacher, student, n, 0);
+    side_init(&b, d, teacher, student, n, 1);
+    int check_apart = n % BATCH == 0;   /* the last step is a replay */
+    for (int e = 1; e <= EPOCHS; e++) {
+        run_epoch(&a, e, NULL);
+        run_epoch(&b, e, check_apart && e == EPOCHS ? &bf : NULL);
+    }
+    int epochs = EPOCHS;
+    check(b.ts.graph != NULL && b.ts.captures == 1 && a.ts.graph == NULL && a.ts.captures == 0,
+          "%s -> %s: side B replayed one graph captured once in %d epochs, side A launched every step", teacher,
+          student, epochs);
     char pair[100];
     snprintf(pair, sizeof pair, "%s -> %s", teacher, student);
     Net *sa = a.s, *sb = b.s;
@@ -130,8 +195,8 @@ static void test_pair(const Data &d, const char *teacher, const char *student, i
     ok &= same(a.ts.step, b.ts.step, 1, "step counters", pair);
     net_to_host(sa); net_to_host(sb);
     ok &= !memcmp(sa->nbt, sb->nbt, (size_t)sa->n_nbt * sizeof(int64_t));
-    check(ok, "%s, batch %d, %d epochs of %d steps: graph replays (one capture per epoch) == launch by launch, "
-          "bit for bit", pair, BATCH, epochs, steps);
+    check(ok, "%s, batch %d, %d images, %d epochs of %d steps: graph replays == launch by launch, bit for bit", pair,
+          BATCH, n, epochs, steps);
     /* num_batches_tracked: one train forward per step, bn_updates per BN layer */
     int nbt_ok = sa->n_nbt > 0;
     for (int i = 1; i < sb->n_nodes; i++) {
@@ -149,6 +214,7 @@ static void test_pair(const Data &d, const char *teacher, const char *student, i
     for (int k = 0; k < steps; k++) fin &= isfinite(la[k].total) && la[k].total == lb[k].total && la[k].tckd > 0;
     check(fin && ha == hb, "%s: the last epoch's %d batch losses read back: finite, with a distillation term, "
           "equal on both sides (top-1 hits %ld)", pair, steps, ha);
+    if (check_apart) check_last_replay(d, &b, bf, pair);
     side_free(&a); side_free(&b);
 }
 
@@ -294,11 +360,11 @@ int main(void) {
     Data d = data_make();
     const char *all = getenv("DKD_EMU_ALL_PAIRS");
     if (all && !strcmp(all, "1")) {
-        for (int i = 0; i < n_pairs; i++) test_pair(d, pair_table[i].teacher, pair_table[i].student, 2);
+        for (int i = 0; i < n_pairs; i++) test_pair(d, pair_table[i].teacher, pair_table[i].student, 4 + i % 2);
     } else {   /* the suite: two small combinations that hold every op kind (as emu_step) */
-        test_pair(d, "resnet8x4", "ShuffleV2", 2);
-        test_pair(d, "MobileNetV2", "vgg8", 1);
-        printf("  (DKD_EMU_ALL_PAIRS=1 runs the 11 pairs instead, 2 epochs each: minutes per pair under emulation)\n");
+        test_pair(d, "resnet8x4", "ShuffleV2", 4);
+        test_pair(d, "MobileNetV2", "vgg8", 5);
+        printf("  (DKD_EMU_ALL_PAIRS=1 runs the 11 pairs instead: minutes per pair under emulation)\n");
     }
     backend_cuda.release(d.images); backend_cuda.release(d.labels);
     check_race_free("emu_graph");
