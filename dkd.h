@@ -235,12 +235,12 @@ static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int
  * memory, so a step captured once as a CUDA graph moves on at every replay.
  *   counter_add   c[0] += inc: a device net's count of train forwards (its BN
  *                 layers' num_batches_tracked, folded in by net_to_host)
- *   batch_gather  idx[b] = order[s*B+b], lab[b] = labels[idx[b]] for s*B+b < n
- *   step_record   rows [nb,3] -> rec_rows[s*B*3..], top-1 hits of z [nb,NC]
- *                 against lab -> hits[s], then *step = s+1 */
+ *   batch_gather  idx[b] = order[s*B+b], lab[b] = labels[idx[b]] for s*B+b < n (lab NULL: no labels)
+ *   step_record   rows [nb,W] -> rec[s*B*W..], top-1 hits of z [nb,NC] against lab ->
+ *                 hits[s] (hits NULL: none), then *step = s+1 */
 void counter_add_cpu(int64_t *c, int64_t inc);
 void batch_gather_cpu(int *idx, int *lab, const int *order, const int *labels, const int *step, int B, int n);
-void step_record_cpu(float *rec_rows, int *hits, int *step, const float *rows, const float *z, const int *lab,
+void step_record_cpu(float *rec, int *hits, int *step, const float *rows, int W, const float *z, const int *lab,
                      int B, int nb, int NC);
 
 /* mdistiller's normalisation constants (R, G, B) */
@@ -311,7 +311,7 @@ typedef struct Backend {
     /* step bookkeeping (same signatures as the _cpu functions above) */
     void (*counter_add)(int64_t *, int64_t);
     void (*batch_gather)(int *, int *, const int *, const int *, const int *, int, int);
-    void (*step_record)(float *, int *, int *, const float *, const float *, const int *, int, int, int);
+    void (*step_record)(float *, int *, int *, const float *, int, const float *, const int *, int, int, int);
     /* CUDA graphs (NULL on the CPU). graph_begin starts capturing the backend's
      * stream: from then on its work is recorded, not run, until graph_end, which
      * returns the instantiated graph, or NULL with dkd_errbuf saying why (the
@@ -525,6 +525,24 @@ void train_step_run(TrainStep *ts, int nb);
 /* Steps k0..k1-1 of this epoch (already run): their batch losses into lv[k1-k0] (loss_total
  * of each step's rows, as the host always computed them) and their top-1 hits added to *hits. */
 void train_step_results(const TrainStep *ts, int k0, int k1, LossValue *lv, long *hits);
+
+/* The evaluation step (train_step.c): eval-mode forwards of images 0..n-1 in batches of B,
+ * each batch's logits recorded on the device (nothing read back per batch), the full
+ * batches replayed from one captured graph where the backend has them. */
+typedef struct {
+    const Backend *be;
+    Net *net;
+    int B, n, NC;
+    const uint8_t *images;      /* [n,3072] backend memory */
+    int use_graph, captures;
+    int *order, *idx, *step;    /* backend: [n] 0..n-1, [B] this batch's indices, [1] next batch */
+    float *logits;              /* backend: [n,NC] every image's logits, in order */
+    void *graph;
+} EvalStep;
+int eval_step_init(EvalStep *es, const Backend *be, Net *net, int B, int n, const uint8_t *images);
+/* The next batch (nb images: B, or fewer for the last); batch 0 after init. */
+void eval_step_run(EvalStep *es, int nb);
+void eval_step_free(EvalStep *es);
 
 /* ------------------------------------------------------------------------- */
 /* Model registry (models/registry.c)                                         */

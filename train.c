@@ -231,33 +231,45 @@ static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, 
 /* Student (or any net) in eval mode over a data split already on the device.
  * 0, or -1 when a batch's logits (or its loss) are not finite: no accuracy is computed
  * from NaN (every comparison with NaN is false, so NaN would rank first); dkd_errbuf
- * then names the first parameter or layer where the non-finite values start. */
-static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B, EvalResult *out) {
+ * then names the first parameter or layer where the non-finite values start.
+ * The forwards run first (EvalStep: every batch's logits recorded on the device, the
+ * full batches replayed from one CUDA graph where the backend has them and use_graph),
+ * then the logits come back in one copy and the metrics are computed from them batch
+ * by batch, as they always were. */
+static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B, int use_graph,
+                    EvalResult *out) {
     const Backend *be = n->be;
     int NC = net_num_classes(n);
-    float *logits = (float *)xmalloc((size_t)B * NC * sizeof(float));
+    EvalStep es;
+    if (eval_step_init(&es, be, n, B, count, d_images)) dkd_die("%s", dkd_errbuf);
+    es.use_graph = es.use_graph && use_graph;
+    float *logits = (float *)xmalloc((size_t)count * NC * sizeof(float));
     float *rows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
     int *hidx = (int *)xmalloc((size_t)B * sizeof(int));
     long c1 = 0, c5 = 0; double loss = 0;
     double t0 = now_seconds();
     int rc = 0;
     for (int s = 0; s < count; s += B) {
+        eval_step_run(&es, count - s < B ? count - s : B);
+        if (!be->on_device) progress_eval(s + B < count ? s + B : count, count, t0);   /* (a device runs behind the host) */
+    }
+    be->download(logits, es.logits, (size_t)count * NC * sizeof(float));
+    if (be->on_device) progress_eval(count, count, t0);
+    for (int s = 0; s < count; s += B) {
         int nb = count - s < B ? count - s : B;
-        for (int b = 0; b < nb; b++) hidx[b] = s + b;
-        be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
-        be->augment_batch(n->x, d_images, d_idx, nb, 0, NULL, 0);
-        float *z = net_forward(n, nb, 0);
-        be->download(logits, z, (size_t)nb * NC * sizeof(float));
+        const float *lg = logits + (size_t)s * NC;
         LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f, NULL};
-        ce_loss_cpu(NULL, rows, logits, labels + s, nb, NC, lp);
+        ce_loss_cpu(NULL, rows, lg, labels + s, nb, NC, lp);
         LossValue lv = loss_total(LOSS_CE, rows, nb, lp);
-        size_t bad = first_nonfinite(logits, (size_t)nb * NC);
+        size_t bad = first_nonfinite(lg, (size_t)nb * NC);
         if (bad < (size_t)nb * NC) {
             char where[sizeof dkd_errbuf];
+            for (int b = 0; b < nb; b++) hidx[b] = s + b;
+            be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
             locate_nonfinite(n, d_images, d_idx, nb);
             memcpy(where, dkd_errbuf, sizeof where);
             rc = dkd_fail("the logits of test images %d..%d are not finite (image %d, class %d: %g): %s", s, s + nb - 1,
-                          s + (int)(bad / NC), (int)(bad % NC), (double)logits[bad], where);
+                          s + (int)(bad / NC), (int)(bad % NC), (double)lg[bad], where);
             break;
         }
         if (!isfinite(lv.ce)) {
@@ -266,18 +278,18 @@ static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labe
         }
         loss += lv.ce * nb;
         for (int b = 0; b < nb; b++) {
-            const float *r = logits + (size_t)b * NC;
+            const float *r = lg + (size_t)b * NC;
             float t = r[labels[s + b]];
             int higher = 0;   /* classes ranked above the target (ties go to the lower index, like topk) */
             for (int j = 0; j < NC; j++) if (r[j] > t || (r[j] == t && j < labels[s + b])) higher++;
             c1 += higher < 1; c5 += higher < 5;
         }
-        progress_eval(s + nb, count, t0);
     }
     be->sync();
     double dt = now_seconds() - t0;
     EvalResult e = {100.0 * c1 / count, 100.0 * c5 / count, loss / count, count / dt};
     *out = e;
+    eval_step_free(&es);
     free(logits); free(rows); free(hidx);
     return rc;
 }
@@ -663,8 +675,9 @@ static void train_usage(void) {
         "                         setting that changes what is trained or measured differs (--epochs and\n"
         "                         --lr may change)\n"
         "  --stop-after N         stop after epoch N as if killed (to test --resume)\n"
-        "  --no-graph             on a GPU, run each training step launch by launch instead of replaying it\n"
-        "                         as one captured CUDA graph (same results; for debugging and profiling)\n"
+        "  --no-graph             on a GPU, run each training step and evaluation batch launch by launch\n"
+        "                         instead of replaying it as one captured CUDA graph (same results; for\n"
+        "                         debugging and profiling)\n"
         "Numbers are decimal (no hex, inf or nan). The run folder gets config.yaml (these settings and the\n"
         "command line), worklog.txt, log.csv, curves.png and mdistiller's checkpoints (latest, best,\n"
         "student_*, with the SGD state, so mdistiller can resume them).\n");
@@ -1053,9 +1066,9 @@ static void measure_speeds(Run *r, double *train_ips, double *eval_ips) {
     *train_ips = (double)TIMED_STEPS * B / fmax(now_seconds() - t0, 1e-9);
     progress.quiet = 1;
     EvalResult ev;
-    evaluate(s, r->d_test, r->d_idx, r->te.labels, EB, EB, &ev);       /* warm-up */
+    evaluate(s, r->d_test, r->d_idx, r->te.labels, EB, EB, !r->o->no_graph, &ev);   /* warm-up */
     int m = 2 * EB < r->te.n ? 2 * EB : r->te.n;
-    evaluate(s, r->d_test, r->d_idx, r->te.labels, m, EB, &ev);        /* a fresh model: only its speed counts */
+    evaluate(s, r->d_test, r->d_idx, r->te.labels, m, EB, !r->o->no_graph, &ev);    /* a fresh model: only its speed counts */
     progress.quiet = 0;
     *eval_ips = ev.img_s;
     free(order);
@@ -1161,7 +1174,7 @@ int cmd_train(int argc, char **argv) {
         EpochStats es;
         train_epoch(&r, epoch, &es);
         EvalResult ev;
-        if (evaluate(r.s, r.d_test, r.d_idx, r.te.labels, r.te.n, r.EB, &ev) != 0) {
+        if (evaluate(r.s, r.d_test, r.d_idx, r.te.labels, r.te.n, r.EB, !o.no_graph, &ev) != 0) {
             char what[sizeof dkd_errbuf + 64];
             snprintf(what, sizeof what, "the test metrics of epoch %d cannot be computed: %s", epoch, dkd_errbuf);
             stop_nonfinite(o.dir, what);
@@ -1191,7 +1204,7 @@ int cmd_train(int argc, char **argv) {
 
 static void eval_usage(void) {
     printf("usage: dkd eval -m MODEL [-c CKPT] [-d cifar100] [-bs N] [--data DIR] [--device cpu|cuda|auto]\n"
-           "                [--threads N] [--test-subset N]\n"
+           "                [--threads N] [--test-subset N] [--no-graph]\n"
            "       dkd eval MODEL -c CKPT ...      (the model may also come first, without -m)\n"
            "  Top-1, top-5 and cross-entropy of MODEL with the weights of CKPT on the CIFAR-100 test set,\n"
            "  with mdistiller's tools/eval.py flags:\n"
@@ -1201,15 +1214,18 @@ static void eval_usage(void) {
            "                         -c (or -c pretrain) a teacher's released weights are used:\n"
            "                         download_ckpts/cifar_teachers/<MODEL>_vanilla/ckpt_epoch_240.pth\n"
            "  -d, --dataset NAME     cifar100 (the only data set dkd has)\n"
-           "  -bs, --batch-size N    evaluation batch size (64)\n");
+           "  -bs, --batch-size N    evaluation batch size (64)\n"
+           "  --no-graph             on a GPU, run every batch launch by launch (default: the batch captured\n"
+           "                         once as a CUDA graph and replayed; the same results)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *ckpt = NULL, *data = NULL, *device = "auto";
-    int B = 64, threads = 0, test_subset = 0;
+    int B = 64, threads = 0, test_subset = 0, no_graph = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { eval_usage(); return 0; }
+        if (!strcmp(a, "--no-graph")) { no_graph = 1; continue; }
         if (a[0] != '-') { if (model) dkd_die("eval: unexpected argument '%s' (see dkd eval --help)", a); model = a; continue; }
         if (i + 1 >= argc) dkd_die("eval: %s needs a value (see dkd eval --help)", a);
         const char *v = argv[++i];
@@ -1256,7 +1272,7 @@ int cmd_eval(int argc, char **argv) {
     int *d_idx = (int *)be->alloc((size_t)B * sizeof(int));
     progress.tty = isatty(2);
     EvalResult ev;
-    if (evaluate(n, d_test, d_idx, te.labels, te.n, B, &ev) != 0)
+    if (evaluate(n, d_test, d_idx, te.labels, te.n, B, !no_graph, &ev) != 0)
         dkd_die("eval of %s with %s: %s. No accuracy is reported.", mi->name, ckpt, dkd_errbuf);
     printf("%s  %s\n  test images %d | top-1 %.2f | top-5 %.2f | loss %.4f | %.0f img/s (%s, %d thread%s, batch %d)\n",
            mi->name, ckpt, te.n, ev.top1, ev.top5, ev.loss, ev.img_s, be->name, dkd_num_threads(),

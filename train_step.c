@@ -29,7 +29,8 @@
  * differ from the captured ones; train.c never changes them. use_graph = 0
  * (`--no-graph`) runs every step launch by launch: the same kernels with the
  * same arguments in the same order, hence the same bits (tests/emu_graph.cpp
- * proves it under the emulator).
+ * proves it under the emulator). Evaluation works the same way (EvalStep, at
+ * the end of this file).
  */
 #include "dkd.h"
 
@@ -103,7 +104,7 @@ void train_step_forward(TrainStep *ts, int nb) {
     if (ts->kind == LOSS_DKD) be->dkd_loss(ts->dz, ts->rows, z, v, ts->lab, nb, ts->NC, ts->lp);
     else if (ts->kind == LOSS_KD) be->kd_loss(ts->dz, ts->rows, z, v, ts->lab, nb, ts->NC, ts->lp);
     else be->ce_loss(ts->dz, ts->rows, z, ts->lab, nb, ts->NC, ts->lp);
-    be->step_record(ts->rec_rows, ts->hits, ts->step, ts->rows, z, ts->lab, ts->B, nb, ts->NC);
+    be->step_record(ts->rec_rows, ts->hits, ts->step, ts->rows, 3, z, ts->lab, ts->B, nb, ts->NC);
 }
 
 /* The second half: backward from the recorded step's dL/dz, then SGD. */
@@ -112,22 +113,30 @@ void train_step_update(TrainStep *ts, int nb) {
     net_sgd(ts->s, ts->d_lr, ts->momentum, ts->wd);
 }
 
-void train_step_run(TrainStep *ts, int nb) {
-    const Backend *be = ts->be;
-    if (!ts->use_graph || !be->graph_begin || nb != ts->B || net_profile) {
-        train_step_forward(ts, nb);
-        train_step_update(ts, nb);
-        return;
-    }
-    if (!ts->graph) {
+/* A step's body, run launch by launch, or as a replay of *graph (captured from the
+ * body first, on the first call) when use_graph and the step is a full batch (a graph
+ * holds fixed sizes). Profiling (net_profile) synchronises around every op, so it
+ * always runs launch by launch. */
+static void run_step(const Backend *be, void **graph, int *captures, int use_graph, int full,
+                     void (*body)(void *ctx, int nb), void *ctx, int nb) {
+    if (!use_graph || !be->graph_begin || !full || net_profile) { body(ctx, nb); return; }
+    if (!*graph) {
         if (be->graph_begin() != 0) dkd_die("%s", dkd_errbuf);
-        train_step_forward(ts, nb);
-        train_step_update(ts, nb);
-        ts->graph = be->graph_end();
-        if (!ts->graph) dkd_die("%s (run with --no-graph to train launch by launch)", dkd_errbuf);
-        ts->captures++;
+        body(ctx, nb);
+        *graph = be->graph_end();
+        if (!*graph) dkd_die("%s (run with --no-graph to run launch by launch)", dkd_errbuf);
+        (*captures)++;
     }
-    be->graph_launch(ts->graph);
+    be->graph_launch(*graph);
+}
+
+static void train_body(void *ctx, int nb) {
+    train_step_forward((TrainStep *)ctx, nb);
+    train_step_update((TrainStep *)ctx, nb);
+}
+
+void train_step_run(TrainStep *ts, int nb) {
+    run_step(ts->be, &ts->graph, &ts->captures, ts->use_graph, nb == ts->B, train_body, ts, nb);
 }
 
 void train_step_results(const TrainStep *ts, int k0, int k1, LossValue *lv, long *hits) {
@@ -144,4 +153,49 @@ void train_step_results(const TrainStep *ts, int k0, int k1, LossValue *lv, long
         *hits += h[k - k0];
     }
     free(rows); free(h);
+}
+
+/* ------------------------------------------------------------ evaluation
+ * The same idea for an eval-mode pass over a test set: batch_gather over the
+ * identity order (the step number picks images s*B ..), the plain
+ * normalisation, the forward, and step_record copying the batch's logits into
+ * logits[s*B*NC ..] (W = NC, no hits). The host reads all logits once at the
+ * end and computes accuracy and loss from them exactly as it did per batch. */
+int eval_step_init(EvalStep *es, const Backend *be, Net *net, int B, int n, const uint8_t *images) {
+    memset(es, 0, sizeof *es);
+    if (B <= 0 || n <= 0 || net->Bmax < B || net->be != be)
+        return dkd_fail("eval_step_init: the network is not set up on this backend for batch %d", B);
+    es->be = be; es->net = net; es->B = B; es->n = n; es->NC = net_num_classes(net); es->images = images;
+    es->use_graph = be->graph_begin != NULL;
+    es->order = (int *)be->alloc((size_t)n * sizeof(int));
+    es->idx = (int *)be->alloc((size_t)B * sizeof(int));
+    es->step = (int *)be->alloc(sizeof(int));
+    es->logits = (float *)be->alloc((size_t)n * es->NC * sizeof(float));
+    int *iota = (int *)xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) iota[i] = i;
+    be->upload(es->order, iota, (size_t)n * sizeof(int));
+    free(iota);
+    be->zero(es->step, sizeof(int));
+    return 0;
+}
+
+static void eval_batch(void *ctx, int nb) {
+    EvalStep *es = (EvalStep *)ctx;
+    const Backend *be = es->be;
+    be->batch_gather(es->idx, NULL, es->order, NULL, es->step, es->B, es->n);
+    be->augment_batch(es->net->x, es->images, es->idx, nb, 0, NULL, 0);
+    float *z = net_forward(es->net, nb, 0);
+    be->step_record(es->logits, NULL, es->step, z, es->NC, NULL, NULL, es->B, nb, es->NC);
+}
+
+void eval_step_run(EvalStep *es, int nb) {
+    run_step(es->be, &es->graph, &es->captures, es->use_graph, nb == es->B, eval_batch, es, nb);
+}
+
+void eval_step_free(EvalStep *es) {
+    const Backend *be = es->be;
+    if (!be) return;
+    if (es->graph) be->graph_free(es->graph);
+    be->release(es->order); be->release(es->idx); be->release(es->step); be->release(es->logits);
+    memset(es, 0, sizeof *es);
 }

@@ -72,7 +72,7 @@ void augment_batch_cuda(float *x, const uint8_t *data, const int *idx, int B,
 /* kernels/step.cu: the step bookkeeping (dkd.h, kernels/step.c) */
 void counter_add_cuda(int64_t *c, int64_t inc);
 void batch_gather_cuda(int *idx, int *lab, const int *order, const int *labels, const int *step, int B, int n);
-void step_record_cuda(float *rec_rows, int *hits, int *step, const float *rows, const float *z, const int *lab,
+void step_record_cuda(float *rec, int *hits, int *step, const float *rows, int W, const float *z, const int *lab,
                       int B, int nb, int NC);
 #ifdef __cplusplus
 }

@@ -12,14 +12,16 @@
  *                   for b in [0, B) with k = s*B + b < n:
  *                     idx[b] = order[k],  lab[b] = labels[order[k]]
  *                 order [n] the epoch's permutation, labels [Nall] the split's
- *                 labels. B is the full batch: the last, short batch of an
- *                 epoch fills its first n - s*B entries.
- *   step_record   after the loss of step s = *step: its nb rows of loss terms
- *                 rows [nb,3] go to rec_rows[s*B*3 ...] (row order kept), the
+ *                 labels (lab NULL: indices only). B is the full batch: the
+ *                 last, short batch of an epoch fills its first n - s*B entries.
+ *   step_record   after step s = *step: its nb rows of W floats, rows [nb,W],
+ *                 go to rec[s*B*W ...] (row order kept); with hits given, the
  *                 number of rows whose top-1 class (the first maximum of the
  *                 logits z [nb,NC]) equals lab[b] to hits[s]; then *step = s+1.
- *                 The host reads the record once per log point and sums it in
- *                 the order the per-step host code did (loss_total per step).
+ *                 Training records the loss terms (W = 3) and the hits; the
+ *                 host reads the record once per log point and sums it in the
+ *                 order the per-step host code did (loss_total per step).
+ *                 Evaluation records the logits themselves (W = NC, no hits).
  */
 #include "dkd.h"
 
@@ -31,7 +33,7 @@ void batch_gather_cpu(int *idx, int *lab, const int *order, const int *labels, c
         long long k = s * B + b;
         if (k >= n) break;
         idx[b] = order[k];
-        lab[b] = labels[order[k]];
+        if (lab) lab[b] = labels[order[k]];
     }
 }
 
@@ -44,13 +46,15 @@ static int row_top1(const float *r, int NC) {
     return am;
 }
 
-void step_record_cpu(float *rec_rows, int *hits, int *step, const float *rows, const float *z, const int *lab,
+void step_record_cpu(float *rec, int *hits, int *step, const float *rows, int W, const float *z, const int *lab,
                      int B, int nb, int NC) {
     int s = *step;
-    float *dst = rec_rows + (size_t)s * B * 3;
-    for (int i = 0; i < nb * 3; i++) dst[i] = rows[i];
-    int h = 0;
-    for (int b = 0; b < nb; b++) h += row_top1(z + (size_t)b * NC, NC) == lab[b];
-    hits[s] = h;
+    float *dst = rec + (size_t)s * B * W;
+    for (size_t i = 0; i < (size_t)nb * W; i++) dst[i] = rows[i];
+    if (hits) {
+        int h = 0;
+        for (int b = 0; b < nb; b++) h += row_top1(z + (size_t)b * NC, NC) == lab[b];
+        hits[s] = h;
+    }
     *step = s + 1;
 }

@@ -9,7 +9,7 @@
  *   counter_add   one thread.
  *   batch_gather  one thread per batch entry b (grid over B).
  *   step_record   ONE block of STEP_THREADS threads: every thread reads s =
- *                 *step first; threads copy the loss rows (strided) and count
+ *                 *step first; threads copy the rows (strided) and count
  *                 top-1 hits over rows b = tid, tid + STEP_THREADS, ...; the
  *                 per-thread counts meet in shared memory and thread 0 adds
  *                 them in thread order (an int sum: exact in any order), then
@@ -31,19 +31,19 @@ __global__ void batch_gather_kernel(int *__restrict__ idx, int *__restrict__ lab
     if (k >= n) return;
     int i = order[k];
     idx[b] = i;
-    lab[b] = labels[i];
+    if (lab) lab[b] = labels[i];
 }
 
-__global__ void step_record_kernel(float *__restrict__ rec_rows, int *__restrict__ hits, int *step,
-                                   const float *__restrict__ rows, const float *__restrict__ z,
+__global__ void step_record_kernel(float *__restrict__ rec, int *__restrict__ hits, int *step,
+                                   const float *__restrict__ rows, int W, const float *__restrict__ z,
                                    const int *__restrict__ lab, int B, int nb, int NC) {
     SHARED(int, part, STEP_THREADS);
     int tid = threadIdx.x;
     int s = *step;
-    float *dst = rec_rows + (size_t)s * B * 3;
-    for (int i = tid; i < nb * 3; i += STEP_THREADS) dst[i] = rows[i];
+    float *dst = rec + (size_t)s * B * W;
+    for (size_t i = tid; i < (size_t)nb * W; i += STEP_THREADS) dst[i] = rows[i];
     int h = 0;
-    for (int b = tid; b < nb; b += STEP_THREADS) {
+    for (int b = tid; hits && b < nb; b += STEP_THREADS) {
         const float *r = z + (size_t)b * NC;
         int am = 0;   /* the first maximum, as step.c's row_top1 */
         for (int j = 1; j < NC; j++)
@@ -55,7 +55,7 @@ __global__ void step_record_kernel(float *__restrict__ rec_rows, int *__restrict
     if (tid == 0) {
         int t = 0;
         for (int i = 0; i < STEP_THREADS; i++) t += part[i];
-        hits[s] = t;
+        if (hits) hits[s] = t;
         *step = s + 1;
     }
 }
@@ -67,7 +67,7 @@ extern "C" void batch_gather_cuda(int *idx, int *lab, const int *order, const in
     LAUNCH(batch_gather_kernel, ceil_div(B, GATHER_THREADS), GATHER_THREADS, 0, idx, lab, order, labels, step, B, n);
 }
 
-extern "C" void step_record_cuda(float *rec_rows, int *hits, int *step, const float *rows, const float *z,
+extern "C" void step_record_cuda(float *rec, int *hits, int *step, const float *rows, int W, const float *z,
                                  const int *lab, int B, int nb, int NC) {
-    LAUNCH(step_record_kernel, 1, STEP_THREADS, 0, rec_rows, hits, step, rows, z, lab, B, nb, NC);
+    LAUNCH(step_record_kernel, 1, STEP_THREADS, 0, rec, hits, step, rows, W, z, lab, B, nb, NC);
 }

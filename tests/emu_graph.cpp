@@ -25,7 +25,9 @@
  * The suite runs two small combinations that hold every op kind;
  * DKD_EMU_ALL_PAIRS=1 runs the 11 pairs (minutes per pair under emulation).
  *
- * Then the step bookkeeping ops (kernels/step.cu) against their C twins, and
+ * Evaluation likewise (EvalStep: graph replays == batch by batch == a direct
+ * forward). Then the step bookkeeping ops (kernels/step.cu) against their C
+ * twins (batch_gather, step_record with W = 3 and hits), and
  * the capture-violation checks: a synchronising or allocating runtime call,
  * or work on another stream, inside a capture returns CUDA's error and
  * invalidates the capture; capturing the legacy default stream is refused;
@@ -218,6 +220,43 @@ static void test_pair(const Data &d, const char *teacher, const char *student, i
     side_free(&a); side_free(&b);
 }
 
+/* Evaluation (EvalStep, what train.c's evaluate runs): all n images' logits with the full
+ * batches replayed from one graph == launched batch by batch, and == a forward of the
+ * last batch's images launched directly (the record holds the right images, in order). */
+static void test_eval(const Data &d, const char *model) {
+    enum { NE = 5 };
+    Net *net = model_build(model);
+    net_init_params(net, 8);
+    if (net_setup(net, &backend_cuda, BATCH, 0)) { check(0, "net_setup: %s", dkd_errbuf); return; }
+    EvalStep g, l;
+    if (eval_step_init(&g, &backend_cuda, net, BATCH, NE, d.images) ||
+        eval_step_init(&l, &backend_cuda, net, BATCH, NE, d.images)) { check(0, "eval_step_init: %s", dkd_errbuf); return; }
+    l.use_graph = 0;
+    for (int rep = 0; rep < 2; rep++) {   /* the second pass: graph already captured, step counter reset */
+        backend_cuda.zero(g.step, sizeof(int)); backend_cuda.zero(l.step, sizeof(int));
+        for (int s = 0; s < NE; s += BATCH) {
+            int nb = NE - s < BATCH ? NE - s : BATCH;
+            eval_step_run(&g, nb);
+            eval_step_run(&l, nb);
+        }
+    }
+    int NC = g.NC;
+    int ok = same(g.logits, l.logits, (size_t)NE * NC, "eval logits", model);
+    /* the last (short) batch, images 4.., straight through the network */
+    int idx[BATCH] = {NE - 1, NE - 1};
+    int *d_idx = (int *)backend_cuda.alloc(sizeof idx);
+    backend_cuda.upload(d_idx, idx, sizeof idx);
+    augment_batch_cuda(net->x, d.images, d_idx, 1, 0, NULL, 0);
+    const float *z = net_forward(net, 1, 0);
+    ok &= same(z, l.logits + (size_t)(NE - 1) * NC, (size_t)NC, "the last image's logits vs a direct forward", model);
+    check(ok && g.captures == 1 && l.captures == 0 && g.graph,
+          "%s eval, %d images in batches of %d, twice: graph replays (captured once) == launch by launch == a direct "
+          "forward, bit for bit", model, NE, BATCH);
+    backend_cuda.release(d_idx);
+    eval_step_free(&g); eval_step_free(&l);
+    net_free(net);
+}
+
 /* kernels/step.cu against kernels/step.c on the same inputs. */
 static void test_step_ops(void) {
     printf("step bookkeeping ops (kernels/step.cu == kernels/step.c)\n");
@@ -261,10 +300,10 @@ static void test_step_ops(void) {
     backend_cuda.upload(d_lab2, lab.data(), sizeof(int) * B);
     int s0 = 1, cs = 1;
     backend_cuda.upload(d_step, &s0, sizeof(int));
-    step_record_cpu(rec.data(), hits.data(), &cs, rows.data(), z.data(), lab.data(), B, B, NC);
-    step_record_cuda(d_rec, d_hits, d_step, d_rows, d_z, d_lab2, B, B, NC);
-    step_record_cpu(rec.data(), hits.data(), &cs, rows.data(), z.data(), lab.data(), B, B - 1, NC);
-    step_record_cuda(d_rec, d_hits, d_step, d_rows, d_z, d_lab2, B, B - 1, NC);
+    step_record_cpu(rec.data(), hits.data(), &cs, rows.data(), 3, z.data(), lab.data(), B, B, NC);
+    step_record_cuda(d_rec, d_hits, d_step, d_rows, 3, d_z, d_lab2, B, B, NC);
+    step_record_cpu(rec.data(), hits.data(), &cs, rows.data(), 3, z.data(), lab.data(), B, B - 1, NC);
+    step_record_cuda(d_rec, d_hits, d_step, d_rows, 3, d_z, d_lab2, B, B - 1, NC);
     int gs = 0;
     backend_cuda.download(grec.data(), d_rec, sizeof(float) * STEPS * B * 3);
     backend_cuda.download(ghits.data(), d_hits, sizeof(int) * STEPS);
@@ -358,6 +397,7 @@ int main(void) {
     test_step_ops();
     test_violations();
     Data d = data_make();
+    test_eval(d, "resnet8x4");
     const char *all = getenv("DKD_EMU_ALL_PAIRS");
     if (all && !strcmp(all, "1")) {
         for (int i = 0; i < n_pairs; i++) test_pair(d, pair_table[i].teacher, pair_table[i].student, 4 + i % 2);
