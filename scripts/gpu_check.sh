@@ -12,6 +12,10 @@
 #   tests      ./build.sh test: the whole suite (CPU reference, golden, emulated CUDA)
 #   check      ./dkd bench --check-devices: one DKD step of each of the 11 pairs on the
 #              GPU and on the CPU from the same weights and batch, compared
+#   graph      tests/emu_graph.cpp built against the real CUDA runtime (g++ + the nvcc
+#              objects) and run on the GPU: the trainer's step and the evaluation
+#              replayed from one CUDA graph == launch by launch, bit for bit, the
+#              per-epoch values read from device memory, the capture violations
 #   sanitizer  compute-sanitizer memcheck and racecheck of one small DKD step
 #              (when the toolkit has compute-sanitizer)
 #   step       DKD training-step img/s of the 11 pairs at batch 64: the step replayed as
@@ -41,12 +45,13 @@ done
 
 # Stage limits in seconds. Their sum, plus at most 10 s for nvidia-smi, bounds the
 # script (<= 480 s = 8 minutes; tests/test_gpu_check.sh checks the sum <= 470).
-STAGES="build tests check sanitizer step infer epoch"
-declare -A LIMIT=([build]=100 [tests]=130 [check]=40 [sanitizer]=40 [step]=45 [infer]=70 [epoch]=35)
+STAGES="build tests check graph sanitizer step infer epoch"
+declare -A LIMIT=([build]=100 [tests]=115 [check]=40 [graph]=15 [sanitizer]=40 [step]=45 [infer]=70 [epoch]=35)
 declare -A WHAT=(
   [build]="./build.sh (nvcc for this GPU's architecture; DKD_NO_STB=1 without stb)"
   [tests]="./build.sh test"
   [check]="./dkd bench --check-devices (11 pairs, CUDA vs CPU)"
+  [graph]="tests/emu_graph.cpp on the GPU: the trainer's step as a CUDA graph == launch by launch"
   [sanitizer]="compute-sanitizer memcheck + racecheck of one DKD step (batch 4)"
   [step]="./dkd bench --device cuda, 11 pairs, batch 64 (graph and no graph when built)"
   [infer]="15 models x 3 runs over 10000 images (dkd eval on the test set, or dkd bench --infer)"
@@ -132,7 +137,7 @@ else
   skip build "./build.sh failed or built no CUDA code: $(tail -3 "$out/build.txt" | tr '\n' ' ')"
 fi
 if [ $built = 0 ]; then
-  for s in tests check sanitizer step infer epoch; do skip $s "no CUDA build"; done
+  for s in tests check graph sanitizer step infer epoch; do skip $s "no CUDA build"; done
   log "summary: build failed, nothing else done; see $out/build.txt"
   exit 1
 fi
@@ -151,10 +156,28 @@ if timeout 10 ./dkd bench --device cuda --steps 1 --warmup 0 --batch 2 --teacher
   grep '^FAIL' "$out/check.txt" | head -11 | sed 's/^/  /' | tee -a "$summary"
 else
   skip check "dkd does not run on the GPU: $(head -3 "$out/cuda_probe.txt" | tr '\n' ' ')"
-  for s in sanitizer step infer epoch; do skip $s "dkd does not run on the GPU"; done
+  for s in graph sanitizer step infer epoch; do skip $s "dkd does not run on the GPU"; done
   log "summary: $(($(date +%s) - t_start)) s; dkd could not use the GPU, see $out/cuda_probe.txt"
   exit 1
 fi
+
+# ---- the CUDA graph test on the GPU -------------------------------------------------
+# The emulation test of the graph, compiled against the real runtime: g++ for the test,
+# the nvcc objects of the build stage for the kernels, the C objects for the rest.
+graph_test() {
+  local home objs omp=""
+  home=$(dirname "$(dirname "$(command -v nvcc)")")
+  objs=$(ls build/obj/*.o build/obj/kernels/*.o build/obj/models/*.o | grep -v '/main\.o$')
+  grep -q -- '-fopenmp' build/cflags 2>/dev/null && omp=-fopenmp
+  ${CXX:-g++} -std=c++17 -O2 -I. -Itests -I"$home/include" -DDKD_HAVE_CUDA -c tests/emu_graph.cpp -o build/tests/graph_gpu.o &&
+    ${CXX:-g++} build/tests/graph_gpu.o build/cuda/*.o $objs -o build/tests/graph_gpu -L"$home/lib64" \
+      -L"$home/targets/x86_64-linux/lib" -lcudart -lstdc++ -lm $omp -Wl,-rpath,"$home/lib64" &&
+    ./build/tests/graph_gpu
+}
+export -f graph_test
+run_stage graph "$out/graph.txt" bash -c graph_test
+log "graph: $(grep '^RESULT ' "$out/graph.txt" | tail -1 || true) (RESULT pass fail skip of tests/emu_graph.cpp on the GPU; $out/graph.txt)"
+grep -E '^ *FAIL' "$out/graph.txt" | head -5 | sed 's/^/  /' | tee -a "$summary"
 
 # ---- compute-sanitizer -------------------------------------------------------------
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)

@@ -340,7 +340,9 @@ static void test_violations(void) {
     printf("capture violations\n");
     cudaStream_t st = dkd_cuda_stream();
     float *buf = (float *)backend_cuda.alloc(64 * sizeof(float));
-    float h[64] = {0};
+    float h[64];
+    for (float &x : h) x = 1.0f;
+    backend_cuda.upload(buf, h, sizeof h);   /* ones: the recorded memsets below would make zeros */
     const char *names[] = {"cudaMalloc", "cudaFree", "cudaMemcpy (device -> host)", "cudaMemset (synchronous)",
                            "cudaMemcpyAsync (host -> device)", "cudaDeviceSynchronize", "cudaStreamSynchronize",
                            "cudaMemsetAsync on the legacy default stream"};
@@ -367,10 +369,10 @@ static void test_violations(void) {
               "%s inside a capture: the call fails (%s) and the capture ends invalidated without a graph", names[k],
               cudaGetErrorString(e));
     }
-    /* nothing recorded by the invalidated captures ran: buf is still the emulator's NaN fill */
+    /* nothing recorded by the invalidated captures ran: buf still holds its ones */
     std::vector<float> got(64);
     backend_cuda.download(got.data(), buf, sizeof h);
-    check(got[0] != got[0], "an invalidated capture ran none of its recorded work");
+    check(got[0] == 1.0f && got[63] == 1.0f, "an invalidated capture ran none of its recorded work");
     cudaError_t e0 = cudaStreamBeginCapture(0, cudaStreamCaptureModeGlobal);
     (void)cudaGetLastError();
     check(e0 != cudaSuccess, "capturing the legacy default stream is refused (%s): dkd's work goes to a created stream",
@@ -378,7 +380,13 @@ static void test_violations(void) {
     backend_cuda.release(buf);
 
     /* The backend checks every runtime call: a step that synchronises inside a
-     * capture stops the process with CUDA's message instead of going on. */
+     * capture stops the process with CUDA's message instead of going on. Tried
+     * in a child process: under the emulator only (CUDA cannot be used in a
+     * child forked after the parent initialised it). */
+#ifndef DKD_CUDA_EMU
+    skip("a backend download inside a capture stops the process: checked under the emulator only (fork)");
+    return;
+#endif
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
@@ -397,7 +405,12 @@ static void test_violations(void) {
 }
 
 int main(void) {
-    printf("emu_graph: the trainer's step captured as a CUDA graph and replayed == launch by launch (emulated)\n");
+#ifdef DKD_CUDA_EMU
+    const char *where = "emulated";
+#else
+    const char *where = "on the GPU";
+#endif
+    printf("emu_graph: the trainer's step captured as a CUDA graph and replayed == launch by launch (%s)\n", where);
     test_step_ops();
     test_violations();
     Data d = data_make();
