@@ -36,6 +36,7 @@ const Backend backend_cpu = {
     .sgd_step = sgd_step_cpu,
     .augment_batch = augment_batch_cpu,
     .batchnorm_relu_backward = batchnorm_relu_backward_cpu,
+    .counter_add = counter_add_cpu, .batch_gather = batch_gather_cpu, .step_record = step_record_cpu,
 };
 
 /* The CUDA backend exists only when a .cu object is linked in (nvcc builds, or

@@ -1,9 +1,11 @@
 /* bench.c — `dkd bench`: how fast is one DKD training step, and inference?
  *
- * Training step = what train.c does per batch: teacher forward (eval mode,
+ * Training step = what train.c does per batch, through the same code
+ * (train_step.c): batch gather and augmentation, teacher forward (eval mode,
  * inference arena), student forward (train mode), fused DKD loss + gradient,
- * student backward, one SGD step. Inputs are random (speed does not depend on
- * the pixel values), weights are fresh. Reported as images/s over timed steps
+ * student backward, one SGD step; on CUDA replayed as one captured graph per
+ * step (--no-graph: launch by launch). Images are random (speed does not
+ * depend on the pixel values), weights are fresh. Reported as images/s over timed steps
  * after warm-up steps (the first steps touch fresh memory), with the process's
  * peak resident memory (getrusage) after the pair.
  * Inference = eval-mode forward of a model at a batch size, images/s; with --data,
@@ -42,6 +44,8 @@ static void bench_usage(void) {
            "         also the environment variable DKD_ISA).\n"
            "  --peak: the FMA peak (GFLOP/s, register-only loop) of every instruction set here.\n"
            "  --check-devices: one DKD step of each of the 11 pairs on CUDA and on the CPU, compared.\n"
+           "  --no-graph: on CUDA, time the training step launch by launch (default: the step\n"
+           "             captured once as a CUDA graph and replayed, as dkd train runs it).\n"
            "  --profile: also time every op of the timed steps or forwards (synchronising after\n"
            "             each) and print a table, largest first: where the time goes; convolutions\n"
            "             with their GFLOP/s and the share of the FMA peak of the path in use.\n");
@@ -90,49 +94,54 @@ static double process_cpu_seconds(void) {
 }
 static double last_cpu_per_step;   /* of the last bench_train, seconds */
 
-static double bench_train(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile) {
+/* Images/s of DKD training steps: the trainer's own step (train_step.c: batch gather,
+ * augmentation, teacher, student, loss, record, backward, SGD) over warm + steps batches
+ * of random images. graph: replay the step as a CUDA graph where the backend has them
+ * (train's default; 0: launch by launch, as --no-graph); *graph_used says what ran. */
+static double bench_train(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile,
+                          int graph, int *graph_used) {
     Net *t = model_build(tname), *s = model_build(sname);
     if (!t || !s) dkd_die("%s", dkd_errbuf);
     if (net_setup(t, be, B, 0) || net_setup(s, be, B, 1)) dkd_die("%s", dkd_errbuf);
     const PairInfo *pp = pair_find(tname, sname);
-    LossParams lp = {1.0f, 0.0f, 1.0f, pp ? pp->beta : 8.0f, 4.0f, 1.0f};
-    int NC = net_num_classes(s);
-    size_t xin = (size_t)B * 3 * 32 * 32;
-    float *hx = (float *)xmalloc(xin * sizeof(float));
-    fill_random(hx, xin, 1);
-    int *hy = (int *)xmalloc((size_t)B * sizeof(int));
-    for (int b = 0; b < B; b++) hy[b] = (int)(dkd_rand32(2, 9, 1, (uint32_t)b) % (uint32_t)NC);
-    int *dy = (int *)be->alloc((size_t)B * sizeof(int));
-    be->upload(dy, hy, (size_t)B * sizeof(int));
-    float *dz = (float *)be->alloc((size_t)B * NC * sizeof(float));
-    float *rows = (float *)be->alloc((size_t)B * 3 * sizeof(float));
-    float *hrows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
+    LossParams lp = {1.0f, 0.0f, 1.0f, pp ? pp->beta : 8.0f, 4.0f, 1.0f, NULL};
+    int NC = net_num_classes(s), n = B * (warm + steps);
+    uint8_t *himg = (uint8_t *)xmalloc((size_t)n * CIFAR_IMG_BYTES);
+    for (size_t i = 0; i < (size_t)n * CIFAR_IMG_BYTES; i++) himg[i] = (uint8_t)(dkd_rand32(1, 9, 0, (uint32_t)i) >> 24);
+    int *hlab = (int *)xmalloc((size_t)n * sizeof(int)), *order = (int *)xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) { hlab[i] = (int)(dkd_rand32(2, 9, 1, (uint32_t)i) % (uint32_t)NC); order[i] = i; }
+    uint8_t *dimg = himg;
+    int *dlab = hlab;
+    if (be->on_device) {
+        dimg = (uint8_t *)be->alloc((size_t)n * CIFAR_IMG_BYTES);
+        dlab = (int *)be->alloc((size_t)n * sizeof(int));
+        be->upload(dimg, himg, (size_t)n * CIFAR_IMG_BYTES);
+        be->upload(dlab, hlab, (size_t)n * sizeof(int));
+    }
+    TrainStep ts;
+    if (train_step_init(&ts, be, s, t, LOSS_DKD, B, n, dimg, dlab, 1, 0.9f, 5e-4f)) dkd_die("%s", dkd_errbuf);
+    ts.use_graph = graph && ts.use_graph;
+    train_step_epoch(&ts, order, 1, 0.05f, lp);
     double t0 = 0, c0 = 0;
     for (int it = 0; it < warm + steps; it++) {
         if (it == warm) { be->sync(); t0 = now_seconds(); c0 = process_cpu_seconds(); net_profile = profile; }
-        be->upload(t->x, hx, xin * sizeof(float));
-        float *tv = net_forward(t, B, 0);
-        be->upload(s->x, hx, xin * sizeof(float));
-        float *sz = net_forward(s, B, 1);
-        be->dkd_loss(dz, rows, sz, tv, dy, B, NC, lp);
-        be->download(hrows, rows, (size_t)B * 3 * sizeof(float));   /* the trainer logs the loss every step */
-        net_backward(s, dz, B);
-        net_sgd(s, 0.05f, 0.9f, 5e-4f);
+        train_step_run(&ts, B);   /* (profiling: launch by launch, a sync around every op) */
     }
     be->sync();
     double dt = now_seconds() - t0;
     last_cpu_per_step = (process_cpu_seconds() - c0) / steps;
+    *graph_used = ts.graph != NULL && !profile;
     if (profile) {
         net_profile = 0;
         printf("profile of %d step(s), %.1f ms/step:\n", steps, 1e3 * dt / steps);
         net_profile_report(dt);
     }
-    be->release(dy); be->release(dz); be->release(rows);
-    free(hx); free(hy); free(hrows);
+    train_step_free(&ts);
+    if (be->on_device) { be->release(dimg); be->release(dlab); }
+    free(himg); free(hlab); free(order);
     net_free(t); net_free(s);
     return (double)B * steps / dt;
 }
-
 
 /* One DKD training step of teacher -> student at batch B on two backends from
  * the same weights and the same batch; compares the teacher and student logits,
@@ -160,7 +169,7 @@ int compare_backends_step(const Backend *ref, const Backend *dut, const char *tn
     float *hx = (float *)xmalloc(xin * sizeof(float));
     fill_random(hx, xin, 11);
     int *hy = NULL;
-    LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, 1.0f};
+    LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, 1.0f, NULL};
     for (int k = 0; k < 2; k++) {
         t[k] = model_build(tname); s[k] = model_build(sname);
         if (!t[k] || !s[k]) dkd_die("%s", dkd_errbuf);
@@ -185,7 +194,10 @@ int compare_backends_step(const Backend *ref, const Backend *dut, const char *tn
         net_backward(s[k], dz, B);
         hg[k] = (float *)xmalloc(s[k]->n_params * sizeof(float));
         be[k]->download(hg[k], s[k]->grads, s[k]->n_params * sizeof(float));
-        net_sgd(s[k], 0.05f, 0.9f, 5e-4f);
+        float lr = 0.05f, *d_lr = (float *)be[k]->alloc(sizeof lr);   /* the rate in backend memory */
+        be[k]->upload(d_lr, &lr, sizeof lr);
+        net_sgd(s[k], d_lr, 0.9f, 5e-4f);
+        be[k]->release(d_lr);
         net_to_host(s[k]);
         hp[k] = s[k]->h_params;
         be[k]->release(dy); be[k]->release(dz); be[k]->release(rows);
@@ -291,7 +303,7 @@ static void bench_infer_data(const Backend *be, const char *want, const char *di
     int *idx = (int *)xmalloc((size_t)te.n * sizeof(int));
     for (int i = 0; i < te.n; i++) idx[i] = i;
     t0 = now_seconds();
-    augment_batch_cpu(x, te.images, idx, te.n, 0, 0, 0);   /* normalise only, like mdistiller's test transform */
+    augment_batch_cpu(x, te.images, idx, te.n, 0, NULL, 0);   /* normalise only, like mdistiller's test transform */
     double t_norm = now_seconds() - t0;
     printf("inference over the CIFAR-100 test set: %d images, batch %d, eval mode, %d run(s) per model\n", te.n, B, runs);
     printf("data loading (not in the times below): read %.3f s, normalise %.3f s\n", t_read, t_norm);
@@ -325,12 +337,15 @@ static void bench_infer_random(const Backend *be, const char *infer, int infer_b
     }
 }
 
-static void bench_pair(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile) {
+static void bench_pair(const Backend *be, const char *tname, const char *sname, int B, int steps, int warm, int profile,
+                       int graph) {
     const ModelInfo *ti = model_find(tname), *si = model_find(sname);
     if (!ti || !si) dkd_die("bench: unknown model '%s' (see dkd list)", !ti ? tname : sname);
-    double ips = bench_train(be, ti->name, si->name, B, steps, warm, profile);
-    printf("DKD train step %s -> %s, batch %d: %.1f img/s (%.1f ms/step, %d timed steps after %d warm-up), "
+    int used = 0;
+    double ips = bench_train(be, ti->name, si->name, B, steps, warm, profile, graph, &used);
+    printf("DKD train step %s -> %s, batch %d: %.1f img/s (%.1f ms/step, %d timed steps after %d warm-up, %s), "
            "CPU %.1f ms/step, peak RSS %.0f MiB\n", ti->name, si->name, B, ips, 1000.0 * B / ips, steps, warm,
+           used ? "one CUDA graph per step" : be->on_device ? "launch by launch" : "op by op on the CPU",
            1e3 * last_cpu_per_step, peak_rss_mib());
     fflush(stdout);
 }
@@ -338,7 +353,7 @@ static void bench_pair(const Backend *be, const char *tname, const char *sname, 
 int cmd_bench(int argc, char **argv) {
     const char *tname = "resnet56", *sname = "resnet20", *device = "auto", *infer = NULL, *data = NULL, *isa = NULL;
     const char *thread_list = NULL;
-    int B = 64, steps = 10, warm = 2, infer_batch = 64, check = 0, profile = 0, peak = 0, runs = 3;
+    int B = 64, steps = 10, warm = 2, infer_batch = 64, check = 0, profile = 0, peak = 0, runs = 3, graph = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -346,6 +361,7 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { bench_usage(); return 0; }
         else if (!strcmp(a, "--check-devices")) { check = 1; continue; }
         else if (!strcmp(a, "--profile")) { profile = 1; continue; }
+        else if (!strcmp(a, "--no-graph")) { graph = 0; continue; }
         else if (!strcmp(a, "--peak")) { peak = 1; continue; }
         else if (!strcmp(a, "--infer")) { infer = (v && v[0] != '-') ? argv[++i] : "all"; continue; }
         if (!v) dkd_die("bench: %s needs a value (see dkd bench --help)", a);
@@ -414,8 +430,8 @@ int cmd_bench(int argc, char **argv) {
         if (infer && data) bench_infer_data(be, infer, data, infer_batch, runs, profile);
         else if (infer) bench_infer_random(be, infer, infer_batch, steps, warm, profile);
         else if (!strcmp(tname, "all"))
-            for (int i = 0; i < n_pairs; i++) bench_pair(be, pair_table[i].teacher, pair_table[i].student, B, steps, warm, profile);
-        else bench_pair(be, tname, sname, B, steps, warm, profile);
+            for (int i = 0; i < n_pairs; i++) bench_pair(be, pair_table[i].teacher, pair_table[i].student, B, steps, warm, profile, graph);
+        else bench_pair(be, tname, sname, B, steps, warm, profile, graph);
     }
     return 0;
 }

@@ -293,6 +293,8 @@ if [ "$mode" = "asan-test" ]; then
   :   # the sanitized build is the C path only, by design
 elif [ -n "$NVCC" ] && [ -n "$CU_SRC" ]; then
   echo "=== nvcc build: all .cu files compiled warning-free (-Werror)"; P=$((P+1))
+  # ptxas -v of every kernel, every architecture: no register spills (scripts/ptxas_report.sh)
+  run_test ptxas_spills bash scripts/ptxas_report.sh --check $B/cuda/ptxas.txt
 else
   echo "=== nvcc build: SKIP: nvcc not found, CUDA files not compiled"; S=$((S+1))
 fi

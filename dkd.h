@@ -196,6 +196,10 @@ typedef struct {
     float alpha, beta; /* DKD: α (1.0), β (per pair) */
     float T;           /* temperature (4.0) */
     float warm;        /* DKD warm-up factor min(epoch/20, 1) */
+    const float *warm_at;  /* NULL, or ONE float in backend memory that the DKD loss reads
+                            * the warm-up factor from when it runs (warm is then unused by
+                            * the loss, but loss_total, on the host, still reads warm): a
+                            * step captured once as a CUDA graph follows the warm-up */
 } LossParams;
 /* rows[b] = {CE_b, 0, 0} */
 void ce_loss_cpu(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p);
@@ -220,16 +224,21 @@ LossValue loss_total(int kind, const float *rows, int B, LossParams p);
 
 /* SGD with momentum (dampening 0, no Nesterov) and weight decay, PyTorch order:
  *   d = g + wd*p ; buf = momentum*buf + d ; p = p - lr*buf
- * buf starts at 0, which makes the first step buf = d exactly as torch does. */
-void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd);
+ * buf starts at 0, which makes the first step buf = d exactly as torch does.
+ * lr points to ONE float in the backend's memory, read when the step runs (not
+ * when it is launched): a training step captured once as a CUDA graph then follows
+ * the learning-rate schedule. On the CPU it is an ordinary pointer. */
+void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, const float *lr, float momentum, float wd);
 
 /* Augmented batch from the uint8 data set (docs/recipe.md, step 1): data [Nall,3072] uint8
  * (R,G,B planes), idx [B] sample indices -> x [B,3,32,32] normalised floats.
  * augment=1: zero pad 4, random crop 32 (top i then left j, each in 0..8),
  * flip with p 0.5, all drawn from dkd_rand32(seed, RNG_AUGMENT, epoch, idx[b]).
+ * epoch points to ONE int in backend memory, read when the batch is made (a step
+ * captured once as a CUDA graph draws each epoch's crops); NULL with augment=0.
  * augment=0: normalise only. */
 void augment_batch_cpu(float *x, const uint8_t *data, const int *idx, int B,
-                       uint64_t seed, int epoch, int augment);
+                       uint64_t seed, const int *epoch, int augment);
 /* The draws for one sample, shared by CPU and CUDA: crop offsets and flip. */
 static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int *ci, int *cj, int *flip) {
     uint32_t r = dkd_rand32(seed, RNG_AUGMENT, (uint32_t)epoch, (uint32_t)sample);
@@ -237,6 +246,19 @@ static inline DKD_HD void augment_draw(uint64_t seed, int epoch, int sample, int
     *cj = (int)(((r >> 16) & 0x7fff) % 9u);
     *flip = (int)(r >> 31);
 }
+/* The bookkeeping of a training step (kernels/step.c; formulas there), which lets
+ * a device run the step without the host: each reads the step number s from
+ * memory, so a step captured once as a CUDA graph moves on at every replay.
+ *   counter_add   c[0] += inc: a device net's count of train forwards (its BN
+ *                 layers' num_batches_tracked, folded in by net_to_host)
+ *   batch_gather  idx[b] = order[s*B+b], lab[b] = labels[idx[b]] for s*B+b < n (lab NULL: no labels)
+ *   step_record   rows [nb,W] -> rec[s*B*W..], top-1 hits of z [nb,NC] against lab ->
+ *                 hits[s] (hits NULL: none), then *step = s+1 */
+void counter_add_cpu(int64_t *c, int64_t inc);
+void batch_gather_cpu(int *idx, int *lab, const int *order, const int *labels, const int *step, int B, int n);
+void step_record_cpu(float *rec, int *hits, int *step, const float *rows, int W, const float *z, const int *lab,
+                     int B, int nb, int NC);
+
 /* mdistiller's normalisation constants (R, G, B) */
 #define CIFAR_MEAN_R 0.5071f
 #define CIFAR_MEAN_G 0.4867f
@@ -290,8 +312,8 @@ typedef struct Backend {
     void (*ce_loss)(float *, float *, const float *, const int *, int, int, LossParams);
     void (*kd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
     void (*dkd_loss)(float *, float *, const float *, const float *, const int *, int, int, LossParams);
-    void (*sgd_step)(float *, const float *, float *, size_t, float, float, float);
-    void (*augment_batch)(float *, const uint8_t *, const int *, int, uint64_t, int, int);
+    void (*sgd_step)(float *, const float *, float *, size_t, const float *, float, float);
+    void (*augment_batch)(float *, const uint8_t *, const int *, int, uint64_t, const int *, int);
     /* optional fused ops (NULL: none); each returns 1 when it did the work, 0 when it
      * declined, and net.c then runs the separate ops. batchnorm_relu_backward: the
      * backward of relu(bn(x)) from the ReLU's output gradient dy and output y
@@ -302,6 +324,20 @@ typedef struct Backend {
                                    const float *, const float *, const float *, int, int, int);
     int (*batchnorm_eval_relu)(float *, const float *, const float *, const float *, const float *, const float *,
                                const float *, int, int, int, float);
+    /* step bookkeeping (same signatures as the _cpu functions above) */
+    void (*counter_add)(int64_t *, int64_t);
+    void (*batch_gather)(int *, int *, const int *, const int *, const int *, int, int);
+    void (*step_record)(float *, int *, int *, const float *, int, const float *, const int *, int, int, int);
+    /* CUDA graphs (NULL on the CPU). graph_begin starts capturing the backend's
+     * stream: from then on its work is recorded, not run, until graph_end, which
+     * returns the instantiated graph, or NULL with dkd_errbuf saying why (the
+     * capture was invalidated: something inside synchronised, allocated or used
+     * another stream); graph_launch replays it (asynchronously, on the stream);
+     * graph_free destroys it. */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_launch)(void *graph);
+    void (*graph_free)(void *graph);
 } Backend;
 
 extern const Backend backend_cpu;      /* backend_cpu.c */
@@ -384,6 +420,10 @@ typedef struct Net {
     float *h_params;        /* [n_params] */
     float *h_stats;         /* [n_stats] */
     int64_t *nbt;           /* [n_nbt] host only */
+    int64_t *train_forwards;/* device backends: [1] in device memory, the train forwards run since the host's
+                             * nbt was last brought up to date (counted by a kernel, so a captured step counts
+                             * at every replay; net_to_host folds it into nbt). NULL on the CPU, where a train
+                             * forward adds to nbt directly. */
     /* backend memory (== host copies on the CPU backend) */
     const Backend *be;
     float *params, *grads, *mom, *stats;
@@ -442,8 +482,8 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable);
 float *net_forward(Net *n, int B, int train);
 /* Backward from dlogits [B,NC] (backend memory) after a train forward: fills n->grads. */
 void net_backward(Net *n, const float *dlogits, int B);
-/* One SGD step over the whole flat parameter buffer. */
-void net_sgd(Net *n, float lr, float momentum, float wd);
+/* One SGD step over the whole flat parameter buffer; lr: one float in backend memory. */
+void net_sgd(Net *n, const float *lr, float momentum, float wd);
 /* Per-op profile (dkd bench --profile). While net_profile is 1, net_forward and
  * net_backward synchronise the backend after every node and add its wall time to a
  * table keyed by direction, op and (for convolutions) shape; net_profile_report
@@ -463,6 +503,70 @@ size_t net_macs(const Net *n);            /* conv + linear MACs per image */
 const ParamInfo *net_find(const Net *n, const char *name);
 /* Host pointer to a state_dict entry's data (float* for params/stats, int64_t* for nbt). */
 void *net_host_ptr(const Net *n, const ParamInfo *pi);
+
+/* ------------------------------------------------------------------------- */
+/* The training step (train_step.c): the one train.c runs per batch, in a form */
+/* a device runs without the host, captured as a CUDA graph where there is one. */
+/* ------------------------------------------------------------------------- */
+typedef struct {
+    const Backend *be;
+    Net *s, *t;                 /* student (set up trainable), teacher (inference) or NULL */
+    int kind;                   /* LOSS_CE, LOSS_KD or LOSS_DKD */
+    int B, n, NC, steps;        /* batch, training images, classes, steps per epoch */
+    const uint8_t *images;      /* [n,3072] the training images, backend memory */
+    const int *labels;          /* [n] their labels, backend memory */
+    uint64_t seed;              /* the augmentation draws' seed */
+    float momentum, wd;
+    int use_graph;              /* 1 (the default where the backend has graphs): capture + replay */
+    /* per epoch (train_step_epoch): host copies; the kernels read lr, the warm-up factor
+     * and the epoch from backend memory (d_lr, lp.warm_at, d_epoch) */
+    int epoch; float lr; LossParams lp;
+    /* backend memory */
+    float *d_lr, *d_warm;       /* [1] this epoch's learning rate and DKD warm-up factor */
+    int *d_epoch;               /* [1] this epoch (the augmentation draws) */
+    int *order;                 /* [n] the epoch's permutation */
+    int *idx, *lab;             /* [B] this step's sample indices and labels (batch_gather) */
+    int *step;                  /* [1] the next step of the epoch (0-based) */
+    float *dz, *rows;           /* [B,NC] dL/dz, [B,3] the loss terms */
+    float *rec_rows; int *hits; /* [steps,B,3] and [steps]: every step's loss terms and top-1 hits */
+    void *graph;                /* the captured full-batch step, or NULL */
+    int captures;               /* how many times the step was captured (1 per run, unless the
+                                 * loss weights or the temperature changed between epochs) */
+} TrainStep;
+/* Allocate the step's buffers (s set up trainable and t for batch >= B on be). 0 or -1. */
+int train_step_init(TrainStep *ts, const Backend *be, Net *s, Net *t, int kind, int B, int n,
+                    const uint8_t *images, const int *labels, uint64_t seed, float momentum, float wd);
+void train_step_free(TrainStep *ts);
+/* Start an epoch: order [n] (host), lr, the warm-up factor lp.warm and the epoch uploaded,
+ * the step number set to 0 (the captured step, if any, stays valid). */
+void train_step_epoch(TrainStep *ts, const int *order, int epoch, float lr, LossParams lp);
+/* The next step of the epoch on nb images (B, or fewer for the last): forward halves
+ * (batch .. recorded loss) and update (backward, SGD), or both: train_step_run, which
+ * replays the epoch's graph (capturing it first) when use_graph and nb == B. */
+void train_step_forward(TrainStep *ts, int nb);
+void train_step_update(TrainStep *ts, int nb);
+void train_step_run(TrainStep *ts, int nb);
+/* Steps k0..k1-1 of this epoch (already run): their batch losses into lv[k1-k0] (loss_total
+ * of each step's rows, as the host always computed them) and their top-1 hits added to *hits. */
+void train_step_results(const TrainStep *ts, int k0, int k1, LossValue *lv, long *hits);
+
+/* The evaluation step (train_step.c): eval-mode forwards of images 0..n-1 in batches of B,
+ * each batch's logits recorded on the device (nothing read back per batch), the full
+ * batches replayed from one captured graph where the backend has them. */
+typedef struct {
+    const Backend *be;
+    Net *net;
+    int B, n, NC;
+    const uint8_t *images;      /* [n,3072] backend memory */
+    int use_graph, captures;
+    int *order, *idx, *step;    /* backend: [n] 0..n-1, [B] this batch's indices, [1] next batch */
+    float *logits;              /* backend: [n,NC] every image's logits, in order */
+    void *graph;
+} EvalStep;
+int eval_step_init(EvalStep *es, const Backend *be, Net *net, int B, int n, const uint8_t *images);
+/* The next batch (nb images: B, or fewer for the last); batch 0 after init. */
+void eval_step_run(EvalStep *es, int nb);
+void eval_step_free(EvalStep *es);
 
 /* ------------------------------------------------------------------------- */
 /* Model registry (models/registry.c)                                         */

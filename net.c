@@ -285,6 +285,8 @@ static void free_arenas(Net *n) {
     if (n->save) be->release(n->save);
     if (n->ws) be->release(n->ws);
     if (n->fold) be->release(n->fold);
+    if (n->train_forwards) be->release(n->train_forwards);
+    n->train_forwards = NULL;
     n->params = n->grads = n->mom = n->stats = n->act = n->dact = n->save = n->ws = n->x = n->fold = NULL;
 }
 
@@ -466,6 +468,7 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
     } else {
         n->params = (float *)be->alloc(n->n_params * sizeof(float));
         n->stats = (float *)be->alloc((n->n_stats ? n->n_stats : 1) * sizeof(float));
+        n->train_forwards = (int64_t *)be->alloc(sizeof(int64_t));
         net_to_device(n);
     }
     n->x = n->act + n->nodes[0].act;
@@ -477,12 +480,21 @@ void net_to_device(Net *n) {
     if (!n->be || !n->be->on_device || !n->params) return;
     n->be->upload(n->params, n->h_params, n->n_params * sizeof(float));
     if (n->n_stats) n->be->upload(n->stats, n->h_stats, n->n_stats * sizeof(float));
+    n->be->zero(n->train_forwards, sizeof(int64_t));   /* the host copies (nbt too) are the truth now */
 }
 
 void net_to_host(Net *n) {
     if (!n->be || !n->be->on_device || !n->params) return;
     n->be->download(n->h_params, n->params, n->n_params * sizeof(float));
     if (n->n_stats) n->be->download(n->h_stats, n->stats, n->n_stats * sizeof(float));
+    /* num_batches_tracked: each BN layer counts bn_updates per train forward */
+    int64_t c = 0;
+    n->be->download(&c, n->train_forwards, sizeof c);
+    for (int i = 1; i < n->n_nodes; i++) {
+        const Node *nd = &n->nodes[i];
+        if (nd->op == OP_BN) n->nbt[n->pinfo[nd->nbt].off] += c * nd->bn_updates;
+    }
+    n->be->zero(n->train_forwards, sizeof(int64_t));
 }
 
 /* ---------------------------------------------------------------- running */
@@ -627,7 +639,7 @@ static int forward_train_relu_fused(Net *n, int i, int B) {
     batchnorm_relu_forward_train_cpu(y, n->save + nd->save, n->save + nd->save + nd->C, STAT(nd->rm), STAT(nd->rv),
                                      ACT(nd->in[0]), PARAM(nd->w), PARAM(nd->b), B, nd->C, nd->H * nd->W, BN_MOMENTUM,
                                      BN_EPS, nd->bn_updates);
-    n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
+    if (!n->train_forwards) n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;   /* (as the unfused BN) */
     return 2;
 }
 
@@ -662,7 +674,7 @@ static int forward_node(Net *n, int i, int B, int train, int fuse) {
             be->batchnorm_forward_train(y, n->save + nd->save, n->save + nd->save + nd->C,
                                         STAT(nd->rm), STAT(nd->rv), x, PARAM(nd->w), PARAM(nd->b),
                                         B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
-            n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
+            if (!n->train_forwards) n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;   /* (device: net_forward counts) */
         } else {
             if (fuse) {   /* the CPU's folded eval forward (BN + ReLU in one pass where planned) */
                 (nd->fuse_relu ? batchnorm_relu_forward_eval_cpu : be->batchnorm_forward_eval)(
@@ -757,6 +769,7 @@ float *net_forward(Net *n, int B, int train) {
     if (B > n->Bmax) dkd_die("net_forward: batch %d exceeds the arena's %d", B, n->Bmax);
     int fuse = !train && !n->no_fuse && n->fold;
     if (train) net_weights_changed(n);   /* (the running statistics move) */
+    if (train && n->train_forwards) n->be->counter_add(n->train_forwards, 1);   /* num_batches_tracked, on the device */
     if (fuse && !n->fold_valid) {
         for (int i = 1; i < n->n_nodes; i++)
             if (n->nodes[i].op == OP_CONV && n->nodes[i].fold_bn >= 0) fold_conv_bn(n, &n->nodes[i], BN_EPS);
@@ -793,7 +806,7 @@ void net_backward(Net *n, const float *dlogits, int B) {
         i -= net_profile ? profiled_node(n, i, B, 'B', 1, 0) : backward_node(n, i, B);
 }
 
-void net_sgd(Net *n, float lr, float momentum, float wd) {
+void net_sgd(Net *n, const float *lr, float momentum, float wd) {
     if (!n->trainable) dkd_die("net_sgd: network was set up for inference only");
     n->be->sgd_step(n->params, n->grads, n->mom, n->n_params, lr, momentum, wd);
 }

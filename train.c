@@ -56,6 +56,7 @@ typedef struct {
     /* dkd's own settings, flags only */
     uint64_t seed;
     int subset, test_subset, threads, stop_after, resume;
+    int no_graph;                /* --no-graph: a CUDA step launch by launch (debugging, profiling) */
     const char *data, *teacher_ckpt, *out, *device, *cfg_file, *t_flag;
     int n_models;                /* models named on the command line (0 with --cfg) */
     char opts_suffix[512];       /* mdistiller's run-name suffix for KEY VALUE pairs */
@@ -209,7 +210,7 @@ static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, 
     memcpy(d->nbt, n->nbt, (size_t)n->n_nbt * sizeof(int64_t));
     net_setup(d, &backend_cpu, nb, 1);
     d->no_fuse = 1;   /* every node's own output is scanned below */
-    n->be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
+    n->be->augment_batch(n->x, d_images, d_idx, nb, 0, NULL, 0);
     n->be->download(d->x, n->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float));
     net_forward(d, nb, 0);
     int bad = -1;
@@ -230,33 +231,45 @@ static void locate_nonfinite(Net *n, const uint8_t *d_images, const int *d_idx, 
 /* Student (or any net) in eval mode over a data split already on the device.
  * 0, or -1 when a batch's logits (or its loss) are not finite: no accuracy is computed
  * from NaN (every comparison with NaN is false, so NaN would rank first); dkd_errbuf
- * then names the first parameter or layer where the non-finite values start. */
-static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B, EvalResult *out) {
+ * then names the first parameter or layer where the non-finite values start.
+ * The forwards run first (EvalStep: every batch's logits recorded on the device, the
+ * full batches replayed from one CUDA graph where the backend has them and use_graph),
+ * then the logits come back in one copy and the metrics are computed from them batch
+ * by batch, as they always were. */
+static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labels, int count, int B, int use_graph,
+                    EvalResult *out) {
     const Backend *be = n->be;
     int NC = net_num_classes(n);
-    float *logits = (float *)xmalloc((size_t)B * NC * sizeof(float));
+    EvalStep es;
+    if (eval_step_init(&es, be, n, B, count, d_images)) dkd_die("%s", dkd_errbuf);
+    es.use_graph = es.use_graph && use_graph;
+    float *logits = (float *)xmalloc((size_t)count * NC * sizeof(float));
     float *rows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
     int *hidx = (int *)xmalloc((size_t)B * sizeof(int));
     long c1 = 0, c5 = 0; double loss = 0;
     double t0 = now_seconds();
     int rc = 0;
     for (int s = 0; s < count; s += B) {
+        eval_step_run(&es, count - s < B ? count - s : B);
+        if (!be->on_device) progress_eval(s + B < count ? s + B : count, count, t0);   /* (a device runs behind the host) */
+    }
+    be->download(logits, es.logits, (size_t)count * NC * sizeof(float));
+    if (be->on_device) progress_eval(count, count, t0);
+    for (int s = 0; s < count; s += B) {
         int nb = count - s < B ? count - s : B;
-        for (int b = 0; b < nb; b++) hidx[b] = s + b;
-        be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
-        be->augment_batch(n->x, d_images, d_idx, nb, 0, 0, 0);
-        float *z = net_forward(n, nb, 0);
-        be->download(logits, z, (size_t)nb * NC * sizeof(float));
-        LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
-        ce_loss_cpu(NULL, rows, logits, labels + s, nb, NC, lp);
+        const float *lg = logits + (size_t)s * NC;
+        LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f, NULL};
+        ce_loss_cpu(NULL, rows, lg, labels + s, nb, NC, lp);
         LossValue lv = loss_total(LOSS_CE, rows, nb, lp);
-        size_t bad = first_nonfinite(logits, (size_t)nb * NC);
+        size_t bad = first_nonfinite(lg, (size_t)nb * NC);
         if (bad < (size_t)nb * NC) {
             char where[sizeof dkd_errbuf];
+            for (int b = 0; b < nb; b++) hidx[b] = s + b;
+            be->upload(d_idx, hidx, (size_t)nb * sizeof(int));
             locate_nonfinite(n, d_images, d_idx, nb);
             memcpy(where, dkd_errbuf, sizeof where);
             rc = dkd_fail("the logits of test images %d..%d are not finite (image %d, class %d: %g): %s", s, s + nb - 1,
-                          s + (int)(bad / NC), (int)(bad % NC), (double)logits[bad], where);
+                          s + (int)(bad / NC), (int)(bad % NC), (double)lg[bad], where);
             break;
         }
         if (!isfinite(lv.ce)) {
@@ -265,18 +278,18 @@ static int evaluate(Net *n, const uint8_t *d_images, int *d_idx, const int *labe
         }
         loss += lv.ce * nb;
         for (int b = 0; b < nb; b++) {
-            const float *r = logits + (size_t)b * NC;
+            const float *r = lg + (size_t)b * NC;
             float t = r[labels[s + b]];
             int higher = 0;   /* classes ranked above the target (ties go to the lower index, like topk) */
             for (int j = 0; j < NC; j++) if (r[j] > t || (r[j] == t && j < labels[s + b])) higher++;
             c1 += higher < 1; c5 += higher < 5;
         }
-        progress_eval(s + nb, count, t0);
     }
     be->sync();
     double dt = now_seconds() - t0;
     EvalResult e = {100.0 * c1 / count, 100.0 * c5 / count, loss / count, count / dt};
     *out = e;
+    eval_step_free(&es);
     free(logits); free(rows); free(hidx);
     return rc;
 }
@@ -291,10 +304,10 @@ typedef struct {
     CifarSplit tr, te;
     uint8_t *d_train, *d_test;   /* the splits in backend memory (the host copies on the CPU) */
     int B, EB, NC;               /* training batch, evaluation batch, classes */
-    int *d_idx, *d_lab;          /* [max(B,EB)] sample indices, [B] labels (backend) */
-    float *d_dz, *d_rows;        /* [B,NC] dL/dlogits, [B,3] per-row loss terms (backend) */
-    float *h_rows, *h_logits;    /* host copies of the above */
-    int *h_lab, *perm;           /* [B] labels, [n_train] this epoch's order */
+    int *d_train_lab;            /* the training labels in backend memory (the host copy on the CPU) */
+    int *d_idx;                  /* [EB] sample indices of an evaluation batch (backend) */
+    TrainStep ts;                /* the training step of the student (train_step.c) */
+    int *perm;                   /* [n_train] this epoch's order */
     float *h_mom;                /* [n_params] momentum on the host, for checkpoints */
     double eval_ips;             /* measured evaluation speed (0 until measured) */
     int start_epoch, best_epoch;
@@ -311,7 +324,7 @@ static float epoch_lr(const TrainOpts *o, int epoch) {
 
 static LossParams loss_params(const TrainOpts *o, int epoch) {
     const DkdConfig *c = &o->c;
-    LossParams lp = {1.0f, 0.0f, (float)c->alpha, (float)c->beta, (float)c->dkd_T, 1.0f};
+    LossParams lp = {1.0f, 0.0f, (float)c->alpha, (float)c->beta, (float)c->dkd_T, 1.0f, NULL};
     if (o->method == M_DKD) { lp.ce_weight = (float)c->dkd_ce_weight; lp.warm = (float)fmin((double)epoch / c->warmup, 1.0); }
     if (o->method == M_KD) { lp.ce_weight = (float)c->kd_ce_weight; lp.kd_weight = (float)c->kd_kd_weight; lp.T = (float)c->kd_T; }
     return lp;
@@ -662,6 +675,9 @@ static void train_usage(void) {
         "                         setting that changes what is trained or measured differs (--epochs and\n"
         "                         --lr may change)\n"
         "  --stop-after N         stop after epoch N as if killed (to test --resume)\n"
+        "  --no-graph             on a GPU, run each training step and evaluation batch launch by launch\n"
+        "                         instead of replaying it as one captured CUDA graph (same results; for\n"
+        "                         debugging and profiling)\n"
         "Numbers are decimal (no hex, inf or nan). The run folder gets config.yaml (these settings and the\n"
         "command line), worklog.txt, log.csv, curves.png and mdistiller's checkpoints (latest, best,\n"
         "student_*, with the SGD state, so mdistiller can resume them).\n");
@@ -746,6 +762,7 @@ static int parse_train_args(int argc, char **argv, TrainOpts *o) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { train_usage(); return -1; }
         if (!strcmp(a, "--resume")) { o->resume = 1; continue; }
+        if (!strcmp(a, "--no-graph")) { o->no_graph = 1; continue; }
         if (is_key_arg(a) || (a[0] == '-' && a[1])) {
             if (i + 1 >= argc) dkd_die("train: %s needs a value (see dkd train --help)", a);
             if (!strcmp(a, "--cfg")) o->cfg_file = str_flag(a, argv[i + 1]);
@@ -762,7 +779,7 @@ static int parse_train_args(int argc, char **argv, TrainOpts *o) {
     else { train_usage(); return 2; }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--resume")) continue;
+        if (!strcmp(a, "--resume") || !strcmp(a, "--no-graph")) continue;
         if (is_key_arg(a) || (a[0] == '-' && a[1])) { apply_flag(o, a, argv[i + 1]); i++; }
     }
     /* resolve */
@@ -850,13 +867,12 @@ static void setup_run(Run *r, const TrainOpts *o) {
         r->d_test = (uint8_t *)be->alloc((size_t)r->te.n * CIFAR_IMG_BYTES);
         be->upload(r->d_test, r->te.images, (size_t)r->te.n * CIFAR_IMG_BYTES);
     }
+    r->d_train_lab = r->tr.labels;
+    if (be->on_device) {
+        r->d_train_lab = (int *)be->alloc((size_t)r->tr.n * sizeof(int));
+        be->upload(r->d_train_lab, r->tr.labels, (size_t)r->tr.n * sizeof(int));
+    }
     r->d_idx = (int *)be->alloc((size_t)Bmax * sizeof(int));
-    r->d_lab = (int *)be->alloc((size_t)r->B * sizeof(int));
-    r->d_dz = (float *)be->alloc((size_t)r->B * r->NC * sizeof(float));
-    r->d_rows = (float *)be->alloc((size_t)r->B * 3 * sizeof(float));
-    r->h_rows = (float *)xmalloc((size_t)r->B * 3 * sizeof(float));
-    r->h_logits = (float *)xmalloc((size_t)r->B * r->NC * sizeof(float));
-    r->h_lab = (int *)xmalloc((size_t)r->B * sizeof(int));
     r->perm = (int *)xmalloc((size_t)r->tr.n * sizeof(int));
     r->h_mom = (float *)xcalloc(r->s->n_params ? r->s->n_params : 1, sizeof(float));
     r->start_epoch = 1; r->best = -1; r->best_epoch = 0;
@@ -864,9 +880,10 @@ static void setup_run(Run *r, const TrainOpts *o) {
 
 static void free_run(Run *r) {
     const Backend *be = r->be;
-    if (be->on_device) { be->release(r->d_train); be->release(r->d_test); }
-    be->release(r->d_idx); be->release(r->d_lab); be->release(r->d_dz); be->release(r->d_rows);
-    free(r->h_rows); free(r->h_logits); free(r->perm); free(r->h_lab); free(r->h_mom);
+    if (be->on_device) { be->release(r->d_train); be->release(r->d_test); be->release(r->d_train_lab); }
+    be->release(r->d_idx);
+    train_step_free(&r->ts);
+    free(r->perm); free(r->h_mom);
     net_free(r->s); net_free(r->t);
     cifar_free(&r->tr); cifar_free(&r->te);
 }
@@ -942,35 +959,15 @@ static int resume_run(Run *r, int epochs) {
 
 /* ------------------------------------------------------------ one epoch */
 
-/* One SGD step of net s (the run's student, or a scratch copy when timing) on the
- * training images order[0..nb). Returns the batch loss; *correct += top-1 hits. */
-static LossValue train_step(Run *r, Net *s, const int *order, int nb, int epoch, float lr, LossParams lp, long *correct) {
-    const Backend *be = r->be;
+/* The training step of net s (the run's student, or a scratch copy when timing) over
+ * the run's training images; the run's --no-graph decides whether a CUDA step is
+ * replayed as a graph. */
+static void step_init(Run *r, TrainStep *ts, Net *s, int B) {
     const TrainOpts *o = r->o;
-    int NC = r->NC;
-    for (int b = 0; b < nb; b++) r->h_lab[b] = r->tr.labels[order[b]];
-    be->upload(r->d_idx, order, (size_t)nb * sizeof(int));
-    be->upload(r->d_lab, r->h_lab, (size_t)nb * sizeof(int));
-    be->augment_batch(s->x, r->d_train, r->d_idx, nb, o->seed, epoch, 1);
-    float *v = NULL;
-    if (r->t) { be->copy(r->t->x, s->x, (size_t)nb * CIFAR_IMG_BYTES * sizeof(float)); v = net_forward(r->t, nb, 0); }
-    float *z = net_forward(s, nb, 1);
-    if (o->method == M_DKD) be->dkd_loss(r->d_dz, r->d_rows, z, v, r->d_lab, nb, NC, lp);
-    else if (o->method == M_KD) be->kd_loss(r->d_dz, r->d_rows, z, v, r->d_lab, nb, NC, lp);
-    else be->ce_loss(r->d_dz, r->d_rows, z, r->d_lab, nb, NC, lp);
-    be->download(r->h_rows, r->d_rows, (size_t)nb * 3 * sizeof(float));
-    be->download(r->h_logits, z, (size_t)nb * NC * sizeof(float));
-    LossValue lv = loss_total(loss_kind(o), r->h_rows, nb, lp);
-    for (int b = 0; b < nb; b++) {
-        const float *row = r->h_logits + (size_t)b * NC;
-        int am = 0;
-        for (int j = 1; j < NC; j++) if (row[j] > row[am]) am = j;
-        *correct += am == r->h_lab[b];
-    }
-    if (!isfinite(lv.total)) return lv;   /* the caller stops the run; no step on a non-finite loss */
-    net_backward(s, r->d_dz, nb);
-    net_sgd(s, lr, (float)o->c.momentum, (float)o->c.wd);
-    return lv;
+    if (train_step_init(ts, r->be, s, r->t, loss_kind(o), B, r->tr.n, r->d_train, r->d_train_lab, o->seed,
+                        (float)o->c.momentum, (float)o->c.wd))
+        dkd_die("%s", dkd_errbuf);
+    if (o->no_graph) ts->use_graph = 0;
 }
 
 /* Seconds of one epoch (training + evaluation) at the measured speeds. */
@@ -981,26 +978,47 @@ static double eta_run(const Run *r, int epoch, long seen, double train_ips) {
     return (r->tr.n - seen) / train_ips + r->te.n / r->eval_ips + (double)(r->o->c.epochs - epoch) * epoch_seconds(r, train_ips);
 }
 
+/* One epoch of steps. The loss and accuracy of each step come from the step's record
+ * (train_step_results), summed in step order as they always were. On the CPU the record
+ * is read after each step's forward half, and a non-finite loss stops the run before
+ * its update. On a device the host reads the record only at the progress lines and at
+ * the epoch's end (one wait each, none per step): a non-finite loss is then reported
+ * at the step where it first appeared, though the steps after it have run; as on the
+ * CPU, nothing of the epoch is saved. */
 static void train_epoch(Run *r, int epoch, EpochStats *es) {
     const TrainOpts *o = r->o;
+    const Backend *be = r->be;
+    TrainStep *ts = &r->ts;
     int B = r->B, steps = (r->tr.n + B - 1) / B;
     es->lr = epoch_lr(o, epoch);
-    LossParams lp = loss_params(o, epoch);
     cifar_epoch_order(r->perm, r->tr.n, o->seed, epoch);
+    train_step_epoch(ts, r->perm, epoch, es->lr, loss_params(o, epoch));
+    LossValue *lv = (LossValue *)xmalloc((size_t)steps * sizeof(LossValue));
     double t0 = now_seconds(), loss_sum = 0, ce_sum = 0, kd_sum = 0;
     long correct = 0, seen = 0;
+    int summed = 0;   /* steps whose results are in the sums */
     for (int st = 0; st < steps; st++) {
         int off = st * B, nb = r->tr.n - off < B ? r->tr.n - off : B;
-        LossValue lv = train_step(r, r->s, r->perm + off, nb, epoch, es->lr, lp, &correct);
-        if (!isfinite(lv.total)) {
-            progress_end_line();
-            char what[200];
-            snprintf(what, sizeof what, "the loss became %s at epoch %d, step %d (ce %g, kd %g)",
-                     isnan(lv.total) ? "NaN" : "infinite", epoch, st + 1, lv.ce, lv.distill);
-            stop_nonfinite(o->dir, what);
+        if (be->on_device) train_step_run(ts, nb);
+        else train_step_forward(ts, nb);
+        int due = progress_due(st + 1 == steps);
+        if (!be->on_device || due || st + 1 == steps) {
+            train_step_results(ts, summed, st + 1, lv + summed, &correct);
+            for (int k = summed; k <= st; k++) {
+                int kb = r->tr.n - k * B < B ? r->tr.n - k * B : B;
+                if (!isfinite(lv[k].total)) {
+                    progress_end_line();
+                    char what[200];
+                    snprintf(what, sizeof what, "the loss became %s at epoch %d, step %d (ce %g, kd %g)",
+                             isnan(lv[k].total) ? "NaN" : "infinite", epoch, k + 1, lv[k].ce, lv[k].distill);
+                    stop_nonfinite(o->dir, what);   /* the CPU: before the step's update */
+                }
+                loss_sum += lv[k].total * kb; ce_sum += lv[k].ce * kb; kd_sum += lv[k].distill * kb; seen += kb;
+            }
+            summed = st + 1;
         }
-        loss_sum += lv.total * nb; ce_sum += lv.ce * nb; kd_sum += lv.distill * nb; seen += nb;
-        if (progress_due(st + 1 == steps)) {
+        if (!be->on_device) train_step_update(ts, nb);
+        if (due) {
             double ips = seen / fmax(now_seconds() - t0, 1e-9);
             char e1[32], e2[32];
             double left_ep = (r->tr.n - seen) / ips + (r->eval_ips > 0 ? r->te.n / r->eval_ips : 0);
@@ -1012,6 +1030,7 @@ static void train_epoch(Run *r, int epoch, EpochStats *es) {
             progress.shown = 1;
         }
     }
+    free(lv);
     progress_end_line();
     es->secs = now_seconds() - t0;
     es->img_s = seen / es->secs;
@@ -1029,22 +1048,27 @@ static void measure_speeds(Run *r, double *train_ips, double *eval_ips) {
     Net *s = model_build(r->s->model);
     net_init_params(s, r->o->seed + 1);
     if (net_setup(s, be, r->B > r->EB ? r->B : r->EB, 1)) dkd_die("%s", dkd_errbuf);
-    int *order = (int *)xmalloc((size_t)B * sizeof(int));
-    for (int b = 0; b < B; b++) order[b] = b;
-    LossParams lp = loss_params(r->o, 1);
-    long correct = 0;
-    train_step(r, s, order, B, 1, 0.0f, lp, &correct);   /* warm-up: first-touch of the buffers */
+    int *order = (int *)xmalloc((size_t)r->tr.n * sizeof(int));
+    for (int i = 0; i < r->tr.n; i++) order[i] = i;
+    TrainStep ts;
+    step_init(r, &ts, s, B);
+    train_step_epoch(&ts, order, 1, 0.0f, loss_params(r->o, 1));
+    train_step_run(&ts, B);   /* warm-up: first-touch of the buffers (and the graph's capture) */
     be->sync();
     double t0 = now_seconds();
     enum { TIMED_STEPS = 2 };
-    for (int k = 0; k < TIMED_STEPS; k++) train_step(r, s, order, B, 1, 0.0f, lp, &correct);
+    for (int k = 0; k < TIMED_STEPS; k++) {
+        be->zero(ts.step, sizeof(int));   /* the first batch again: the record has ts.steps slots */
+        train_step_run(&ts, B);
+    }
     be->sync();
+    train_step_free(&ts);
     *train_ips = (double)TIMED_STEPS * B / fmax(now_seconds() - t0, 1e-9);
     progress.quiet = 1;
     EvalResult ev;
-    evaluate(s, r->d_test, r->d_idx, r->te.labels, EB, EB, &ev);       /* warm-up */
+    evaluate(s, r->d_test, r->d_idx, r->te.labels, EB, EB, !r->o->no_graph, &ev);   /* warm-up */
     int m = 2 * EB < r->te.n ? 2 * EB : r->te.n;
-    evaluate(s, r->d_test, r->d_idx, r->te.labels, m, EB, &ev);        /* a fresh model: only its speed counts */
+    evaluate(s, r->d_test, r->d_idx, r->te.labels, m, EB, !r->o->no_graph, &ev);    /* a fresh model: only its speed counts */
     progress.quiet = 0;
     *eval_ips = ev.img_s;
     free(order);
@@ -1139,6 +1163,7 @@ int cmd_train(int argc, char **argv) {
     if (o.resume && resume_run(&r, o.c.epochs)) { free_run(&r); return 0; }
     if (net_setup(r.s, r.be, r.B > r.EB ? r.B : r.EB, 1)) dkd_die("%s", dkd_errbuf);
     if (o.resume) r.be->upload(r.s->mom, r.h_mom, r.s->n_params * sizeof(float));
+    step_init(&r, &r.ts, r.s, r.B);
     print_run_header(&r);
     if (o.method == M_CE && !o.resume) announce_from_scratch(&r);
     if (write_config_record(&o, r.start_epoch) != 0) dkd_die("%s", dkd_errbuf);
@@ -1149,7 +1174,7 @@ int cmd_train(int argc, char **argv) {
         EpochStats es;
         train_epoch(&r, epoch, &es);
         EvalResult ev;
-        if (evaluate(r.s, r.d_test, r.d_idx, r.te.labels, r.te.n, r.EB, &ev) != 0) {
+        if (evaluate(r.s, r.d_test, r.d_idx, r.te.labels, r.te.n, r.EB, !o.no_graph, &ev) != 0) {
             char what[sizeof dkd_errbuf + 64];
             snprintf(what, sizeof what, "the test metrics of epoch %d cannot be computed: %s", epoch, dkd_errbuf);
             stop_nonfinite(o.dir, what);
@@ -1179,7 +1204,7 @@ int cmd_train(int argc, char **argv) {
 
 static void eval_usage(void) {
     printf("usage: dkd eval -m MODEL [-c CKPT] [-d cifar100] [-bs N] [--data DIR] [--device cpu|cuda|auto]\n"
-           "                [--threads N] [--test-subset N]\n"
+           "                [--threads N] [--test-subset N] [--no-graph]\n"
            "       dkd eval MODEL -c CKPT ...      (the model may also come first, without -m)\n"
            "  Top-1, top-5 and cross-entropy of MODEL with the weights of CKPT on the CIFAR-100 test set,\n"
            "  with mdistiller's tools/eval.py flags:\n"
@@ -1189,15 +1214,18 @@ static void eval_usage(void) {
            "                         -c (or -c pretrain) a teacher's released weights are used:\n"
            "                         download_ckpts/cifar_teachers/<MODEL>_vanilla/ckpt_epoch_240.pth\n"
            "  -d, --dataset NAME     cifar100 (the only data set dkd has)\n"
-           "  -bs, --batch-size N    evaluation batch size (64)\n");
+           "  -bs, --batch-size N    evaluation batch size (64)\n"
+           "  --no-graph             on a GPU, run every batch launch by launch (default: the batch captured\n"
+           "                         once as a CUDA graph and replayed; the same results)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *ckpt = NULL, *data = NULL, *device = "auto";
-    int B = 64, threads = 0, test_subset = 0;
+    int B = 64, threads = 0, test_subset = 0, no_graph = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { eval_usage(); return 0; }
+        if (!strcmp(a, "--no-graph")) { no_graph = 1; continue; }
         if (a[0] != '-') { if (model) dkd_die("eval: unexpected argument '%s' (see dkd eval --help)", a); model = a; continue; }
         if (i + 1 >= argc) dkd_die("eval: %s needs a value (see dkd eval --help)", a);
         const char *v = argv[++i];
@@ -1244,7 +1272,7 @@ int cmd_eval(int argc, char **argv) {
     int *d_idx = (int *)be->alloc((size_t)B * sizeof(int));
     progress.tty = isatty(2);
     EvalResult ev;
-    if (evaluate(n, d_test, d_idx, te.labels, te.n, B, &ev) != 0)
+    if (evaluate(n, d_test, d_idx, te.labels, te.n, B, !no_graph, &ev) != 0)
         dkd_die("eval of %s with %s: %s. No accuracy is reported.", mi->name, ckpt, dkd_errbuf);
     printf("%s  %s\n  test images %d | top-1 %.2f | top-5 %.2f | loss %.4f | %.0f img/s (%s, %d thread%s, batch %d)\n",
            mi->name, ckpt, te.n, ev.top1, ev.top5, ev.loss, ev.img_s, be->name, dkd_num_threads(),

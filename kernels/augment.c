@@ -11,7 +11,9 @@
  *      every side -> 40x40;
  *   2. crop 32x32 at top i, left j (each 0..8), drawn together with
  *   3. flip (reverse the columns of the CROP) with probability 1/2,
- *      by augment_draw(seed, epoch, s) in dkd.h: a hash of (seed, epoch, s),
+ *      by augment_draw(seed, epoch, s) in dkd.h: a hash of (seed, epoch, s)
+ *      (epoch read from memory: *epoch_at, so that the CUDA twin can take it
+ *      from device memory when a captured step is replayed),
  *      so the draws do not depend on the batch, the thread or the device;
  *   so output pixel (r, w) of channel c reads, in the unpadded image,
  *        row  r + i - 4
@@ -28,7 +30,8 @@
 enum { IMG = 32, PLANE = IMG * IMG, PAD = 4 };
 
 void augment_batch_cpu(float *x, const uint8_t *data, const int *idx, int B,
-                       uint64_t seed, int epoch, int augment) {
+                       uint64_t seed, const int *epoch_at, int augment) {
+    const int epoch = augment ? *epoch_at : 0;   /* (read from memory, as the CUDA kernel does) */
     const float mean[3] = {CIFAR_MEAN_R, CIFAR_MEAN_G, CIFAR_MEAN_B};
     const float sd[3] = {CIFAR_STD_R, CIFAR_STD_G, CIFAR_STD_B};
 #pragma omp parallel for schedule(static)

@@ -29,7 +29,8 @@
 enum { AUG_THREADS = 256, IMG = 32, PLANE = 32 * 32, PAD = 4 };
 
 __global__ void augment_batch_kernel(float *__restrict__ x, const uint8_t *__restrict__ data,
-                                     const int *__restrict__ idx, int B, uint64_t seed, int epoch, int augment) {
+                                     const int *__restrict__ idx, int B, uint64_t seed, const int *__restrict__ epoch_at,
+                                     int augment) {
     size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= (size_t)B * 3 * PLANE) return;
     int col = (int)(e % IMG);
@@ -40,7 +41,7 @@ __global__ void augment_batch_kernel(float *__restrict__ x, const uint8_t *__res
     int sr = r, sc = col;
     if (augment) {
         int ci, cj, flip;
-        augment_draw(seed, epoch, sample, &ci, &cj, &flip);
+        augment_draw(seed, *epoch_at, sample, &ci, &cj, &flip);   /* the epoch from device memory */
         sr = r + ci - PAD;
         sc = (flip ? IMG - 1 - col : col) + cj - PAD;
     }
@@ -53,7 +54,7 @@ __global__ void augment_batch_kernel(float *__restrict__ x, const uint8_t *__res
 }
 
 extern "C" void augment_batch_cuda(float *x, const uint8_t *data, const int *idx, int B,
-                                   uint64_t seed, int epoch, int augment) {
+                                   uint64_t seed, const int *epoch, int augment) {
     if (B <= 0) return;
     LAUNCH(augment_batch_kernel, ceil_div(B * 3 * PLANE, AUG_THREADS), AUG_THREADS, 0,
            x, data, idx, B, seed, epoch, augment);

@@ -6,13 +6,24 @@
  * in tests on the CUDA kernels emulated on the CPU (this table, built by g++
  * against tests/cuda_emu.h).
  *
- * All launches go to the default stream, one after another, so the host only
- * waits where it reads results (download is a synchronous cudaMemcpy) or
- * calls sync. What a step still does on the host (and so what keeps it out
- * of a CUDA graph today) is listed in kernels/README.md. Every runtime call is checked (cudaCheck: call, file:line,
- * CUDA's message, exit); an allocation that fails says how much was asked. */
+ * All work goes to ONE created stream (dkd_cuda_stream), one launch after
+ * another, so the host only waits where it reads results (download, and
+ * upload, whose host buffer may be reused as soon as it returns) or calls
+ * sync. A created stream, not the legacy default one, because only a created
+ * stream can be captured into a CUDA graph (graph_begin .. graph_end below;
+ * train_step.c captures a training step and replays it). Every runtime call
+ * is checked (cudaCheck: call, file:line, CUDA's message, exit), so a call
+ * that a capture cannot hold stops the process with CUDA's message; an
+ * allocation that fails says how much was asked. */
 #include "kernels/cuda_common.h"   // defines: cudaCheck, the CUDA runtime (or its emulator)
 #include "kernels/cuda_ops.h"      // defines: the *_cuda ops
+
+extern "C" cudaStream_t dkd_cuda_stream(void) {
+    static cudaStream_t s;
+    static int made;
+    if (!made) { cudaCheck(cudaStreamCreate(&s)); made = 1; }
+    return s;
+}
 
 static void *cuda_alloc(size_t bytes) {
     void *p = NULL;
@@ -24,20 +35,51 @@ static void *cuda_alloc(size_t bytes) {
     return p;
 }
 static void cuda_release(void *p) { if (p) cudaCheck(cudaFree(p)); }
+/* upload and download are synchronous for the host (the copy on the stream,
+ * then a wait for it): inside a capture the wait fails, and cudaCheck stops. */
 static void cuda_upload(void *dst, const void *src, size_t bytes) {
-    if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    if (!bytes) return;
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, dkd_cuda_stream()));
+    cudaCheck(cudaStreamSynchronize(dkd_cuda_stream()));
 }
 static void cuda_download(void *dst, const void *src, size_t bytes) {
-    if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    if (!bytes) return;
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, dkd_cuda_stream()));
+    cudaCheck(cudaStreamSynchronize(dkd_cuda_stream()));
 }
-/* copy and zero are stream-ordered (the Async forms on the default stream):
- * the same order with the kernels as before, nothing for the host to wait
- * for, and legal inside a stream capture (a training step calls both). */
+/* copy and zero are stream-ordered: nothing for the host to wait for, and
+ * legal inside a stream capture (a training step calls both). */
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes && dst != src) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+    if (bytes && dst != src) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, dkd_cuda_stream()));
 }
-static void cuda_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, 0)); }
+static void cuda_zero(void *p, size_t bytes) { if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, dkd_cuda_stream())); }
 static void cuda_sync(void) { cudaCheck(cudaDeviceSynchronize()); }
+
+/* Graphs: capture dkd's stream in CUDA's global mode (any synchronising or
+ * allocating call anywhere in the process during the capture is an error,
+ * which is what proves a captured step holds none). */
+static int cuda_graph_begin(void) {
+    cudaError_t e = cudaStreamBeginCapture(dkd_cuda_stream(), cudaStreamCaptureModeGlobal);
+    if (e != cudaSuccess) return dkd_fail("cannot start a CUDA graph capture: %s", cudaGetErrorString(e));
+    return 0;
+}
+static void *cuda_graph_end(void) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t x = NULL;
+    cudaError_t e = cudaStreamEndCapture(dkd_cuda_stream(), &g);
+    if (e != cudaSuccess || !g) {
+        (void)cudaGetLastError();
+        dkd_fail("the CUDA graph capture failed (%s): something inside it synchronised, allocated or used another "
+                 "stream", cudaGetErrorString(e));
+        return NULL;
+    }
+    e = cudaGraphInstantiate(&x, g, 0);
+    cudaCheck(cudaGraphDestroy(g));
+    if (e != cudaSuccess) { dkd_fail("cannot instantiate the CUDA graph: %s", cudaGetErrorString(e)); return NULL; }
+    return (void *)x;
+}
+static void cuda_graph_launch(void *g) { cudaCheck(cudaGraphLaunch((cudaGraphExec_t)g, dkd_cuda_stream())); }
+static void cuda_graph_free(void *g) { if (g) cudaCheck(cudaGraphExecDestroy((cudaGraphExec_t)g)); }
 
 extern "C" {
 
@@ -64,6 +106,9 @@ const Backend backend_cuda = {
     .augment_batch = augment_batch_cuda,
     .batchnorm_relu_backward = batchnorm_relu_backward_cuda,
     .batchnorm_eval_relu = batchnorm_eval_relu_cuda,
+    .counter_add = counter_add_cuda, .batch_gather = batch_gather_cuda, .step_record = step_record_cuda,
+    .graph_begin = cuda_graph_begin, .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch, .graph_free = cuda_graph_free,
 };
 
 /* Usable GPUs at run time; 0 on any error (no driver, no device, a driver

@@ -8,10 +8,13 @@
  * defined here, so kernel code never needs an #ifdef:
  *
  *   LAUNCH(kernel, grid, block, smem_bytes, args...)
- *       launches a kernel (nvcc: kernel<<<grid, block, smem>>>(args...)), then
+ *       launches a kernel on dkd's stream (nvcc: kernel<<<grid, block, smem,
+ *       dkd_cuda_stream()>>>(args...)), then
  *       checks for a launch error with file:line, and synchronises + checks
  *       again when the environment variable DKD_CUDA_SYNC=1 is set (debugging:
- *       an asynchronous fault is then reported at the launch that caused it).
+ *       an asynchronous fault is then reported at the launch that caused it;
+ *       not while a CUDA graph is being captured, when nothing runs: to wait
+ *       after every kernel of a training step, add --no-graph).
  *
  *   SHARED(type, name, count)
  *       declares a block-shared array:  nvcc: __shared__ type name[count];
@@ -46,6 +49,16 @@
 #endif
 #include "dkd.h"
 
+/* The one stream every kernel, async copy and set of dkd goes to (created on
+ * first use by kernels/backend_cuda.cu). Not the legacy default stream: CUDA
+ * cannot capture that one into a graph. It is a blocking stream, so a
+ * synchronous call on the legacy stream (cudaMemcpy, cudaMemset) still waits
+ * for it and it for them: the order of work stays the program order. */
+#ifdef __cplusplus
+extern "C"
+#endif
+cudaStream_t dkd_cuda_stream(void);
+
 /* ceil(a / b) for positive ints: the number of blocks that cover a items. */
 static inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static inline int ceil_div_sz(size_t a, int b) { return (int)((a + (size_t)b - 1) / (size_t)b); }
@@ -64,9 +77,17 @@ static inline int cuda_debug_sync(void) {
     if (v < 0) { const char *e = getenv("DKD_CUDA_SYNC"); v = (e && e[0] == '1') ? 1 : 0; }
     return v;
 }
+/* 1 while dkd's stream is being captured into a CUDA graph (nothing runs then). */
+static inline int cuda_capturing(void) {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(dkd_cuda_stream(), &st) == cudaSuccess && st != cudaStreamCaptureStatusNone;
+}
 static inline void launch_check(const char *kernel, const char *file, int line) {
     cudaError_t err = cudaGetLastError();
-    if (err == cudaSuccess && cuda_debug_sync()) err = cudaDeviceSynchronize();
+    /* DKD_CUDA_SYNC=1 waits after each launch, except while a graph is being
+     * captured: nothing ran then, and a wait would invalidate the capture (the
+     * replayed step is then checked where the host next waits). */
+    if (err == cudaSuccess && cuda_debug_sync() && !cuda_capturing()) err = cudaDeviceSynchronize();
     if (err != cudaSuccess) {
         fprintf(stderr, "dkd: CUDA error at %s:%d launching %s: %s\n", file, line, kernel, cudaGetErrorString(err));
         exit(1);
@@ -76,13 +97,14 @@ static inline void launch_check(const char *kernel, const char *file, int line) 
 #ifdef DKD_CUDA_EMU
 /* tests/cuda_emu.h provides emu_launch() and emu_shared(). */
 #define LAUNCH(kernel, grid, block, smem, ...) \
-    emu_launch(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), (size_t)(smem), [=]() { kernel(__VA_ARGS__); })
+    emu_launch(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), (size_t)(smem), dkd_cuda_stream(), \
+               [=]() { kernel(__VA_ARGS__); })
 #define SHARED(type, name, count) emu::SharedPtr<type> name = {(type *)emu_shared(sizeof(type) * (size_t)(count), #name)}
 #define EXTERN_SHARED(type, name) emu::SharedPtr<type> name = {(type *)emu_dynamic_shared()}
 #define SHARED_PTR(type) emu::SharedPtr<type>
 #else
 #define LAUNCH(kernel, grid, block, smem, ...) \
-    do { kernel<<<(grid), (block), (smem)>>>(__VA_ARGS__); launch_check(#kernel, __FILE__, __LINE__); } while (0)
+    do { kernel<<<(grid), (block), (smem), dkd_cuda_stream()>>>(__VA_ARGS__); launch_check(#kernel, __FILE__, __LINE__); } while (0)
 #define SHARED(type, name, count) __shared__ type name[count]
 #define EXTERN_SHARED(type, name) extern __shared__ type name[]
 #define SHARED_PTR(type) type *

@@ -66,9 +66,14 @@ void shuffle_backward_cuda(float *dx, const float *dy, int N, int C, int HW, int
 void ce_loss_cuda(float *dz, float *rows, const float *z, const int *y, int B, int NC, LossParams p);
 void kd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
 void dkd_loss_cuda(float *dz, float *rows, const float *z, const float *v, const int *y, int B, int NC, LossParams p);
-void sgd_step_cuda(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd);
+void sgd_step_cuda(float *p, const float *g, float *buf, size_t n, const float *lr, float momentum, float wd);
 void augment_batch_cuda(float *x, const uint8_t *data, const int *idx, int B,
-                       uint64_t seed, int epoch, int augment);
+                       uint64_t seed, const int *epoch, int augment);
+/* kernels/step.cu: the step bookkeeping (dkd.h, kernels/step.c) */
+void counter_add_cuda(int64_t *c, int64_t inc);
+void batch_gather_cuda(int *idx, int *lab, const int *order, const int *labels, const int *step, int B, int n);
+void step_record_cuda(float *rec, int *hits, int *step, const float *rows, int W, const float *z, const int *lab,
+                      int B, int nb, int NC);
 #ifdef __cplusplus
 }
 #endif

@@ -354,11 +354,11 @@ double gemm_cuda_gflops(int v, int tA, int tB, int M, int N, int K, int G, int r
     cudaEvent_t t0, t1;
     cudaCheck(cudaEventCreate(&t0));
     cudaCheck(cudaEventCreate(&t1));
-    cudaCheck(cudaEventRecord(t0, 0));
+    cudaCheck(cudaEventRecord(t0, dkd_cuda_stream()));
     for (int r = 0; r < reps; r++)
         gemm_cuda_batched(tA, tB, M, N, K, 1.0f, A, lda, (long long)na, B, ldb, (long long)nb, 0.0f, C, N,
                           (long long)nc, G);
-    cudaCheck(cudaEventRecord(t1, 0));
+    cudaCheck(cudaEventRecord(t1, dkd_cuda_stream()));
     cudaCheck(cudaEventSynchronize(t1));
     float ms = 0.0f;
     cudaCheck(cudaEventElapsedTime(&ms, t0, t1));

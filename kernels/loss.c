@@ -185,6 +185,7 @@ static void dkd_row(const Row *r, int NC, LossScales sc, LossParams p) {
 static void loss_rows(int kind, const char *who, float *dz, float *rows, const float *z, const float *v,
                       const int *y, int B, int NC, LossParams p) {
     double a[MAX_NC], s[MAX_NC], u[MAX_NC];
+    if (p.warm_at) p.warm = *p.warm_at;   /* the factor in (host) memory, as loss.cu reads it on the device */
     if (NC > MAX_NC) dkd_die("%s: %d classes, at most %d supported", who, NC, MAX_NC);
     LossScales sc = loss_scales(kind, p, B);
     Row r = {a, s, u, NULL, NULL, 0};

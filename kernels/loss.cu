@@ -46,7 +46,10 @@
  * the gradient to 1e-7 absolute + 1e-4 relative (tests/emu_ops.cpp holds
  * them to that).
  * The gradient's scale factors a = λ/B and k = (KD weight)·T/B come from
- * loss_scales (kernels/loss.h, shared with loss.c), computed on the host.
+ * loss_scales (kernels/loss.h, shared with loss.c), computed on the host;
+ * for DKD with p.warm_at set, the kernel computes k from the warm-up factor
+ * in device memory instead (the same double expression), so a step captured
+ * as a CUDA graph follows the warm-up schedule.
  */
 #include "kernels/cuda_common.h"   // defines: LAUNCH, ceil_div
 #include "kernels/cuda_ops.h"      // defines: the _cuda declarations
@@ -149,6 +152,9 @@ __global__ void dkd_loss_kernel(float *__restrict__ dz, float *__restrict__ rows
                                 float a, float k) {
     int b, t, lane = threadIdx.x % 32;
     if (!warp_row(B, NC, y, dz, rows, &b, &t)) return;
+    /* the warm-up factor from device memory (a captured step): k = w T / B, the same
+     * double operations as loss_scales on the host, so the same float */
+    if (p.warm_at) k = (float)((double)*p.warm_at * p.T / B);
     const float *zr = z + (size_t)b * NC, *vr = v + (size_t)b * NC;
     float T = p.T;
     /* CE on the raw logits */

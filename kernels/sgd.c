@@ -11,13 +11,15 @@
  * multiply followed by a rounded add:
  *   d = fmaf(wd, p, g);  t = buf·momentum;  buf = t + d;  p = fmaf(-lr, buf, p)
  * The project is compiled with -std=c11, which keeps gcc from fusing t + d into an FMA.
- * Each element is independent: parallel and deterministic.
+ * Each element is independent: parallel and deterministic. The learning rate is
+ * read from memory (lr_at), as the CUDA kernel reads it from device memory. 
  */
 #include "dkd.h"
 
 #include <math.h>
 
-void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd) {
+void sgd_step_cpu(float *p, const float *g, float *buf, size_t n, const float *lr_at, float momentum, float wd) {
+    const float lr = *lr_at;   /* (backend memory: on the CPU, host memory) */
     #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float d = fmaf(wd, p[i], g[i]);

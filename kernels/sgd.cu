@@ -22,6 +22,9 @@
  * The net keeps all parameters, gradients and momenta in three flat buffers
  * (dkd.h), so ONE launch updates the whole model: a purely memory-bound
  * kernel reading 3 and writing 2 floats per parameter, all coalesced.
+ * The learning rate is read from device memory when the kernel runs, not
+ * passed by value: a step captured once as a CUDA graph (train_step.c) then
+ * uses each epoch's rate without being captured again.
  */
 #include "kernels/cuda_common.h"   // defines: LAUNCH, ceil_div_sz
 #include "kernels/cuda_ops.h"      // defines: the _cuda declarations
@@ -29,9 +32,10 @@
 enum { SGD_THREADS = 256 };
 
 __global__ void sgd_step_kernel(float *__restrict__ p, const float *__restrict__ g, float *__restrict__ buf,
-                                size_t n, float lr, float momentum, float wd) {
+                                size_t n, const float *__restrict__ lr_at, float momentum, float wd) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
+    float lr = *lr_at;   /* every thread loads the same word: one cached broadcast */
     float pi = p[i];
     float d = fmaf(wd, pi, g[i]);
     float b = __fadd_rn(__fmul_rn(buf[i], momentum), d);
@@ -39,7 +43,7 @@ __global__ void sgd_step_kernel(float *__restrict__ p, const float *__restrict__
     p[i] = fmaf(-lr, b, pi);
 }
 
-extern "C" void sgd_step_cuda(float *p, const float *g, float *buf, size_t n, float lr, float momentum, float wd) {
+extern "C" void sgd_step_cuda(float *p, const float *g, float *buf, size_t n, const float *lr, float momentum, float wd) {
     if (n == 0) return;
     LAUNCH(sgd_step_kernel, ceil_div_sz(n, SGD_THREADS), SGD_THREADS, 0, p, g, buf, n, lr, momentum, wd);
 }

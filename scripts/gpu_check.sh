@@ -12,10 +12,15 @@
 #   tests      ./build.sh test: the whole suite (CPU reference, golden, emulated CUDA)
 #   check      ./dkd bench --check-devices: one DKD step of each of the 11 pairs on the
 #              GPU and on the CPU from the same weights and batch, compared
+#   graph      tests/emu_graph.cpp built against the real CUDA runtime (g++ + the nvcc
+#              objects) and run on the GPU: the trainer's step and the evaluation
+#              replayed from one CUDA graph == launch by launch, bit for bit, the
+#              per-epoch values read from device memory, the capture violations
 #   sanitizer  compute-sanitizer memcheck and racecheck of one small DKD step
 #              (when the toolkit has compute-sanitizer)
-#   step       DKD training-step img/s of the 11 pairs at batch 64 (with and without the
-#              CUDA graph when this build has one)
+#   step       DKD training-step img/s of the 11 pairs at batch 64: the step replayed as
+#              one CUDA graph (dkd's default) and launch by launch (--no-graph), and which
+#              mode each run reported
 #   infer      inference of the 15 models over 10000 images, 3 runs, mean img/s: the
 #              CIFAR-100 test set through `dkd eval` when the data is present, else
 #              random images of the test set's size through `dkd bench --infer`
@@ -40,12 +45,13 @@ done
 
 # Stage limits in seconds. Their sum, plus at most 10 s for nvidia-smi, bounds the
 # script (<= 480 s = 8 minutes; tests/test_gpu_check.sh checks the sum <= 470).
-STAGES="build tests check sanitizer step infer epoch"
-declare -A LIMIT=([build]=100 [tests]=130 [check]=40 [sanitizer]=40 [step]=45 [infer]=70 [epoch]=35)
+STAGES="build tests check graph sanitizer step infer epoch"
+declare -A LIMIT=([build]=100 [tests]=115 [check]=40 [graph]=15 [sanitizer]=40 [step]=45 [infer]=70 [epoch]=35)
 declare -A WHAT=(
   [build]="./build.sh (nvcc for this GPU's architecture; DKD_NO_STB=1 without stb)"
   [tests]="./build.sh test"
   [check]="./dkd bench --check-devices (11 pairs, CUDA vs CPU)"
+  [graph]="tests/emu_graph.cpp on the GPU: the trainer's step as a CUDA graph == launch by launch"
   [sanitizer]="compute-sanitizer memcheck + racecheck of one DKD step (batch 4)"
   [step]="./dkd bench --device cuda, 11 pairs, batch 64 (graph and no graph when built)"
   [infer]="15 models x 3 runs over 10000 images (dkd eval on the test set, or dkd bench --infer)"
@@ -124,13 +130,14 @@ elif run_stage build "$out/build.txt" env CUDA_ARCHS="$archs" DKD_NO_STB=$nostb 
      grep -q 'cpu + cuda' "$out/build.txt"; then
   built=1
   cp build/cuda/ptxas.txt "$out/ptxas.txt" 2>/dev/null
-  spills=$(grep -c '[1-9][0-9]* bytes spill' build/cuda/ptxas.txt 2>/dev/null)
-  log "build: ok for sm_$archs in $(($(date +%s) - t_start)) s, ptxas report $out/ptxas.txt (${spills:-0} lines with spills)"
+  bash scripts/ptxas_report.sh build/cuda/ptxas.txt --arch "sm_${archs%% *}" > "$out/ptxas_table.txt" 2>&1
+  spills=$(bash scripts/ptxas_report.sh --check build/cuda/ptxas.txt 2>&1 | grep -E '^  (ok|FAIL)' | tr -s ' ' | tr '\n' ';')
+  log "build: ok for sm_$archs in $(($(date +%s) - t_start)) s, ptxas report $out/ptxas.txt, per kernel $out/ptxas_table.txt (spills:$spills)"
 else
   skip build "./build.sh failed or built no CUDA code: $(tail -3 "$out/build.txt" | tr '\n' ' ')"
 fi
 if [ $built = 0 ]; then
-  for s in tests check sanitizer step infer epoch; do skip $s "no CUDA build"; done
+  for s in tests check graph sanitizer step infer epoch; do skip $s "no CUDA build"; done
   log "summary: build failed, nothing else done; see $out/build.txt"
   exit 1
 fi
@@ -149,10 +156,28 @@ if timeout 10 ./dkd bench --device cuda --steps 1 --warmup 0 --batch 2 --teacher
   grep '^FAIL' "$out/check.txt" | head -11 | sed 's/^/  /' | tee -a "$summary"
 else
   skip check "dkd does not run on the GPU: $(head -3 "$out/cuda_probe.txt" | tr '\n' ' ')"
-  for s in sanitizer step infer epoch; do skip $s "dkd does not run on the GPU"; done
+  for s in graph sanitizer step infer epoch; do skip $s "dkd does not run on the GPU"; done
   log "summary: $(($(date +%s) - t_start)) s; dkd could not use the GPU, see $out/cuda_probe.txt"
   exit 1
 fi
+
+# ---- the CUDA graph test on the GPU -------------------------------------------------
+# The emulation test of the graph, compiled against the real runtime: g++ for the test,
+# the nvcc objects of the build stage for the kernels, the C objects for the rest.
+graph_test() {
+  local home objs omp=""
+  home=$(dirname "$(dirname "$(command -v nvcc)")")
+  objs=$(ls build/obj/*.o build/obj/kernels/*.o build/obj/models/*.o | grep -v '/main\.o$')
+  grep -q -- '-fopenmp' build/cflags 2>/dev/null && omp=-fopenmp
+  ${CXX:-g++} -std=c++17 -O2 -I. -Itests -I"$home/include" -DDKD_HAVE_CUDA -c tests/emu_graph.cpp -o build/tests/graph_gpu.o &&
+    ${CXX:-g++} build/tests/graph_gpu.o build/cuda/*.o $objs -o build/tests/graph_gpu -L"$home/lib64" \
+      -L"$home/targets/x86_64-linux/lib" -lcudart -lstdc++ -lm $omp -Wl,-rpath,"$home/lib64" &&
+    ./build/tests/graph_gpu
+}
+export -f graph_test
+run_stage graph "$out/graph.txt" bash -c graph_test
+log "graph: $(grep '^RESULT ' "$out/graph.txt" | tail -1 || true) (RESULT pass fail skip of tests/emu_graph.cpp on the GPU; $out/graph.txt)"
+grep -E '^ *FAIL' "$out/graph.txt" | head -5 | sed 's/^/  /' | tee -a "$summary"
 
 # ---- compute-sanitizer -------------------------------------------------------------
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -176,17 +201,23 @@ fi
 pairs=$(list_pairs)
 graph=0; ./dkd bench --help 2>&1 | grep -q -- '--no-graph' && graph=1
 [ $graph = 0 ] && log "step: this build has no CUDA graph (no --no-graph flag): launch-by-launch only"
+# One bench run: "<img/s> img/s" and the mode its line names (graph / launches).
+step_one() {
+  ./dkd bench --device cuda "$@" --steps 30 --warmup 5 2>&1 | awk '/^DKD train step/ {
+    m = index($0, "one CUDA graph per step") ? "graph" : index($0, "launch by launch") ? "launches" : "?";
+    for (i = 1; i < NF; i++) if ($(i+1) == "img/s") { print $i " img/s (" m ")"; exit } }'
+}
 step_all() {
   for p in $pairs; do
     t=${p%,*}; s=${p#*,}
-    a=$(./dkd bench --device cuda --teacher "$t" --student "$s" --steps 30 --warmup 5 2>&1 | grep -o '[0-9.]* img/s' | head -1)
+    a=$(step_one --teacher "$t" --student "$s")
     b="n/a"
-    [ $graph = 1 ] && b=$(./dkd bench --device cuda --no-graph --teacher "$t" --student "$s" --steps 30 --warmup 5 2>&1 | grep -o '[0-9.]* img/s' | head -1)
-    printf '%-12s %-12s %14s %14s\n' "$t" "$s" "${a:-failed}" "${b:-failed}"
+    [ $graph = 1 ] && b=$(step_one --no-graph --teacher "$t" --student "$s")
+    printf '%-12s %-12s %24s %24s\n' "$t" "$s" "${a:-failed}" "${b:-failed}"
   done
 }
-printf '%-12s %-12s %14s %14s\n' teacher student "step" "step no-graph" > "$out/step.txt"
-export pairs graph; export -f step_all
+printf '%-12s %-12s %24s %24s\n' teacher student "step (default)" "step --no-graph" > "$out/step.txt"
+export pairs graph; export -f step_one step_all
 run_stage step "$out/step_rows.txt" bash -c step_all
 cat "$out/step_rows.txt" >> "$out/step.txt"
 log "step: DKD training step, batch 64, img/s ($out/step.txt)"; sed 's/^/  /' "$out/step.txt" | tee -a "$summary" >/dev/null

@@ -162,7 +162,11 @@ enum cudaMemcpyKind {
     cudaMemcpyDefault = 4
 };
 
-typedef struct emu_stream_s *cudaStream_t;   /* streams are accepted and ignored */
+/* Streams: all work runs in one order (synchronously), but each created stream
+ * is a distinct handle and nullptr is the legacy default stream, so stream
+ * capture can check that work goes to the capturing stream (part 2, "Graphs"). */
+typedef struct emu_stream_s *cudaStream_t;
+enum { cudaStreamDefault = 0, cudaStreamNonBlocking = 1 };
 /* Stream capture and graphs (part 2, "Graphs"). */
 enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
 enum cudaStreamCaptureStatus { cudaStreamCaptureStatusNone = 0, cudaStreamCaptureStatusActive = 1, cudaStreamCaptureStatusInvalidated = 2 };
@@ -258,6 +262,7 @@ inline State g;
  * graph cannot hold (the capture is then invalidated). */
 struct Capture {
     int on = 0;
+    cudaStream_t stream = nullptr;   /* the capturing stream */
     const char *broken = nullptr;
     std::vector<std::function<void()>> ops;
 };
@@ -415,9 +420,10 @@ inline cudaError_t cudaMemset(void *p, int value, size_t n) {
  * device-to-device copy or a set (checked now, run at replay); a copy to or
  * from the host is refused there (it would read or write host memory at
  * replay time, when the caller's buffer may be gone). */
-inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t = 0) {
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t st = 0) {
     using namespace emu;
     if (!cap.on) return cudaMemcpy(dst, src, n, kind);
+    if (st != cap.stream) return capture_violation("cudaMemcpyAsync on a stream other than the capturing one");
     if (n == 0) return cudaSuccess;
     if (kind == cudaMemcpyDefault && touches_device(dst) && touches_device(src)) kind = cudaMemcpyDeviceToDevice;
     if (kind != cudaMemcpyDeviceToDevice) return capture_violation("cudaMemcpyAsync to or from the host");
@@ -426,9 +432,10 @@ inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMem
     cap.ops.push_back([=]() { memmove(dst, src, n); });
     return cudaSuccess;
 }
-inline cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t = 0) {
+inline cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t st = 0) {
     using namespace emu;
     if (!cap.on) return cudaMemset(p, value, n);
+    if (st != cap.stream) return capture_violation("cudaMemsetAsync on a stream other than the capturing one");
     if (n == 0) return cudaSuccess;
     if (!is_device(p, n)) return bad_arg("cudaMemsetAsync", "the range is not inside one cudaMalloc block", p, n);
     cap.ops.push_back([=]() { memset(p, value, n); });
@@ -443,8 +450,15 @@ inline cudaError_t cudaMemcpyToSymbol(T &symbol, const void *src, size_t n, size
     return cudaSuccess;
 }
 
-/* Streams: everything is synchronous. */
-inline cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)nullptr; return cudaSuccess; }
+/* Streams: everything is synchronous; a created stream is a distinct handle
+ * (never dereferenced), nullptr the legacy default stream. */
+inline cudaError_t cudaStreamCreate(cudaStream_t *s) {
+    static uintptr_t next = 0;
+    next += 16;
+    *s = (cudaStream_t)next;
+    return cudaSuccess;
+}
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 inline cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
     return emu::cap.on ? emu::capture_violation("cudaStreamSynchronize") : cudaSuccess;
@@ -454,27 +468,30 @@ inline cudaError_t cudaStreamSynchronize(cudaStream_t) {
  * every kernel launch (its arguments copied, as CUDA copies kernel parameters
  * at capture) and every cudaMemsetAsync / device-to-device cudaMemcpyAsync,
  * running none of them; cudaGraphLaunch replays the list. One capture at a
- * time; the stream argument is ignored like every stream here (all work is in
- * one order). A call a graph cannot hold, made inside the capture
+ * time, on a created stream: as in CUDA, the legacy default stream (nullptr)
+ * cannot be captured. A call a graph cannot hold, made inside the capture
  * (cudaMalloc, cudaFree, synchronous cudaMemcpy/cudaMemset, a host copy,
- * cudaDeviceSynchronize, cudaStreamSynchronize), prints an error, returns
+ * cudaDeviceSynchronize, cudaStreamSynchronize, or a launch, async copy or set
+ * on another stream than the capturing one, which in CUDA's global capture
+ * mode is an implicit synchronisation with it), prints an error, returns
  * cudaErrorStreamCaptureUnsupported, and makes cudaStreamEndCapture fail with
  * cudaErrorStreamCaptureInvalidated and no graph, as CUDA does. */
 struct emu_graph_s { std::vector<std::function<void()>> ops; };
-inline cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+inline cudaError_t cudaStreamBeginCapture(cudaStream_t st, cudaStreamCaptureMode) {
     using namespace emu;
     if (cap.on) return set_error(cudaErrorIllegalState);
-    cap.on = 1; cap.broken = nullptr; cap.ops.clear();
+    if (!st) return set_error(cudaErrorStreamCaptureUnsupported);   /* the legacy stream cannot be captured */
+    cap.on = 1; cap.stream = st; cap.broken = nullptr; cap.ops.clear();
     return cudaSuccess;
 }
 inline cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus *st) {
     *st = !emu::cap.on ? cudaStreamCaptureStatusNone : emu::cap.broken ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive;
     return cudaSuccess;
 }
-inline cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph) {
+inline cudaError_t cudaStreamEndCapture(cudaStream_t st, cudaGraph_t *graph) {
     using namespace emu;
     *graph = nullptr;
-    if (!cap.on) return set_error(cudaErrorIllegalState);
+    if (!cap.on || st != cap.stream) return set_error(cudaErrorIllegalState);
     cap.on = 0;
     std::vector<std::function<void()>> ops;
     ops.swap(cap.ops);
@@ -1066,12 +1083,16 @@ inline void run_block(void) {
 /* Launch `body` (the kernel call with its arguments) on grid x block threads.
  * Called by LAUNCH (kernels/cuda_common.h). */
 inline void emu_launch(const char *name, const char *file, int line, dim3 grid, dim3 block, size_t smem,
-                       const std::function<void()> &body) {
+                       cudaStream_t stream, const std::function<void()> &body) {
     using namespace emu;
     if (g.in_launch) fail("kernel %s launched at %s:%d from inside a kernel (dynamic parallelism is not used in dkd)", name, file, line);
     if (cap.on) {   /* recorded with a copy of its arguments, launched by cudaGraphLaunch */
+        if (stream != cap.stream) {   /* not run, not recorded: CUDA fails such a launch */
+            capture_violation("a kernel launch on a stream other than the capturing one");
+            return;
+        }
         std::function<void()> copy = body;
-        cap.ops.push_back([=]() { emu_launch(name, file, line, grid, block, smem, copy); });
+        cap.ops.push_back([=]() { emu_launch(name, file, line, grid, block, smem, stream, copy); });
         return;
     }
     init_schedule();

@@ -439,7 +439,7 @@ static void test_losses(void) {
     for (int kind = 0; kind < 3; kind++)
         for (auto &s : shapes) {
             int B = s[0], NC = s[1];
-            LossParams p;
+            LossParams p = {};   /* (warm_at NULL: the factor by value) */
             p.ce_weight = kind == L_KD ? 0.1f : 1.0f;
             p.kd_weight = 0.9f;
             p.alpha = 1.0f;
@@ -491,7 +491,7 @@ static void test_dkd_spec_vector(void) {
             v[b * NC + j] = (float)(5.0 * sin(0.23 * (j + 1) + 0.7 * (b + 1)));
         }
     int y[2] = {7, 42};
-    LossParams p;
+    LossParams p = {};
     p.ce_weight = 1.0f; p.kd_weight = 0.0f; p.alpha = 1.0f; p.beta = 8.0f; p.T = 4.0f; p.warm = 0.25f;
     float *dz, *dr, *dzv, *dvv;
     int *dy;
@@ -537,11 +537,16 @@ static void test_sgd(void) {
         for (int first = 0; first < 2; first++) {   /* first step (buf = 0) and a later one */
             const std::vector<float> &bi = first ? z : b0;
             std::vector<float> p = p0, buf = bi;
-            sgd_step_cpu(p.data(), g.data(), buf.data(), n, 0.05f, 0.9f, 5e-4f);
+            float lr = 0.05f;
+            std::vector<float> lrv = {lr};   /* the learning rate in device memory */
+            sgd_step_cpu(p.data(), g.data(), buf.data(), n, &lr, 0.9f, 5e-4f);
             char l[64];
             snprintf(l, sizeof l, "sgd n=%zu%s", n, first ? " (first step, buf=0)" : "");
-            Arr a[] = {in("g", B_(g)), out("p", p0.data(), p.data(), n, 0, 0), out("buf", bi.data(), buf.data(), n, 0, 0)};
-            run_case(l, a, 3, [&](void **d) { sgd_step_cuda((float *)d[1], (float *)d[0], (float *)d[2], n, 0.05f, 0.9f, 5e-4f); });
+            Arr a[] = {in("g", B_(g)), out("p", p0.data(), p.data(), n, 0, 0), out("buf", bi.data(), buf.data(), n, 0, 0),
+                       in("lr", B_(lrv))};
+            run_case(l, a, 4, [&](void **d) {
+                sgd_step_cuda((float *)d[1], (float *)d[0], (float *)d[2], n, (const float *)d[3], 0.9f, 5e-4f);
+            });
         }
     }
 }
@@ -563,7 +568,8 @@ static void test_augment(void) {
                 std::vector<int> idx(idx_sets[k], idx_sets[k] + B);
                 uint64_t seed = 7 + k;
                 std::vector<float> x((size_t)B * 3072);
-                augment_batch_cpu(x.data(), data.data(), idx.data(), B, seed, epoch, augment);
+                std::vector<int> ev = {epoch};   /* the epoch in device memory */
+                augment_batch_cpu(x.data(), data.data(), idx.data(), B, seed, &epoch, augment);
                 for (int b = 0; b < B && augment; b++) {
                     int ci, cj, fl;
                     augment_draw(seed, epoch, idx[b], &ci, &cj, &fl);
@@ -571,9 +577,10 @@ static void test_augment(void) {
                 }
                 char l[96];
                 snprintf(l, sizeof l, "augment B=%d augment=%d epoch=%d", B, augment, epoch);
-                Arr a[] = {in("data", B_(data)), in("idx", B_(idx)), out("x", NULL, x.data(), x.size(), 0, 0)};
-                run_case(l, a, 3, [&](void **d) {
-                    augment_batch_cuda((float *)d[2], (uint8_t *)d[0], (int *)d[1], B, seed, epoch, augment);
+                Arr a[] = {in("data", B_(data)), in("idx", B_(idx)), out("x", NULL, x.data(), x.size(), 0, 0),
+                           in("epoch", B_(ev))};
+                run_case(l, a, 4, [&](void **d) {
+                    augment_batch_cuda((float *)d[2], (uint8_t *)d[0], (int *)d[1], B, seed, (const int *)d[3], augment);
                 });
             }
     check(flips_seen[0] && flips_seen[1], "augment cases include flipped and unflipped images");

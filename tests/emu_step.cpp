@@ -159,7 +159,10 @@ static void snap_free(Snap *p) {
 static void forward(Side *sd, int epoch, Snap *o) {
     const Backend *be = sd->be;
     Net *t = sd->t, *s = sd->s;
-    be->augment_batch(s->x, sd->d_data, sd->d_idx, B, 1234, epoch, 1);
+    int *d_epoch = (int *)be->alloc(sizeof epoch);   /* the epoch in backend memory */
+    be->upload(d_epoch, &epoch, sizeof epoch);
+    be->augment_batch(s->x, sd->d_data, sd->d_idx, B, 1234, d_epoch, 1);
+    be->release(d_epoch);
     be->copy(t->x, s->x, (size_t)B * 3072 * sizeof(float));
     be->download(o->x, s->x, (size_t)B * 3072 * sizeof(float));
     sd->v = net_forward(t, B, 0);
@@ -169,6 +172,7 @@ static void forward(Side *sd, int epoch, Snap *o) {
     be->download(o->act, s->act, s->act_floats * sizeof(float));
     be->download(o->save, s->save, s->save_floats * sizeof(float));
     be->download(o->stats, s->stats, s->n_stats * sizeof(float));
+    net_to_host(s);   /* a device net counts num_batches_tracked on the device: fold it into s->nbt */
     memcpy(o->nbt, s->nbt, (size_t)s->n_nbt * sizeof(int64_t));
 }
 static void loss(Side *sd, LossParams lp, Snap *o) {
@@ -186,7 +190,10 @@ static void backward(Side *sd, Snap *o) {
 }
 static void sgd(Side *sd, Snap *o) {
     Net *s = sd->s;
-    net_sgd(s, 0.05f, 0.9f, 5e-4f);
+    float lr = 0.05f, *d_lr = (float *)sd->be->alloc(sizeof lr);   /* the rate in backend memory */
+    sd->be->upload(d_lr, &lr, sizeof lr);
+    net_sgd(s, d_lr, 0.9f, 5e-4f);
+    sd->be->release(d_lr);
     sd->be->download(o->params, s->params, s->n_params * sizeof(float));
     sd->be->download(o->mom, s->mom, s->n_params * sizeof(float));
     sd->be->sync();
@@ -289,7 +296,7 @@ static void run_pair(const char *teacher, const char *student, int steps) {
     snap_alloc(&rc, s); snap_alloc(&rg, gs);
     for (int it = 0; it < steps; it++) {
         int epoch = 3 + it;
-        LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, (float)epoch / 20.0f};
+        LossParams lp = {1.0f, 0.0f, 1.0f, 8.0f, 4.0f, (float)epoch / 20.0f, NULL};
         double t0 = now_seconds(), tg = 0;
         if (it > 0) {   /* pin: both sides start from the CPU's state */
             gpu.be->upload(gs->params, rc.params, s->n_params * sizeof(float));

@@ -20,6 +20,11 @@ out=$(./dkd bench --teacher resnet20 --student resnet8x4 --batch 4 --steps 1 --w
   echo "$out" | grep -q "^device cpu, 2 thread(s), kernels " &&
   ok "dkd bench --threads 1,2: one step per thread count, kernels path and peak RSS printed" || bad "dkd bench --threads 1,2: $out"
 
+# the step line says how the step ran; --no-graph is accepted (a CUDA-only choice: the CPU runs op by op)
+out=$(./dkd bench --teacher resnet8x4 --student resnet8x4 --batch 2 --steps 1 --warmup 0 --threads 1 --device cpu --no-graph 2>&1)
+echo "$out" | grep -q "^DKD train step resnet8x4 -> resnet8x4, batch 2: .*, op by op on the CPU), " &&
+  ok "dkd bench --no-graph on the CPU: the step line names the mode (op by op on the CPU)" || bad "dkd bench --no-graph: $out"
+
 # every path the CPU runs can be forced; the line says which one ran
 paths=$(./dkd bench --peak --threads 1 2>&1 | awk 'NR > 2 && $2 == 1 { print $1 }')
 for p in $paths; do

@@ -316,9 +316,9 @@ static void test_augment(void) {
     idx[B - 1] = idx[0];                                               /* a repeated sample */
     float *x = (float *)xmalloc((size_t)B * 3072 * sizeof(float)), *y = (float *)xmalloc((size_t)B * 3072 * sizeof(float));
     float *ref = (float *)xmalloc((size_t)B * 3072 * sizeof(float));
-    const uint64_t seed = 42; const int epoch = 7;
+    const uint64_t seed = 42; const int epoch = 7, next_epoch = epoch + 1;
 
-    augment_batch_cpu(x, g.img, idx, B, seed, epoch, 1);
+    augment_batch_cpu(x, g.img, idx, B, seed, &epoch, 1);
     int seen_pad_top = 0, seen_pad_left = 0, seen_flip = 0;
     for (int b = 0; b < B; b++) {
         int ci, cj, flip;
@@ -340,7 +340,7 @@ static void test_augment(void) {
         memcpy(d + (size_t)s * 3072, g.img + (size_t)one * 3072, 3072);
         int id = s;
         float out[3072];
-        augment_batch_cpu(out, d, &id, 1, seed, epoch, 1);
+        augment_batch_cpu(out, d, &id, 1, seed, &epoch, 1);
         int ok = 1;
         for (int c = 0; c < 3; c++)
             for (int r = 0; r < 4; r++)
@@ -354,7 +354,7 @@ static void test_augment(void) {
     }
 
     /* augment = 0: the plain normalised image */
-    augment_batch_cpu(y, g.img, idx, B, seed, epoch, 0);
+    augment_batch_cpu(y, g.img, idx, B, seed, &epoch, 0);
     for (int b = 0; b < B; b++) reference_augment(ref + (size_t)b * 3072, g.img + (size_t)idx[b] * 3072, 4, 4, 0);
     check_same("augment=0 is the normalised image (no crop, no flip)", y, ref, (size_t)B * 3072 * sizeof(float));
 
@@ -363,8 +363,8 @@ static void test_augment(void) {
     memset(black, 0, sizeof black); memset(white, 255, sizeof white);
     int z = 0;
     float xb[3072], xw[3072];
-    augment_batch_cpu(xb, black, &z, 1, seed, epoch, 0);
-    augment_batch_cpu(xw, white, &z, 1, seed, epoch, 0);
+    augment_batch_cpu(xb, black, &z, 1, seed, &epoch, 0);
+    augment_batch_cpu(xw, white, &z, 1, seed, &epoch, 0);
     const double mean[3] = {0.5071, 0.4867, 0.4408}, sd[3] = {0.2675, 0.2565, 0.2761};
     for (int c = 0; c < 3; c++) {
         float eb = (float)(-mean[c] / sd[c]), ew = (float)((1 - mean[c]) / sd[c]);
@@ -379,14 +379,14 @@ static void test_augment(void) {
           "black = (-1.8957, -1.8975, -1.5965) as mdistiller's normalisation gives (%.4f, %.4f, %.4f)", xb[0], xb[1024], xb[2048]);
 
     /* determinism: a pure function of (seed, epoch, sample) */
-    augment_batch_cpu(y, g.img, idx, B, seed, epoch, 1);
+    augment_batch_cpu(y, g.img, idx, B, seed, &epoch, 1);
     check_same("same seed/epoch/indices -> same batch", x, y, (size_t)B * 3072 * sizeof(float));
-    augment_batch_cpu(y, g.img, idx, B, seed, epoch + 1, 1);
+    augment_batch_cpu(y, g.img, idx, B, seed, &next_epoch, 1);
     check(memcmp(x, y, (size_t)B * 3072 * sizeof(float)) != 0, "next epoch -> a different batch");
-    augment_batch_cpu(y, g.img, idx, B, seed + 1, epoch, 1);
+    augment_batch_cpu(y, g.img, idx, B, seed + 1, &epoch, 1);
     check(memcmp(x, y, (size_t)B * 3072 * sizeof(float)) != 0, "another seed -> a different batch");
     /* a sample's crop does not depend on its position in the batch */
-    augment_batch_cpu(y, g.img, idx + 5, 3, seed, epoch, 1);
+    augment_batch_cpu(y, g.img, idx + 5, 3, seed, &epoch, 1);
     check_same("a sample's crop does not depend on the batch it is in", x + 5 * 3072, y, 3 * 3072 * sizeof(float));
 
     /* the draws: every offset 0..8 occurs, flips about half the time, offsets about uniform */

@@ -84,7 +84,8 @@ fails_with "refuses to overwrite a run" "already holds a run" "$DKD" train resne
 
 # --- kill (stop after epoch 1) and resume: bit-identical to the uninterrupted run
 "$DKD" train resnet20 $D --epochs 2 --out "$tmp/run2" --seed 7 --stop-after 1 > "$tmp/run2.log" 2>&1 || bad "run2 part 1"
-"$DKD" train resnet20 $D --epochs 2 --out "$tmp/run2" --seed 7 --resume > "$tmp/run2b.log" 2>&1 || { bad "run2 resume"; tail -3 "$tmp/run2b.log"; }
+# (--no-graph: a CUDA-only choice, accepted on the CPU, where it changes nothing)
+"$DKD" train resnet20 $D --epochs 2 --out "$tmp/run2" --seed 7 --resume --no-graph > "$tmp/run2b.log" 2>&1 || { bad "run2 resume"; tail -3 "$tmp/run2b.log"; }
 for f in student_latest student_best dkd_state worklog.txt; do
   cmp -s "$tmp/run1/$f" "$tmp/run2/$f" && ok "resumed run: $f bit-identical to the uninterrupted run" || bad "resumed run: $f differs"
 done
@@ -122,6 +123,7 @@ fails_with "NaN/Inf loss or test metrics stop the run" "loss became|test metrics
 # --- messages
 out=$("$DKD" train --help); echo "$out" | grep -q "SPEC" && bad "train --help cites SPEC" || ok "train --help cites no SPEC"
 echo "$out" | grep -q -- "--cfg" && echo "$out" | grep -q "KEY VALUE" && ok "train --help documents --cfg and KEY VALUE" || bad "train --help: --cfg"
+echo "$out" | grep -q -- "--no-graph" && ok "train --help documents --no-graph" || bad "train --help: --no-graph"
 "$DKD" --help | grep -q -- "-m MODEL" && "$DKD" eval --help | grep -q -- "-m, --model" && ok "-m is documented in --help" || bad "-m not in --help"
 out=$("$DKD" eval resnet20 $D 2>&1); rc=$?
 [ $rc != 0 ] && echo "$out" | grep -q "not one of mdistiller's released teachers" && ! echo "$out" | grep -q get_teachers &&

@@ -125,7 +125,7 @@ static void golden_model(const char *dir, const char *model) {
 
     float *dz = (float *)xmalloc((size_t)B * NC * sizeof(float));
     float *rows = (float *)xmalloc((size_t)B * 3 * sizeof(float));
-    LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f};
+    LossParams lp = {1.0f, 0.0f, 1.0f, 0.0f, 1.0f, 0.0f, NULL};
     ce_loss_cpu(dz, rows, out, labels, B, NC, lp);
     LossValue lv = loss_total(LOSS_CE, rows, B, lp);
     double ref_ce = pth_scalar(&c, "loss_ce");
@@ -193,7 +193,7 @@ static void golden_model(const char *dir, const char *model) {
     if (!(lr > 0)) { lr = 0.05f; mom = 0.9f; wd = 5e-4f; }
     float *g = (float *)xmalloc(n->n_params * sizeof(float));
     memcpy(g, n->grads, n->n_params * sizeof(float));
-    net_sgd(n, lr, mom, wd);
+    net_sgd(n, &lr, mom, wd);   /* (the CPU backend: lr in host memory) */
     size_t exact_bad = 0;
     for (size_t i = 0; i < n->n_params; i++) {
         float d = fmaf(wd, p0[i], g[i]);
@@ -243,6 +243,7 @@ static void golden_dkd(const char *dir) {
         int *y = (int *)xmalloc((size_t)B * sizeof(int));
         for (int b = 0; b < B; b++) y[b] = (int)((const int64_t *)ty->data)[b];
         LossParams p;
+        memset(&p, 0, sizeof p);   /* (warm_at NULL: the factor by value) */
         p.ce_weight = 1.0f; p.kd_weight = 0.0f;
         p.alpha = (float)pth_scalar(&c, KEY("alpha"));
         p.beta = (float)pth_scalar(&c, KEY("beta"));

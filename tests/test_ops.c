@@ -741,7 +741,7 @@ static void test_sgd(void) {
     int first_ok = 1;
     for (int step = 0; step < 2; step++) {
         const float *gs = step ? g2 : g;
-        sgd_step_cpu(p, gs, buf, n, lr, mom, wd);
+        sgd_step_cpu(p, gs, buf, n, &lr, mom, wd);
         for (int i = 0; i < n; i++) {
             /* torch 1.13 float32: d = fma(wd,p,g); buf = round(buf*m) + d; p = fma(-lr,buf,p) */
             volatile float d = fmaf(wd, pr[i], gs[i]);
@@ -778,7 +778,7 @@ static void test_sgd(void) {
         }
         /* g = d - wd·p with p = 0: d = g */
         float pp = 0.0f, gg = d0, bufv = b0;
-        sgd_step_cpu(&pp, &gg, &bufv, 1, lr, 0.9f, wd);
+        sgd_step_cpu(&pp, &gg, &bufv, 1, &lr, 0.9f, wd);
         check(tb != 0 && bufv == tb, "sgd: buf*momentum + d is NOT fused (rounded multiply, then add)");
     }
     free(p); free(g); free(g2); free(buf); free(pr); free(br); free(pd); free(bd);
