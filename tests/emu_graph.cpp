@@ -214,7 +214,7 @@ static void test_pair(const Data &d, const char *teacher, const char *student, i
     train_step_results(&b.ts, 0, steps, lb.data(), &hb);
     int fin = 1, kd = 0;   /* (TCKD, a KL divergence, may round to 0 or -0 for an untrained pair: any term counts) */
     for (int k = 0; k < steps; k++) {
-        fin &= isfinite(la[k].total) && la[k].total == lb[k].total && la[k].kd == lb[k].kd;
+        fin &= isfinite(la[k].total) && la[k].total == lb[k].total && la[k].distill == lb[k].distill;
         kd |= la[k].tckd != 0 || la[k].nckd != 0;
     }
     check(fin && kd && ha == hb, "%s: the last epoch's %d batch losses read back: finite, with a distillation term, "
