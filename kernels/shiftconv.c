@@ -53,8 +53,9 @@
  * only. SHIFT_R: output channels of the forward tile (x SHIFT_NV vectors); SHIFT_DR: rows
  * of the weight-gradient tile (x 3 columns). */
 #if defined(__AVX512F__)
-enum { SHIFT_V = 16, SHIFT_R = 8, SHIFT_DR = 8 };
+enum { SHIFT_V = 16, SHIFT_R = 8, SHIFT_NV = 3, SHIFT_DR = 8 };
 typedef __m512 Vec;
+typedef __mmask16 Lanes;
 #define V_ZERO()          _mm512_setzero_ps()
 #define V_SET1(x)         _mm512_set1_ps(x)
 #define V_LOADU(p)        _mm512_loadu_ps(p)
@@ -70,8 +71,9 @@ typedef __m512 Vec;
 /* AVX2 + FMA: 8 lanes and 16 ymm registers (AVX-512 has 32), so half the rows per tile;
  * no mask registers: vmaskmovps takes the mask as a vector of int32 (all ones: load the
  * lane), here one 32-byte row of lane_mask per 8-bit pattern (8 KiB, read-only). */
-enum { SHIFT_V = 8, SHIFT_R = 4, SHIFT_DR = 4 };
+enum { SHIFT_V = 8, SHIFT_R = 4, SHIFT_NV = 3, SHIFT_DR = 4 };
 typedef __m256 Vec;
+typedef __m256i Lanes;
 #define LANE_MASK1(m)                                                                                                  \
     { -((m) & 1), -((m) >> 1 & 1), -((m) >> 2 & 1), -((m) >> 3 & 1),                                                  \
       -((m) >> 4 & 1), -((m) >> 5 & 1), -((m) >> 6 & 1), -((m) >> 7 & 1) }
@@ -99,7 +101,6 @@ static inline float v_reduce(__m256 v) {   /* the two halves, then pairs, then t
 #endif
 
 enum {
-    SHIFT_NV = 3,                              /* vectors of positions per forward tile */
     SHIFT_ALL = (1 << SHIFT_V) - 1,            /* the bits of a whole vector             */
     SHIFT_MAX_VECS = SHIFT_MAX_HW / SHIFT_V,   /* vectors of the largest map             */
     SHIFT_TAPS = SHIFT_MAX_K * SHIFT_MAX_K
@@ -133,46 +134,51 @@ typedef struct {
     const Bits *mask;   /* [T] */
     Bits store;
 } Lane;
+/* One tap t of a tile, set up once per tile: its shift, the lanes of each vector to load,
+ * and whether they are all whole (then plain loads: with AVX2 ~20% faster than vmaskmovps,
+ * which costs a second uop on an FMA port of Intel cores). */
+typedef struct {
+    Lanes lanes[SHIFT_NV];
+    int shift, whole;
+} Step;
 
-/* The SHIFT_R x NV tile's sums over all Cin·T steps (c, t), into sum[r][j·V .. j·V+V).
- * Inlined with NV a constant (3, 2 or 1). acc must live in registers: UNROLL asks gcc to
- * unroll the r and j loops before it decides where arrays live; unrolled later (plain
- * -O3), the 1.5 KB acc array stayed in memory and all 24 accumulators were stored on
- * every step (75 instead of ~180 GFLOP/s). */
+/* Keep v in a register: without this gcc may fold the load of v into every FMA that
+ * uses it (a memory operand each: see the weight gradient below). The empty asm claims
+ * to change v, so it must be loaded once, before. */
+#define IN_REGISTER(v) __asm__("" : "+v"(v))
+
+/* The SHIFT_R x SHIFT_NV tile's sums over all Cin·T steps (c, t), into
+ * sum[r][j·V .. j·V+V). acc must live in registers: UNROLL asks gcc to unroll the r and j
+ * loops before it decides where arrays live; unrolled later (plain -O3), the 1.5 KB acc
+ * array stayed in memory and all 24 accumulators were stored on every step (75 instead
+ * of ~180 GFLOP/s). */
 #define UNROLL _Pragma("GCC unroll 16")
-static inline __attribute__((always_inline)) void tile_sums(int NV, const Lane *v, const float *restrict ap, int Cin,
-                                                            int T, const int *shift, size_t plane,
-                                                            float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step, const float *restrict ap, int Cin,
+                                                int T, size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
     Vec acc[SHIFT_R][SHIFT_NV];
     const float *in[SHIFT_NV];
-    UNROLL for (int j = 0; j < NV; j++) in[j] = v[j].in;
+    UNROLL for (int j = 0; j < SHIFT_NV; j++) in[j] = v[j].in;
     UNROLL for (int r = 0; r < SHIFT_R; r++)
-        UNROLL for (int j = 0; j < NV; j++) acc[r][j] = V_ZERO();
+        UNROLL for (int j = 0; j < SHIFT_NV; j++) acc[r][j] = V_ZERO();
     for (int c = 0; c < Cin; c++) {
-        for (int t = 0; t < T; t++, ap += SHIFT_R) {
+        const Step *s = step;
+        for (int t = 0; t < T; t++, s++, ap += SHIFT_R) {
             Vec b[SHIFT_NV];
-            UNROLL for (int j = 0; j < NV; j++) b[j] = V_LOADZ(LANES_AT(&v[j].mask[t]), in[j] + shift[t]);
+            if (s->whole) {
+                UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADU(in[j] + s->shift);
+            } else {
+                UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADZ(s->lanes[j], in[j] + s->shift);
+            }
+            UNROLL for (int j = 0; j < SHIFT_NV; j++) IN_REGISTER(b[j]);
             UNROLL for (int r = 0; r < SHIFT_R; r++) {
                 Vec a = V_SET1(ap[r]);
-                UNROLL for (int j = 0; j < NV; j++) acc[r][j] = V_FMADD(a, b[j], acc[r][j]);
+                UNROLL for (int j = 0; j < SHIFT_NV; j++) acc[r][j] = V_FMADD(a, b[j], acc[r][j]);
             }
         }
-        UNROLL for (int j = 0; j < NV; j++) in[j] += plane;
+        UNROLL for (int j = 0; j < SHIFT_NV; j++) in[j] += plane;
     }
     UNROLL for (int r = 0; r < SHIFT_R; r++)
-        UNROLL for (int j = 0; j < NV; j++) V_STOREU(&sum[r][j * SHIFT_V], acc[r][j]);
-}
-static __attribute__((noinline)) void tile3(const Lane *v, const float *ap, int Cin, int T, const int *shift,
-                                            size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
-    tile_sums(3, v, ap, Cin, T, shift, plane, sum);
-}
-static __attribute__((noinline)) void tile2(const Lane *v, const float *ap, int Cin, int T, const int *shift,
-                                            size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
-    tile_sums(2, v, ap, Cin, T, shift, plane, sum);
-}
-static __attribute__((noinline)) void tile1(const Lane *v, const float *ap, int Cin, int T, const int *shift,
-                                            size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
-    tile_sums(1, v, ap, Cin, T, shift, plane, sum);
+        UNROLL for (int j = 0; j < SHIFT_NV; j++) V_STOREU(&sum[r][j * SHIFT_V], acc[r][j]);
 }
 
 /* out rows [0, rows) of the tile's vectors (+)= sum (+ bias), the real lanes only. */
@@ -219,22 +225,30 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
     for (int e0 = 0; e0 < total; e0 += SHIFT_NV) {
         Lane v[SHIFT_NV];
         int nv = total - e0 < SHIFT_NV ? total - e0 : SHIFT_NV;
-        for (int j = 0; j < nv; j++) {
-            int n = (e0 + j) / nvec, q = (e0 + j) % nvec, q0 = q * SHIFT_V;
+        for (int j = 0; j < SHIFT_NV; j++) {
+            int e = j < nv ? e0 + j : e0;   /* past the last vector: the first again (summed, not stored) */
+            int n = e / nvec, q = e % nvec, q0 = q * SHIFT_V;
             v[j].in = in + (size_t)n * Cin * plane + q0;
             v[j].out = out + (size_t)n * OUT * plane + q0;
             v[j].mask = mask[q];
             v[j].store = first_lanes(HW - q0);
         }
+        Step step[SHIFT_TAPS];
+        for (int t = 0; t < T; t++) {
+            step[t].shift = shift[t];
+            step[t].whole = 1;
+            for (int j = 0; j < SHIFT_NV; j++) {
+                step[t].lanes[j] = LANES(v[j].mask[t]);
+                step[t].whole &= v[j].mask[t] == SHIFT_ALL;
+            }
+        }
         const float *ap = Ap;
         for (int o0 = 0; o0 < OUT; o0 += SHIFT_R, ap += KK * SHIFT_R) {
             int rows = OUT - o0 < SHIFT_R ? OUT - o0 : SHIFT_R;
             Lane w[SHIFT_NV];
-            for (int j = 0; j < nv; j++) { w[j] = v[j]; w[j].out += (size_t)o0 * plane; }
+            for (int j = 0; j < SHIFT_NV; j++) { w[j] = v[j]; w[j].out += (size_t)o0 * plane; }
             float sum[SHIFT_R][SHIFT_NV * SHIFT_V];
-            if (nv == 3)      tile3(w, ap, Cin, T, shift, plane, sum);
-            else if (nv == 2) tile2(w, ap, Cin, T, shift, plane, sum);
-            else              tile1(w, ap, Cin, T, shift, plane, sum);
+            tile_sums(w, step, ap, Cin, T, plane, sum);
             tile_store(nv, w, sum, rows, plane, bias ? bias + o0 : NULL, beta);
         }
     }
@@ -263,10 +277,9 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
  * (up to OUT/8 threads). */
 enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
 
-/* Keep v in a register: without this gcc folded each dy load into all three FMAs that
- * use it (a memory operand each: 24 loads per 24 FMAs instead of 8, 76 instead of
- * ~150 GFLOP/s). The empty asm claims to change v, so it must be loaded once, before. */
-#define IN_REGISTER(v) __asm__("" : "+v"(v))
+/* (IN_REGISTER on the dy vectors: without it gcc folded each dy load into all three FMAs
+ * that use it, a memory operand each: 24 loads per 24 FMAs instead of 8, 76 instead of
+ * ~150 GFLOP/s.) */
 
 /* The tile's 3 columns are 3 inputs xstep floats apart: the 3 taps of a kernel row
  * (xstep 1), or 3 channels of a 1x1 layer (xstep = the plane); nk < 3 at a last edge.
