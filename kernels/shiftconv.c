@@ -48,7 +48,7 @@
 /* ---- the vector vocabulary: every algorithm below is written once with these -------
  * Vec: SHIFT_V floats. A lane mask is kept as bits (Bits, bit l = lane l: the tables
  * border_masks fills) and turned into the ISA's form where a load or store uses it:
- * LANES(bits) from a value, LANES_AT(p) from bits in memory. V_LOADZ(lanes, p): the
+ * LANES(bits); the 3x3 layers keep a table of them (Taps3). V_LOADZ(lanes, p): the
  * lanes of p, 0 in the masked ones (whose memory is never touched); V_STOREM: the lanes
  * only. SHIFT_R: output channels of the forward tile (x SHIFT_NV vectors); SHIFT_DR: rows
  * of the weight-gradient tile (x 3 columns). */
@@ -64,7 +64,6 @@ typedef __mmask16 Lanes;
 #define V_FMADD(a, b, c)  _mm512_fmadd_ps(a, b, c)
 #define V_REDUCE(v)       _mm512_reduce_add_ps(v)
 #define LANES(bits)       ((__mmask16)(bits))
-#define LANES_AT(p)       _load_mask16((__mmask16 *)(p))
 #define V_LOADZ(m, p)     _mm512_maskz_loadu_ps(m, p)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #else
@@ -95,7 +94,6 @@ static inline float v_reduce(__m256 v) {   /* the two halves, then pairs, then t
 #define V_FMADD(a, b, c)  _mm256_fmadd_ps(a, b, c)
 #define V_REDUCE(v)       v_reduce(v)
 #define LANES(bits)       _mm256_load_si256((const __m256i *)lane_mask[bits])
-#define LANES_AT(p)       LANES(*(p))
 #define V_LOADZ(m, p)     _mm256_maskload_ps(p, m)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #endif
@@ -254,6 +252,25 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
     }
 }
 
+/* Shared set-up of the 3x3 pad-1 layers (weight gradient, depthwise): shifts and lanes
+ * per (vector, tap) of a layer on H x W (with AVX2 36 KiB: one vmovdqa per masked load),
+ * the last vector's lanes. */
+typedef struct {
+    int nvec, shift[9];
+    Bits last;
+    Lanes lanes[SHIFT_MAX_VECS][9];
+} Taps3;
+static void taps3(Taps3 *T, int H, int W) {
+    int HW = H * W;
+    Bits mask[SHIFT_MAX_VECS][SHIFT_TAPS];
+    T->nvec = (HW + SHIFT_V - 1) / SHIFT_V;
+    for (int t = 0; t < 9; t++) T->shift[t] = (t / 3 - 1) * W + (t % 3 - 1);
+    border_masks(mask, T->nvec, H, W, 3);
+    for (int q = 0; q < T->nvec; q++)
+        for (int t = 0; t < 9; t++) T->lanes[q][t] = LANES(mask[q][t]);
+    T->last = first_lanes(HW - (T->nvec - 1) * SHIFT_V);
+}
+
 /* ---- the weight gradient (3x3 layers) ----------------------------------------------
  *
  *   dw[o, c, kh, kw] = Σ_n Σ_q dy[n,o,q] · in[n, c, q + (kh-1)·W + (kw-1)]     (masked as above)
@@ -286,17 +303,17 @@ enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
  * last: the lanes of the map's last vector. */
 static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, size_t xstep, const float *dy,
                                                            size_t dy_row, size_t dy_image, const float *x,
-                                                           size_t x_image, int ng, int nvec, const Bits *mask,
+                                                           size_t x_image, int ng, int nvec, const Lanes *lanes,
                                                            Bits last, float beta, float *dw, size_t ldw) {
     Vec acc[SHIFT_DR][3];
     UNROLL for (int r = 0; r < SHIFT_DR; r++)
         UNROLL for (int j = 0; j < 3; j++) acc[r][j] = V_ZERO();
     for (int n = 0; n < ng; n++) {
         const float *g = dy + n * dy_image, *xn = x + n * x_image;
-        const Bits *m = mask;
-        for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V, m += SHIFT_TAPS) {
+        const Lanes *m = lanes;
+        for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V, m += 9) {
             Vec b[3];
-            UNROLL for (int j = 0; j < 3; j++) b[j] = j < nk ? V_LOADZ(LANES_AT(&m[j]), xn + j * xstep) : V_ZERO();
+            UNROLL for (int j = 0; j < 3; j++) b[j] = j < nk ? V_LOADZ(m[j], xn + j * xstep) : V_ZERO();
             UNROLL for (int r = 0; r < SHIFT_DR; r++) {
                 if (r >= nr) break;
                 Vec gr = whole ? V_LOADU(g + r * dy_row)
@@ -315,26 +332,26 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
 }
 /* whole: SHIFT_DR rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4) */
 static __attribute__((noinline)) void dw_tile_taps(const float *dy, size_t dy_row, size_t dy_image, const float *x,
-                                                   size_t x_image, int ng, int nvec, const Bits *mask, float beta,
+                                                   size_t x_image, int ng, int nvec, const Lanes *lanes, float beta,
                                                    float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, SHIFT_ALL, beta, dw, ldw);
+    dw_tile(1, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_channels(size_t xstep, const float *dy, size_t dy_row, size_t dy_image,
                                                        const float *x, size_t x_image, int ng, int nvec,
-                                                       const Bits *mask, float beta, float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, SHIFT_ALL, beta, dw, ldw);
+                                                       const Lanes *lanes, float beta, float *dw, size_t ldw) {
+    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, size_t xstep, const float *dy, size_t dy_row,
                                                    size_t dy_image, const float *x, size_t x_image, int ng, int nvec,
-                                                   const Bits *mask, Bits last, float beta, float *dw, size_t ldw) {
-    dw_tile(0, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, mask, last, beta, dw, ldw);
+                                                   const Lanes *lanes, Bits last, float beta, float *dw, size_t ldw) {
+    dw_tile(0, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, last, beta, dw, ldw);
 }
 
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
                   int o_end) {
-    int HW = H * W, nvec = (HW + SHIFT_V - 1) / SHIFT_V;
-    Bits mask[SHIFT_MAX_VECS][SHIFT_TAPS], last = first_lanes(HW - (nvec - 1) * SHIFT_V);
-    border_masks(mask, nvec, H, W, 3);
+    int HW = H * W;
+    Taps3 T;
+    taps3(&T, H, W);
     size_t plane = (size_t)HW, KK = (size_t)Cin * 9;
     int group = HW >= SHIFT_DW_GROUP ? 1 : (SHIFT_DW_GROUP + HW - 1) / HW;
     for (int n0 = 0; n0 < ni; n0 += group) {
@@ -348,11 +365,12 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
                     /* tap (kh, kw) of output q reads x[q + (kh-1)·W + kw-1]: x + kw from here */
                     const float *x = in + ((size_t)n0 * Cin + c) * plane + (kh - 1) * W - 1;
                     float *w = dw + (size_t)o0 * KK + (size_t)c * 9 + kh * 3;
-                    if (nr == SHIFT_DR && last == SHIFT_ALL)
-                        dw_tile_taps(g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], beta, w, KK);
+                    if (nr == SHIFT_DR && T.last == SHIFT_ALL)
+                        dw_tile_taps(g, plane, OUT * plane, x, Cin * plane, ng, T.nvec, &T.lanes[0][kh * 3], beta, w,
+                                     KK);
                     else
-                        dw_tile_edge(nr, 3, 1, g, plane, OUT * plane, x, Cin * plane, ng, nvec, &mask[0][kh * 3], last,
-                                     beta, w, KK);
+                        dw_tile_edge(nr, 3, 1, g, plane, OUT * plane, x, Cin * plane, ng, T.nvec, &T.lanes[0][kh * 3],
+                                     T.last, beta, w, KK);
                 }
         }
     }
@@ -365,8 +383,9 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
 void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg, int HW, size_t dy_image,
                       size_t x_image, int o_begin, int o_end) {
     int nvec = (HW + SHIFT_V - 1) / SHIFT_V;
-    Bits mask[SHIFT_MAX_VECS][SHIFT_TAPS], last = first_lanes(HW - (nvec - 1) * SHIFT_V);
-    for (int q = 0; q < nvec; q++) mask[q][0] = mask[q][1] = mask[q][2] = q == nvec - 1 ? last : SHIFT_ALL;
+    Bits last = first_lanes(HW - (nvec - 1) * SHIFT_V);
+    Lanes lanes[SHIFT_MAX_VECS][9];   /* (the tile reads [q][0..2]) */
+    for (int q = 0; q < nvec; q++) lanes[q][0] = lanes[q][1] = lanes[q][2] = LANES(q == nvec - 1 ? last : SHIFT_ALL);
     size_t plane = (size_t)HW;
     int group = HW >= SHIFT_DW_GROUP ? 1 : (SHIFT_DW_GROUP + HW - 1) / HW;
     for (int n0 = 0; n0 < N; n0 += group) {
@@ -380,9 +399,9 @@ void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg,
                 const float *xc = x + n0 * x_image + (size_t)c * plane;
                 float *w = dw + (size_t)o0 * Cg + c;
                 if (nr == SHIFT_DR && nk == 3 && last == SHIFT_ALL)
-                    dw_tile_channels(plane, g, plane, dy_image, xc, x_image, ng, nvec, &mask[0][0], beta, w, Cg);
+                    dw_tile_channels(plane, g, plane, dy_image, xc, x_image, ng, nvec, &lanes[0][0], beta, w, Cg);
                 else
-                    dw_tile_edge(nr, nk, plane, g, plane, dy_image, xc, x_image, ng, nvec, &mask[0][0], last, beta, w,
+                    dw_tile_edge(nr, nk, plane, g, plane, dy_image, xc, x_image, ng, nvec, &lanes[0][0], last, beta, w,
                                  Cg);
             }
         }
@@ -403,31 +422,17 @@ void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg,
  * the lanes once. Work items are planes (forward) or channels (dW): one thread each,
  * fixed order. */
 static void dw_plane(float *out, const float *in, const float *w, float bias, float beta, int nvec, Bits last,
-                     const int *shift, const Bits mask[][SHIFT_TAPS]) {
+                     const int *shift, const Lanes lanes[][9]) {
     Vec wv[9];
     UNROLL for (int t = 0; t < 9; t++) wv[t] = V_SET1(w[t]);
     for (int q = 0; q < nvec; q++) {
         const float *x = in + q * SHIFT_V;
         Vec acc = V_SET1(bias);
-        UNROLL for (int t = 0; t < 9; t++) acc = V_FMADD(wv[t], V_LOADZ(LANES_AT(&mask[q][t]), x + shift[t]), acc);
+        UNROLL for (int t = 0; t < 9; t++) acc = V_FMADD(wv[t], V_LOADZ(lanes[q][t], x + shift[t]), acc);
         Bits m = q == nvec - 1 ? last : SHIFT_ALL;
         if (beta != 0.0f) acc = V_ADD(acc, V_LOADZ(LANES(m), out + q * SHIFT_V));
         V_STOREM(out + q * SHIFT_V, LANES(m), acc);
     }
-}
-
-/* Shared set-up: shifts and masks of a 3x3 pad-1 layer on H x W, the last vector's lanes. */
-typedef struct {
-    int nvec, shift[9];
-    Bits last;
-    Bits mask[SHIFT_MAX_VECS][SHIFT_TAPS];
-} Taps3;
-static void taps3(Taps3 *T, int H, int W) {
-    int HW = H * W;
-    T->nvec = (HW + SHIFT_V - 1) / SHIFT_V;
-    for (int t = 0; t < 9; t++) T->shift[t] = (t / 3 - 1) * W + (t % 3 - 1);
-    border_masks(T->mask, T->nvec, H, W, 3);
-    T->last = first_lanes(HW - (T->nvec - 1) * SHIFT_V);
 }
 
 void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
@@ -438,7 +443,7 @@ void shiftconv_depthwise(float *out, const float *in, const float *w, const floa
     for (long p = p_begin; p < p_end; p++) {
         int c = (int)(p % C);
         dw_plane(out + p * plane, in + p * plane, w + (size_t)c * 9, bias ? bias[c] : 0.0f, beta, T.nvec, T.last,
-                 T.shift, T.mask);
+                 T.shift, T.lanes);
     }
 }
 
@@ -456,7 +461,7 @@ void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, 
                 Vec gv = V_LOADZ(LANES(q == T.nvec - 1 ? T.last : SHIFT_ALL), g);
                 IN_REGISTER(gv);
                 UNROLL for (int t = 0; t < 9; t++)
-                    acc[t] = V_FMADD(gv, V_LOADZ(LANES_AT(&T.mask[q][t]), x + T.shift[t]), acc[t]);
+                    acc[t] = V_FMADD(gv, V_LOADZ(T.lanes[q][t], x + T.shift[t]), acc[t]);
             }
         }
         UNROLL for (int t = 0; t < 9; t++) dw[(size_t)c * 9 + t] = V_REDUCE(acc[t]);
