@@ -300,7 +300,8 @@ enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
 
 /* The tile's 3 columns are 3 inputs xstep floats apart: the 3 taps of a kernel row
  * (xstep 1), or 3 channels of a 1x1 layer (xstep = the plane); nk < 3 at a last edge.
- * last: the lanes of the map's last vector. */
+ * lanes [nvec][9]: the lanes of x to load per vector, column j at [q][j]; NULL: all of them
+ * (plain loads: 1x1 layers on whole vectors). last: the lanes of the map's last vector. */
 static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, size_t xstep, const float *dy,
                                                            size_t dy_row, size_t dy_image, const float *x,
                                                            size_t x_image, int ng, int nvec, const Lanes *lanes,
@@ -310,10 +311,10 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
         UNROLL for (int j = 0; j < 3; j++) acc[r][j] = V_ZERO();
     for (int n = 0; n < ng; n++) {
         const float *g = dy + n * dy_image, *xn = x + n * x_image;
-        const Lanes *m = lanes;
-        for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V, m += 9) {
+        for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V) {
             Vec b[3];
-            UNROLL for (int j = 0; j < 3; j++) b[j] = j < nk ? V_LOADZ(m[j], xn + j * xstep) : V_ZERO();
+            UNROLL for (int j = 0; j < 3; j++)
+                b[j] = j >= nk ? V_ZERO() : lanes ? V_LOADZ(lanes[q * 9 + j], xn + j * xstep) : V_LOADU(xn + j * xstep);
             UNROLL for (int r = 0; r < SHIFT_DR; r++) {
                 if (r >= nr) break;
                 Vec gr = whole ? V_LOADU(g + r * dy_row)
@@ -330,16 +331,17 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
                 *w = beta == 0.0f ? s : *w + s;
             }
 }
-/* whole: SHIFT_DR rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4) */
+/* whole: SHIFT_DR rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4);
+ * the 1x1 one loads x without masks */
 static __attribute__((noinline)) void dw_tile_taps(const float *dy, size_t dy_row, size_t dy_image, const float *x,
                                                    size_t x_image, int ng, int nvec, const Lanes *lanes, float beta,
                                                    float *dw, size_t ldw) {
     dw_tile(1, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_channels(size_t xstep, const float *dy, size_t dy_row, size_t dy_image,
-                                                       const float *x, size_t x_image, int ng, int nvec,
-                                                       const Lanes *lanes, float beta, float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
+                                                       const float *x, size_t x_image, int ng, int nvec, float beta,
+                                                       float *dw, size_t ldw) {
+    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, NULL, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, size_t xstep, const float *dy, size_t dy_row,
                                                    size_t dy_image, const float *x, size_t x_image, int ng, int nvec,
@@ -399,7 +401,7 @@ void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg,
                 const float *xc = x + n0 * x_image + (size_t)c * plane;
                 float *w = dw + (size_t)o0 * Cg + c;
                 if (nr == SHIFT_DR && nk == 3 && last == SHIFT_ALL)
-                    dw_tile_channels(plane, g, plane, dy_image, xc, x_image, ng, nvec, &lanes[0][0], beta, w, Cg);
+                    dw_tile_channels(plane, g, plane, dy_image, xc, x_image, ng, nvec, beta, w, Cg);
                 else
                     dw_tile_edge(nr, nk, plane, g, plane, dy_image, xc, x_image, ng, nvec, &lanes[0][0], last, beta, w,
                                  Cg);
