@@ -238,14 +238,16 @@ for t in tests/test_*.c; do
 done
 
 # The op checks again with shiftconv.c off (DKD_SHIFTCONV=0), where the CPU has AVX-512
-# and so takes it by default: the Winograd and implicit-GEMM paths it replaces on those
-# layers stay tested on such machines too.
-if grep -qw avx512f /proc/cpuinfo 2>/dev/null && [ -x $B/tests/test_ops ]; then
+# or AVX2+FMA and so takes it by default: the Winograd and implicit-GEMM paths it
+# replaces on those layers stay tested on such machines too.
+if { grep -qw avx512f /proc/cpuinfo || { grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; }; } 2>/dev/null &&
+   [ -x $B/tests/test_ops ]; then
   DKD_SHIFTCONV=0 run_test "test_ops[DKD_SHIFTCONV=0]" ./$B/tests/test_ops
 fi
 
-# The golden checks again on every other instruction-set path of the CPU kernels this CPU
-# runs (the default one ran above; tests/test_isa.c checks the ops on every path).
+# The golden and op checks again on every other instruction-set path of the CPU kernels
+# this CPU runs (the default one ran above; tests/test_isa.c checks the ops on every path
+# against a double-precision formula, test_ops on many more shapes, 2 s per path).
 if [ $ISA_DISPATCH = 1 ] && [ -x $B/tests/test_golden ]; then
   flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
   has() { for f in "$@"; do echo " $flags " | grep -q " $f " || return 1; done; }
@@ -257,6 +259,7 @@ if [ $ISA_DISPATCH = 1 ] && [ -x $B/tests/test_golden ]; then
       avx2)   has avx2 fma || { echo "=== test_golden[$isa]: SKIP: this CPU has no AVX2+FMA"; S=$((S+1)); continue; };;
     esac
     DKD_ISA=$isa run_test "test_golden[$isa]" ./$B/tests/test_golden
+    [ -x $B/tests/test_ops ] && DKD_ISA=$isa run_test "test_ops[$isa]" ./$B/tests/test_ops
   done
 fi
 

@@ -175,7 +175,7 @@ enum {
      * vs 235, 64 @16x16 285 vs 254, 128 @8x8 282 vs 237; 64 @32x32 218 vs 325, 128
      * @16x16 258 vs 363, 256 @8x8 264 vs 324, 32->64 @32x32 195 vs 258). 1x1 layers stay
      * with the GEMM (one tap per input channel is too little work per tile). */
-    SHIFT_WINO_WORK = 1 << 21
+    SHIFT_WINO_WORK = SHIFT_WINO_WORK_ISA   /* 2^21 with AVX-512; AVX2: 2^18 (shiftconv.h) */
 };
 
 /* DKD_SHIFTCONV=0 in the environment sends the shiftconv.c layers back to Winograd or

@@ -1,5 +1,6 @@
 /* kernels/shiftconv.h — stride-1 "same" convolutions computed straight from NCHW with lane
- * masks (shiftconv.c; AVX-512 builds only). Private to the CPU reference: conv.c calls it. */
+ * masks (shiftconv.c; AVX-512 and AVX2+FMA builds). Private to the CPU reference: conv.c
+ * calls it. */
 #ifndef DKD_SHIFT_H
 #define DKD_SHIFT_H
 
@@ -7,13 +8,29 @@
 
 enum {
     SHIFT_MAX_K = 7,      /* largest kernel (K x K taps) the mask table holds           */
-    SHIFT_MAX_VECS = 64,  /* largest map, in 16-position vectors (32x32 = 64 vectors)   */
-    SHIFT_DW_ROWS = 8     /* rows of dw (output channels) per weight-gradient tile      */
+    SHIFT_MIN_HW = 16,    /* smallest map, in positions (4x4)                           */
+    SHIFT_MAX_HW = 1024,  /* largest map, in positions (32x32)                          */
+    SHIFT_DW_ROWS = 8     /* rows of dw (output channels) per block of the weight       */
+                          /* gradient that a thread takes (one or two tiles)           */
 };
 
+/* conv.c gives a 3x3 layer that Winograd can also take to this path only while
+ * C·OC·H·W < SHIFT_WINO_WORK_ISA (Winograd's GEMMs win on big products). With AVX-512 at
+ * 2^21 (measured: conv.c). With AVX2 Winograd's forward wins from 2^18: one core, batch
+ * 64, DKD_ISA=avx2, GFLOP/s shiftconv vs Winograd, forward | dx: 32 @8x8 (2^16) 97 vs
+ * 64 | 85 vs 72; 32 @16x16 (2^18) 92 vs 93 | 96 vs 91; 64 @8x8 (2^18) 94 vs 100 | 87 vs
+ * 103; 32->64 @16x16 (2^19) 88 vs 113 | 84 vs 96; 64 @16x16 (2^20) 88 vs 131 | 85 vs
+ * 134; 128 @8x8 (2^20) 95 vs 136 | 89 vs 140 (inference, 1 thread: wrn_40_2 123 img/s
+ * with 2^21, 160 with 2^18, 156 without shiftconv.c). */
+#if defined(__AVX512F__)
+enum { SHIFT_WINO_WORK_ISA = 1 << 21 };
+#else
+enum { SHIFT_WINO_WORK_ISA = 1 << 18 };
+#endif
+
 /* 1 if a layer can take this path in this build: stride 1, 2P = K-1 (output as large as
- * the input), K <= SHIFT_MAX_K, ungrouped, 16 <= H·W <= 16·SHIFT_MAX_VECS; 0 always
- * in builds without AVX-512. */
+ * the input), K <= SHIFT_MAX_K, ungrouped, SHIFT_MIN_HW <= H·W <= SHIFT_MAX_HW (the same
+ * layers with either width of vector); 0 always in builds without AVX-512 or AVX2+FMA. */
 int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G);
 /* Floats of the packed weights of an OUT x Cin x K x K kernel. */
 size_t shiftconv_packed_floats(int OUT, int Cin, int K);
@@ -30,15 +47,15 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
  * take disjoint row ranges. Calling thread only. */
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
                   int o_end);
-/* The weight gradient of a 1x1 stride-1 layer (one group: Cg inputs; AVX-512 builds, any
- * H·W <= 16·SHIFT_MAX_VECS), rows [o_begin, o_end) (o_begin a multiple of SHIFT_DW_ROWS):
+/* The weight gradient of a 1x1 stride-1 layer (one group: Cg inputs; any
+ * SHIFT_MIN_HW <= H·W <= SHIFT_MAX_HW), rows [o_begin, o_end) (o_begin a multiple of SHIFT_DW_ROWS):
  * dw[o][c] = Σ_n Σ_q dy[n, o, q] · x[n, c, q], dw with row stride Cg, overwritten. dy and
  * x point at the group's first channel of image 0; dy_image, x_image: floats from one
  * image to the next. Calling thread only. */
 void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg, int HW, size_t dy_image,
                       size_t x_image, int o_begin, int o_end);
 
-/* Depthwise 3x3 layers (pad 1, stride 1, H·W >= 16; shiftconv_applies with Cin = 1):
+/* Depthwise 3x3 layers (pad 1, stride 1, H·W >= SHIFT_MIN_HW; shiftconv_applies with Cin = 1):
  * planes p in [p_begin, p_end) of N·C (channel c = p mod C) of
  * out [N, C, H, W] (+)= conv(in [N, C, H, W]) with w [C, 3, 3] (+ bias[c] when beta is
  * 0 and bias is not NULL); beta 0 overwrites, 1 adds. Calling thread only. */

@@ -4,7 +4,9 @@
  * if the CPU runs it, switch to it (dkd_set_isa) and check sgemm_cpu and the convolution
  * (forward, dx, dw, db) against a double-precision direct formula, on shapes that take
  * each of conv.c's routes: Winograd (3x3, >= 32 channels), implicit GEMM (16 channels),
- * small maps (several images per GEMM), stride 2, 1x1, grouped and depthwise.
+ * small maps (several images per GEMM), stride 2, 1x1, grouped and depthwise, and
+ * shiftconv.c's stride-1 "same" layers (the avx512 and avx2 paths) on maps that end in a
+ * partial vector.
  * A path the CPU lacks is a SKIP that names it. The tolerances are those of float32 sums
  * of a few hundred terms; tests/test_golden.c runs under DKD_ISA in ./build.sh test too.
  */
@@ -162,6 +164,11 @@ int main(void) {
         {3, 16, 2, 2, 16, 3, 1, 1, 16},
         {2, 8, 12, 12, 8, 8, 1, 3, 8},     /* depthwise 8x8: CONV_MAX_TAPS taps, the padded path's largest */
         {2, 8, 12, 12, 8, 9, 1, 4, 8},     /* depthwise 9x9: more taps than CONV_MAX_TAPS, the plain loops */
+        /* shiftconv.c (avx512: 16-lane vectors, avx2: 8), maps that end in a partial vector */
+        {2, 12, 5, 5, 18, 3, 1, 1, 1},     /* 3x3 on 25 positions, 18 rows: partial tiles of rows (fwd, dx, dW) */
+        {2, 6, 6, 6, 10, 5, 1, 2, 1},      /* 5x5 pad 2 on 36 positions (fwd, dx) */
+        {2, 7, 9, 9, 10, 1, 1, 0, 1},      /* 1x1 dW on 81 positions: 7 = 3+3+1 columns, 10 rows */
+        {3, 16, 5, 5, 16, 3, 1, 1, 16},    /* depthwise 3x3 on 25 positions (fwd, dx, dW) */
     };
     int start = dkd_isa();
     printf("default path: %s\n", dkd_isa_name(start));

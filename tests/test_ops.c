@@ -236,8 +236,8 @@ static void test_conv(void) {
         {9, 32, 2, 2, 33, 3, 1, 1, 1, 1, "32->33 on 2x2 + bias: Winograd, one tile per image"},
         {3, 33, 3, 5, 32, 3, 1, 1, 1, 0, "33->32 on 3x5: Winograd, odd tiny maps"},
         {4, 32, 1, 1, 32, 3, 1, 1, 1, 0, "32->32 on 1x1: Winograd, a tile mostly padding"},
-        {3, 16, 5, 5, 16, 3, 1, 1, 16, 1, "depthwise 5x5 + bias: shiftconv (AVX-512), a partial last vector"},
-        {2, 8, 16, 16, 8, 3, 1, 1, 8, 0, "depthwise 16x16: shiftconv (AVX-512), whole vectors"},
+        {3, 16, 5, 5, 16, 3, 1, 1, 16, 1, "depthwise 5x5 + bias: shiftconv (AVX-512, AVX2), a partial last vector"},
+        {2, 8, 16, 16, 8, 3, 1, 1, 8, 0, "depthwise 16x16: shiftconv (AVX-512, AVX2), whole vectors"},
         {3, 12, 4, 4, 20, 3, 1, 1, 1, 1, "12->20 on 4x4 + bias: shiftconv, one vector per image, 20 = 8+8+4 rows"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
