@@ -997,15 +997,18 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     float *wt = conv_wt(ws, &d);
     if (dx && (d.implicit || d.wino || d.shift)) flip_weights(wt, w, &d);
     int dx_later = d.wino || d.shift;   /* dx after the dW loop, all images at once */
-    if (d.shift_dw) {   /* (G = 1) dW by shiftconv.c straight from dy and x, threads taking row blocks */
-        int blocks = (OC + SHIFT_DW_ROWS - 1) / SHIFT_DW_ROWS, threads = dkd_num_threads();
-        if (threads > blocks) threads = blocks;
+    if (d.shift_dw) {   /* (G = 1) dW by shiftconv.c straight from dy and x */
+        /* work items (row block, input channel), block-major; each thread a contiguous run */
+        long blocks = (OC + SHIFT_DW_ROWS - 1) / SHIFT_DW_ROWS, items = blocks * C;
+        int threads = dkd_num_threads() < items ? dkd_num_threads() : (int)items;
         #pragma omp parallel for schedule(static) num_threads(threads)
-        for (int i = 0; i < threads; i++) {
-            int b0 = (int)((long long)i * blocks / threads), b1 = (int)((long long)(i + 1) * blocks / threads);
-            int o1 = b1 * SHIFT_DW_ROWS < OC ? b1 * SHIFT_DW_ROWS : OC;
-            shiftconv_dw(dw, dy, x, N, C, H, W, OC, b0 * SHIFT_DW_ROWS, o1);
-        }
+        for (int i = 0; i < threads; i++)
+            for (long it = part_begin(items, i, threads), end = part_begin(items, i + 1, threads); it < end;) {
+                int blk = (int)(it / C), c0 = (int)(it % C), c1 = c0 + (end - it < C - c0 ? (int)(end - it) : C - c0);
+                int o0 = blk * SHIFT_DW_ROWS, o1 = o0 + SHIFT_DW_ROWS < OC ? o0 + SHIFT_DW_ROWS : OC;
+                shiftconv_dw(dw, dy, x, N, C, H, W, OC, o0, o1, c0, c1);
+                it += c1 - c0;
+            }
     }
     if (d.shift_1x1) {   /* dW of a pointwise layer by shiftconv.c, threads taking (group, row block)s */
         int per_group = (d.OCg + SHIFT_DW_ROWS - 1) / SHIFT_DW_ROWS, blocks = G * per_group;

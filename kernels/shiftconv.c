@@ -312,10 +312,10 @@ static void taps3(Taps3 *T, int H, int W) {
  * 8 x 1024 floats, stay in L1), every (c, kh) tile; after each group the lanes of
  * every sum are added in a fixed order onto dw (after every image, the small maps spent
  * more time adding lanes than multiplying).
- * Threads split the output channels (blocks of SHIFT_DW_ROWS rows of dw), not the
- * images: each dw element is one thread's sum over the whole batch in a fixed order, so
- * there are no partial sums to add and the result does not depend on the thread count
- * (up to OUT/8 threads). */
+ * Threads split the (block of SHIFT_DW_ROWS output channels, input channel) pieces of
+ * dw, not the images: each dw element is one thread's sum over the whole batch in a
+ * fixed order, so there are no partial sums to add and the result does not depend on the
+ * thread count (up to OUT/8 x Cin threads: 32 for the 16-channel layers). */
 enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
 
 /* (IN_REGISTER on the dy vectors: without it gcc folded each dy load into all three FMAs
@@ -374,7 +374,7 @@ static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, size_t xstep,
 }
 
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
-                  int o_end) {
+                  int o_end, int c_begin, int c_end) {
     int HW = H * W;
     Taps3 T;
     taps3(&T, H, W);
@@ -386,7 +386,7 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
         for (int o0 = o_begin; o0 < o_end; o0 += SHIFT_DR) {
             int nr = o_end - o0 < SHIFT_DR ? o_end - o0 : SHIFT_DR;
             const float *g = dy + ((size_t)n0 * OUT + o0) * plane;
-            for (int c = 0; c < Cin; c++)
+            for (int c = c_begin; c < c_end; c++)
                 for (int kh = 0; kh < 3; kh++) {
                     /* tap (kh, kw) of output q reads x[q + (kh-1)·W + kw-1]: x + kw from here */
                     const float *x = in + ((size_t)n0 * Cin + c) * plane + (kh - 1) * W - 1;
@@ -502,7 +502,7 @@ void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) 
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
                  int W, int K, int OUT) {}
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
-                  int o_end) {}
+                  int o_end, int c_begin, int c_end) {}
 void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
                          int W, long p_begin, long p_end) {}
 void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg, int HW, size_t dy_image,

@@ -42,11 +42,12 @@ void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K);
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
                  int W, int K, int OUT);
 /* The weight gradient of a 3x3 layer of this kind (pad 1) over ni images, rows
- * [o_begin, o_end) of it: dw[o] = Σ_n dy[n, o] ⋆ in[n] (the correlation summed over
- * positions and images), overwritten. o_begin is a multiple of SHIFT_DW_ROWS: threads
- * take disjoint row ranges. Calling thread only. */
+ * [o_begin, o_end) and input channels [c_begin, c_end) of it: dw[o][c] = Σ_n dy[n, o] ⋆
+ * in[n, c] (the correlation summed over positions and images), overwritten. o_begin is a
+ * multiple of SHIFT_DW_ROWS: threads take disjoint (row block, channel range) pieces.
+ * Calling thread only. */
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
-                  int o_end);
+                  int o_end, int c_begin, int c_end);
 /* The weight gradient of a 1x1 stride-1 layer (one group: Cg inputs; any
  * SHIFT_MIN_HW <= H·W <= SHIFT_MAX_HW), rows [o_begin, o_end) (o_begin a multiple of SHIFT_DW_ROWS):
  * dw[o][c] = Σ_n Σ_q dy[n, o, q] · x[n, c, q], dw with row stride Cg, overwritten. dy and
