@@ -13,17 +13,18 @@
  *
  * Which path a layer takes (conv_geometry decides; PP = OH·OW output positions)
  * ------------------------------------------------------------------------------
- * On CPUs with AVX-512 (shiftconv.c; DKD_SHIFTCONV=0 turns it off), stride-1 layers
+ * On CPUs with AVX-512 or AVX2+FMA (shiftconv.c; DKD_SHIFTCONV=0 turns it off), stride-1 layers
  * whose output is as large as the input ("same": 2P = K-1) on maps of 16 to 1024
  * positions are read straight from NCHW, every tap a fixed shift of the flat plane
  * with the border lanes masked:
  *  layer shape                         forward         dx               dW
- *  3x3 "same", G = 1, C·OC·H·W < 2^21  shiftconv       shiftconv of dy  shiftconv dW
+ *  3x3 "same", G = 1, C·OC·H·W < W0   shiftconv       shiftconv of dy  shiftconv dW
  *    (resnet20/32/56/110, WRN's         (8 x 48 tile)   (flipped kernel) (8 x 3 taps)
  *    small and middle layers)
- *  3x3 "same", G = 1, C·OC·H·W >= 2^21 Winograd        Winograd of dy   shiftconv dW
+ *  3x3 "same", G = 1, C·OC·H·W >= W0  Winograd        Winograd of dy   shiftconv dW
  *    (resnet32x4/8x4, VGG, WRN-40-2's
- *    wide layers: see SHIFT_WINO_WORK)
+ *    wide layers; W0 = SHIFT_WINO_WORK:
+ *    2^21 with AVX-512, 2^18 with AVX2)
  *  depthwise 3x3 / s1 / pad 1          shiftconv       shiftconv of dy  shiftconv dW
  *    (MobileNetV2, ShuffleNets)         depthwise       (flipped)        depthwise
  *  1x1 / s1, maps 4x4 (PP >= 64)       GEMM on the     GEMM W^T·dY      shiftconv dW
@@ -205,7 +206,7 @@ typedef struct {
     int implicit;           /* stride-1 layer on >= 64 positions: dW by implicit_dw (or im2col on narrow maps), forward and dx by implicit_conv unless wino is set */
     int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
-    int shift;              /* forward and dx by shiftconv.c (AVX-512 builds): stride-1 "same" layers, before Winograd */
+    int shift;              /* forward and dx by shiftconv.c (AVX-512 and AVX2 builds): stride-1 "same" layers, before Winograd */
     int shift_dw;           /* dW by shiftconv.c: every stride-1 "same" 3x3 layer it can take */
     int shift_1x1;          /* dW of 1x1 stride-1 layers (pointwise, any G) by shiftconv.c */
 } Conv;
@@ -259,6 +260,11 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
      * 3 groups 2.6 vs 3.7 ms; batch 64, 1 thread, AVX-512 Xeon) */
     d.shift_1x1 = shiftconv_enabled() && K == 1 && S == 1 && P == 0 && d.per_slice == 1 && H * W <= 256 &&
                   shiftconv_applies(d.Cg, H, W, 1, 1, 0, 1);
+#if !defined(__AVX512F__)
+    /* (AVX2: only narrow layers; on wide ones the GEMM wins: 72->12 @16x16 0.55 vs 0.86 ms,
+     * but 128->256 @8x8 4.76 vs 3.69 ms; 1 thread, DKD_ISA=avx2 on the AVX-512 Xeon) */
+    if (d.Cg * d.OCg >= 4096) d.shift_1x1 = 0;
+#endif
     int procs = 1;
 #ifdef _OPENMP
     procs = omp_get_num_procs();
@@ -701,7 +707,7 @@ static void conv_dw_dw_channel(float *dwc, const float *dy, const float *x, int 
  * Wp - OW are junk (computed, never used; for the gradients they are set to 0). */
 static int dw_padded(const Conv *d) { return d->S == 1; }
 /* 3x3 stride-1 pad-1 depthwise layers on maps of >= 16 positions go to shiftconv.c
- * (AVX-512 builds): forward, dx (the forward of dy with the flipped kernel, kept at the
+ * (AVX-512 and AVX2 builds): forward, dx (the forward of dy with the flipped kernel, kept at the
  * start of the workspace) and dW. */
 static int dw_shift(const Conv *d) {
     return shiftconv_enabled() && d->K == 3 && d->P == 1 && shiftconv_applies(1, d->H, d->W, 3, d->S, 1, 1);
