@@ -60,6 +60,7 @@ unsigned char *read_file(const char *path, size_t *len);
 /* Write a file atomically: path.tmp then fsync + rename. 0 or -1. */
 int write_file_atomic(const char *path, const void *data, size_t len);
 int dkd_num_threads(void);               /* OpenMP threads in use (1 without OpenMP) */
+int dkd_num_procs(void);                 /* processors OpenMP may use (1 without OpenMP): sizes workspaces */
 void dkd_set_threads(int n);             /* set OpenMP threads (no-op without OpenMP) */
 
 /* ------------------------------------------------------------------------- */

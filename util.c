@@ -101,6 +101,14 @@ int dkd_num_threads(void) {
     return 1;
 #endif
 }
+
+int dkd_num_procs(void) {
+#ifdef _OPENMP
+    return omp_get_num_procs();
+#else
+    return 1;
+#endif
+}
 void dkd_set_threads(int n) {
 #ifdef _OPENMP
     if (n > 0) omp_set_num_threads(n);

@@ -111,7 +111,7 @@
  *   image + output grid + offsets, whichever is larger;
  *   dW partials: chunks · OC · KK floats (none when there is a single chunk);
  *   implicit layers: the flipped kernel for dx, OC · KK floats.
- * Slots: min(omp_get_num_procs(), number of slices). A call uses at most that many
+ * Slots: min(dkd_num_procs(), number of slices). A call uses at most that many
  * threads (more threads than processors never help), so the workspace stays valid
  * whatever thread count is set later. Largest layer of resnet56/resnet20 at batch 64
  * on 2 processors (64x64 3x3 on 8x8 maps): 424k floats (1.7 MB); the GEMM adds
@@ -265,10 +265,7 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
      * but 128->256 @8x8 4.76 vs 3.69 ms; 1 thread, DKD_ISA=avx2 on the AVX-512 Xeon) */
     if (d.Cg * d.OCg >= 4096) d.shift_1x1 = 0;
 #endif
-    int procs = 1;
-#ifdef _OPENMP
-    procs = omp_get_num_procs();
-#endif
+    int procs = dkd_num_procs();
     d.slots = procs < d.slices ? procs : d.slices;
     if (d.slots < 1) d.slots = 1;
     return d;
@@ -286,10 +283,7 @@ static int wino_threads(const Conv *d) {
 /* Depthwise: work items are planes (forward, dx) or channels (dW); slots for the
  * padded-plane scratch: min(processors, channels). */
 static int dw_slots(const Conv *d) {
-    int procs = 1;
-#ifdef _OPENMP
-    procs = omp_get_num_procs();
-#endif
+    int procs = dkd_num_procs();
     int s = procs < d->C ? procs : d->C;
     return s < 1 ? 1 : s;
 }

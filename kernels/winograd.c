@@ -168,10 +168,7 @@ size_t winograd_slot_floats(int C, int H, int W, int OC, int ni) {
 }
 
 int winograd_images_per_call(int N, int H, int W) {
-    int per_image = ((H + 1) / 2) * ((W + 1) / 2), procs = 1;
-#ifdef _OPENMP
-    procs = omp_get_num_procs();
-#endif
+    int per_image = ((H + 1) / 2) * ((W + 1) / 2), procs = dkd_num_procs();
     int ni = (WINO_TB + per_image - 1) / per_image;    /* a whole block of tiles ...     */
     int share = (N + procs - 1) / procs;               /* ... but work for every core     */
     if (ni > share) ni = share;

@@ -348,7 +348,7 @@ int main(void) {
         checked++;
         golden_model(dir, models[i]);
     }
-    if (checked) check(1, "golden model cases checked from %s: %d (of %d *_case.pth)", dir, checked, found);
+    if (checked) printf("  (golden model cases checked from %s: %d of %d *_case.pth)\n", dir, checked, found);
     else skip("no model case (<model>_case.pth with <model>.pth) in %s: no model checked against PyTorch here", dir);
     golden_dkd(dir);
     return test_summary();
