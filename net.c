@@ -611,11 +611,15 @@ static int forward_bn_relu_fused(Net *n, int i, int B) {
 }
 
 /* ReLU node i whose input is BN node i-1: both backwards as one fused op; 1 if done. */
+/* Node i+1 is a ReLU and the only reader of node i (so the pair can run as one op). */
+static int relu_only_reader(const Net *n, int i) {
+    return i + 1 < n->n_nodes && n->nodes[i + 1].op == OP_RELU && n->nodes[i + 1].in[0] == i && only_reader(n, i, i + 1);
+}
+
 static int backward_bn_relu_fused(Net *n, int i, int B) {
     const Backend *be = n->be;
     const Node *bn = &n->nodes[i - 1];
-    if (!be->batchnorm_relu_backward || bn->op != OP_BN || n->nodes[i].in[0] != i - 1 || !only_reader(n, i - 1, i))
-        return 0;
+    if (!be->batchnorm_relu_backward || bn->op != OP_BN || !relu_only_reader(n, i - 1)) return 0;
     float *dx = bn->in[0] > 0 ? DACT(bn->in[0]) : NULL;
     return be->batchnorm_relu_backward(dx, GRAD(bn->w), GRAD(bn->b), DACT(i), ACT(i), ACT(bn->in[0]),
                                        n->save + bn->save, n->save + bn->save + bn->C, PARAM(bn->w), B, bn->C,
@@ -628,9 +632,7 @@ static int backward_bn_relu_fused(Net *n, int i, int B) {
  * pass fewer. Returns 2 if done, 0 if node i is not such a pair. */
 static int forward_train_relu_fused(Net *n, int i, int B) {
     const Node *nd = &n->nodes[i];
-    if ((nd->op != OP_BN && nd->op != OP_ADD) || i + 1 >= n->n_nodes || n->nodes[i + 1].op != OP_RELU ||
-        n->nodes[i + 1].in[0] != i || !only_reader(n, i, i + 1))
-        return 0;
+    if ((nd->op != OP_BN && nd->op != OP_ADD) || !relu_only_reader(n, i)) return 0;
     float *y = ACT(i + 1);
     if (nd->op == OP_ADD) {
         add_relu(y, ACT(nd->in[0]), ACT(nd->in[1]), node_floats(nd, B));
@@ -788,9 +790,7 @@ float *net_forward(Net *n, int B, int train) {
  * ReLU's (backward_bn_relu_fused reads the ReLU's output gradient instead). */
 static int dact_unused(const Net *n, int i) {
     if (i == 0) return 1;
-    const Node *nd = &n->nodes[i];
-    return !n->be->on_device && n->be->batchnorm_relu_backward && nd->op == OP_BN && i + 1 < n->n_nodes &&
-           n->nodes[i + 1].op == OP_RELU && n->nodes[i + 1].in[0] == i && only_reader(n, i, i + 1);
+    return !n->be->on_device && n->be->batchnorm_relu_backward && n->nodes[i].op == OP_BN && relu_only_reader(n, i);
 }
 
 void net_backward(Net *n, const float *dlogits, int B) {

@@ -244,7 +244,7 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
     }
     d.wino = winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
     d.shift = shiftconv_enabled() && K > 1 && shiftconv_applies(C, H, W, K, S, P, G) &&
-              shiftconv_applies(OC, H, W, K, S, P, G) && !(d.wino && (double)C * OC * H * W >= SHIFT_WINO_WORK);
+              !(d.wino && (double)C * OC * H * W >= SHIFT_WINO_WORK);
     if (d.shift) d.wino = 0;
     /* (its dx is then Winograd's or shiftconv's, done after the dW loop) */
     d.shift_dw = (d.shift || d.wino) && shiftconv_enabled() && K == 3 && shiftconv_applies(C, H, W, K, S, P, G);
@@ -827,7 +827,7 @@ static void shift_batch(float *out, const float *in, const float *Ap, const floa
     int threads = conv_threads(d);
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int i = 0; i < threads; i++) {
-        int n0 = (int)((long long)i * d->N / threads), n1 = (int)((long long)(i + 1) * d->N / threads);
+        int n0 = (int)part_begin(d->N, i, threads), n1 = (int)part_begin(d->N, i + 1, threads);
         shiftconv(out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, n1 - n0, Ap, bias, beta, Cin, d->H,
                   d->W, d->K, OUT);
     }
