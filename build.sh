@@ -102,7 +102,7 @@ CUDA_ARCHS="${CUDA_ARCHS:-80 86 89 90}"
 LIB_SRC="$(ls *.c | grep -v '^main\.c$') $(ls kernels/*.c models/*.c 2>/dev/null)"
 # The kernels built once per instruction set (x86-64), and the names they export.
 ISA_SRC="kernels/gemm.c kernels/conv.c kernels/winograd.c kernels/shiftconv.c"
-ISA_EXPORTS="sgemm_cpu conv2d_workspace_floats conv2d_forward_cpu conv2d_backward_cpu"
+ISA_EXPORTS="sgemm_cpu conv2d_workspace_floats conv2d_forward_cpu conv2d_forward_eval_cpu conv2d_backward_cpu"
 isa_flags() {
   case $1 in
     avx512) echo "-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c -mprefer-vector-width=512";;
@@ -239,10 +239,12 @@ done
 
 # The op checks again with shiftconv.c off (DKD_SHIFTCONV=0), where the CPU has AVX-512
 # or AVX2+FMA and so takes it by default: the Winograd and implicit-GEMM paths it
-# replaces on those layers stay tested on such machines too.
+# replaces on those layers stay tested on such machines too; and with the eval-mode
+# Winograd tile forced to F(2x2) (by default F(4x4) on maps from 8x8).
 if { grep -qw avx512f /proc/cpuinfo || { grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; }; } 2>/dev/null &&
    [ -x $B/tests/test_ops ]; then
   DKD_SHIFTCONV=0 run_test "test_ops[DKD_SHIFTCONV=0]" ./$B/tests/test_ops
+  DKD_SHIFTCONV=0 DKD_WINO_TILE=2 run_test "test_ops[DKD_SHIFTCONV=0 DKD_WINO_TILE=2]" ./$B/tests/test_ops
 fi
 
 # The golden and op checks again on every other instruction-set path of the CPU kernels

@@ -108,6 +108,11 @@ void conv2d_forward_direct(double *y, const double *x, const double *w, const do
 size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G);
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+/* The same for an eval-mode forward (teacher forwards, evaluation, inference): its wide
+ * 3x3 layers may take Winograd F(4x4, 3x3), faster but with a larger rounding error
+ * (measured in kernels/winograd.c); training forwards and gradients never do. */
+void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b,
+                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
 /* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);

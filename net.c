@@ -667,7 +667,10 @@ static int forward_node(Net *n, int i, int B, int train, int fuse) {
         int folded = fuse && nd->fold_bn >= 0;
         const float *w = folded ? n->fold + nd->fold : PARAM(nd->w);
         const float *b = folded ? w + conv_weight_floats(n, nd) : nd->b >= 0 ? PARAM(nd->b) : NULL;
-        be->conv2d_forward(y, x, w, b, B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+        if (!train && !be->on_device)   /* (eval-mode CPU forward: may take Winograd F(4x4)) */
+            conv2d_forward_eval_cpu(y, x, w, b, B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+        else
+            be->conv2d_forward(y, x, w, b, B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
         if (fuse && nd->fuse_relu) be->relu_forward(y, y, node_floats(nd, B));
         break;
     }

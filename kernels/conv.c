@@ -170,14 +170,31 @@ enum {
     IMPLICIT_DW_MIN_OW = 16, /* implicit dW only on maps this wide: on 8x8 (rows of 72 grid
                                 positions, 11% junk) im2col + GEMM is faster (64 ch, batch
                                 64, 1 thread: 14.0 vs 16.2 ms) */
-    /* shiftconv (3x3 and larger "same" layers) or Winograd? Winograd's GEMMs need big
-     * products to run fast, so it wins from C·OC·H·W = 2^21 up (measured, 2-thread eval
-     * forward, AVX-512 Xeon; effective GFLOP/s shiftconv vs Winograd: 32->32 @32x32 252
-     * vs 235, 64 @16x16 285 vs 254, 128 @8x8 282 vs 237; 64 @32x32 218 vs 325, 128
-     * @16x16 258 vs 363, 256 @8x8 264 vs 324, 32->64 @32x32 195 vs 258). 1x1 layers stay
-     * with the GEMM (one tap per input channel is too little work per tile). */
-    SHIFT_WINO_WORK = SHIFT_WINO_WORK_ISA   /* 2^21 with AVX-512; AVX2: 2^18 (shiftconv.h) */
 };
+
+/* A 3x3 "same" layer that both shiftconv.c and Winograd (tile m) can take: is Winograd
+ * faster? Its GEMMs need big products, so it wins from a work C·OC·H·W up (and, with
+ * AVX-512, not on layers too narrow for its 12x32 GEMM tile: 32 -> 32, and 32 -> 64 with
+ * F(2x2)). Measured forward
+ * times, ms, batch 64, one thread, on the AVX-512 Xeon, shiftconv / F(2x2) / F(4x4):
+ *   AVX-512   32 @32x32 9.6 / 13.4 / 10.0    64 @8x8 2.16 / 2.69 / 2.17
+ *             64 @16x16 9.0 / 8.6 / 6.7      128 @8x8 8.3 / 7.0 / 5.8
+ *             32->64 @32x32 18.6 / 20.0 / 14.2    128 @4x4 2.14 / 2.22 / -
+ *             256 @4x4 9.5 / 6.6 / 9.7       512 @4x4 38.2 / 24.8 / 42.9
+ *   AVX2      32 @8x8 0.90 / 1.06 / 0.93     32 @16x16 4.2 / 4.1 / 3.0
+ *   (DKD_ISA  32 @32x32 17.0 / 15.6 / 11.5   64 @8x8 3.8 / 3.1 / 2.4
+ *    =avx2)   128 @4x4 3.8 / 2.8 / 3.2       64 @16x16 16.8 / 9.8 / 7.6
+ * (the tile itself: winograd_tile, F(4x4) on maps from 8x8, F(2x2) on smaller ones).
+ * dx runs the same path as the forward (a convolution of dy). */
+static int winograd_beats_shiftconv(int C, int OC, int H, int W, int m) {
+    double work = (double)C * OC * H * W;
+#if defined(__AVX512F__)
+    return work >= (1 << 20) && C * OC >= (m == 4 ? 2048 : 4096);
+#else
+    (void)m;
+    return work >= (1 << 18);
+#endif
+}
 
 /* DKD_SHIFTCONV=0 in the environment sends the shiftconv.c layers back to Winograd or
  * the implicit GEMM (comparisons, tests). */
@@ -204,7 +221,8 @@ typedef struct {
     size_t row_off;         /* where im2col_strips' row buffer starts in a slot (after that) */
     size_t slot_floats;     /* col + staging, per slot */
     int implicit;           /* stride-1 layer on >= 64 positions: dW by implicit_dw (or im2col on narrow maps), forward and dx by implicit_conv unless wino is set */
-    int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels */
+    int wino;               /* forward and dx by Winograd (winograd.c): 3x3 pad-1 ungrouped, >= 32 channels;
+                               the output tile m (2 or 4), 0 when not Winograd */
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
     int shift;              /* forward and dx by shiftconv.c (AVX-512 and AVX2 builds): stride-1 "same" layers, before Winograd */
     int shift_dw;           /* dW by shiftconv.c: every stride-1 "same" 3x3 layer it can take */
@@ -213,7 +231,7 @@ typedef struct {
 
 static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT);   /* below */
 
-static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
+static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int P, int G, int eval) {
     Conv d;
     d.N = N; d.C = C; d.H = H; d.W = W; d.OC = OC; d.K = K; d.S = S; d.P = P; d.G = G;
     d.Cg = C / G; d.OCg = OC / G; d.KK = d.Cg * K * K;
@@ -242,16 +260,18 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
-    d.wino = winograd_applies(C, OC, K, S, P, G);   /* (G = 1, so never depthwise) */
+    /* (G = 1: never depthwise). F(4x4) only in eval-mode forwards: see winograd_tile */
+    d.wino = winograd_applies(C, OC, K, S, P, G) ? (eval ? winograd_tile(H, W) : 2) : 0;
     d.shift = shiftconv_enabled() && K > 1 && shiftconv_applies(C, H, W, K, S, P, G) &&
-              !(d.wino && (double)C * OC * H * W >= SHIFT_WINO_WORK);
+              !(d.wino && winograd_beats_shiftconv(C, OC, H, W, d.wino));
     if (d.shift) d.wino = 0;
     /* (its dx is then Winograd's or shiftconv's, done after the dW loop) */
     d.shift_dw = (d.shift || d.wino) && shiftconv_enabled() && K == 3 && shiftconv_applies(C, H, W, K, S, P, G);
     if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
-        d.wino_n = winograd_images_per_call(N, H, W);
+        d.wino_n = winograd_images_per_call(d.wino, N, H, W);
         d.wino_slices = (N + d.wino_n - 1) / d.wino_n;
-        size_t f = winograd_slot_floats(C, H, W, OC, d.wino_n), b = winograd_slot_floats(OC, d.OH, d.OW, C, d.wino_n);
+        size_t f = winograd_slot_floats(d.wino, C, H, W, OC, d.wino_n),
+               b = winograd_slot_floats(d.wino, OC, d.OH, d.OW, C, d.wino_n);
         if (f > d.slot_floats) d.slot_floats = f;
         if (b > d.slot_floats) d.slot_floats = b;
     }
@@ -791,7 +811,7 @@ static void conv_dw_dw_channel_padded(float *dwc, const float *dy, const float *
  * the end of the workspace. */
 static size_t wino_u_floats(const Conv *d) {
     if (!d->wino) return 0;
-    size_t f = winograd_u_floats(d->C, d->OC), b = winograd_u_floats(d->OC, d->C);
+    size_t f = winograd_u_floats(d->wino, d->C, d->OC), b = winograd_u_floats(d->wino, d->OC, d->C);
     return f > b ? f : b;
 }
 /* Workspace after the slots: dW partials, the flipped kernel wt (implicit and Winograd
@@ -842,13 +862,13 @@ static void wino_batch(float *out, const float *in, const float *U, const float 
     #pragma omp parallel for schedule(static) num_threads(wino_threads(d))
     for (int s = 0; s < d->wino_slices; s++) {
         int n0 = s * d->wino_n, ni = d->N - n0 < d->wino_n ? d->N - n0 : d->wino_n;
-        winograd_images(out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, ni, U, bias, beta, Cin, d->H,
+        winograd_images(d->wino, out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, ni, U, bias, beta, Cin, d->H,
                         d->W, OUT, ws + (size_t)thread_id() * d->slot_floats);
     }
 }
 
-size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
-    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+static size_t workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G, int eval) {
+    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G, eval);
     if (is_depthwise(C, OC, G)) {
         size_t f = dw_padded(&d) && K * K <= CONV_MAX_TAPS ? (size_t)dw_slots(&d) * dw_slot_floats(&d) : 0;
         return dw_shift(&d) && f < (size_t)C * 9 ? (size_t)C * 9 : f;
@@ -858,9 +878,15 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
            shift_packed_floats(&d) + packed_weights_floats(&d);
 }
 
-void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
-                        int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+/* (one workspace serves the training and the eval-mode paths: the larger need) */
+size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S, int P, int G) {
+    size_t train = workspace_floats(N, C, H, W, OC, K, S, P, G, 0), eval = workspace_floats(N, C, H, W, OC, K, S, P, G, 1);
+    return train > eval ? train : eval;
+}
+
+static void conv_forward(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int OC,
+                         int K, int S, int P, int G, float *ws, int eval) {
+    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G, eval);
     if (is_depthwise(C, OC, G) && dw_shift(&d)) {
         int threads = dkd_num_threads();
         #pragma omp parallel for schedule(static) num_threads(threads)
@@ -891,7 +917,7 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
         return;
     }
     if (d.wino) {   /* Winograd (G = 1), wino_n images per call */
-        winograd_weights(wino_u(ws, &d), w, C, OC);
+        winograd_weights(d.wino, wino_u(ws, &d), w, C, OC);
         wino_batch(y, x, wino_u(ws, &d), b, 0.0f, C, OC, &d, ws);
         return;
     }
@@ -932,9 +958,18 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
     }
 }
 
+void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
+                        int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 0);
+}
+void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b,
+                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 1);
+}
+
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G);
+    Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G, 0);
     if (N <= 0) {   /* an empty batch: the sums are 0 */
         memset(dw, 0, (size_t)OC * (C / G) * K * K * sizeof(float));
         if (db) memset(db, 0, (size_t)OC * sizeof(float));
@@ -1073,7 +1108,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         shift_batch(dx, dy, shift_packed(ws, &d), NULL, 1.0f, OC, C, &d);
     }
     if (dx && d.wino) {   /* dx += conv(dy, wt) by Winograd, wino_n images per call */
-        winograd_weights(wino_u(ws, &d), wt, OC, C);
+        winograd_weights(d.wino, wino_u(ws, &d), wt, OC, C);
         wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws);
     }
     if (d.chunks > 1 && !dw_done) {   /* dw = Σ_k partial_k, in chunk order */

@@ -35,6 +35,8 @@ static int isa_current = -1;
     size_t conv2d_workspace_floats_##sfx(int N, int C, int H, int W, int OC, int K, int S, int P, int G);    \
     void conv2d_forward_cpu_##sfx(float *y, const float *x, const float *w, const float *b, int N, int C,     \
                                   int H, int W, int OC, int K, int S, int P, int G, float *ws);               \
+    void conv2d_forward_eval_cpu_##sfx(float *y, const float *x, const float *w, const float *b, int N,      \
+                                       int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);   \
     void conv2d_backward_cpu_##sfx(float *dx, float *dw, float *db, const float *dy, const float *x,          \
                                    const float *w, int N, int C, int H, int W, int OC, int K, int S, int P,  \
                                    int G, float *ws);
@@ -47,14 +49,19 @@ typedef struct {
     size_t (*conv_ws)(int, int, int, int, int, int, int, int, int);
     void (*conv_fwd)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int, int,
                      int, float *);
+    void (*conv_fwd_eval)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int,
+                          int, int, float *);
     void (*conv_bwd)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int,
                      int, int, int, int, int, float *);
 } IsaKernels;
 
 static const IsaKernels isa_table[DKD_ISA_COUNT] = {
-    {sgemm_cpu_scalar, conv2d_workspace_floats_scalar, conv2d_forward_cpu_scalar, conv2d_backward_cpu_scalar},
-    {sgemm_cpu_avx2, conv2d_workspace_floats_avx2, conv2d_forward_cpu_avx2, conv2d_backward_cpu_avx2},
-    {sgemm_cpu_avx512, conv2d_workspace_floats_avx512, conv2d_forward_cpu_avx512, conv2d_backward_cpu_avx512},
+    {sgemm_cpu_scalar, conv2d_workspace_floats_scalar, conv2d_forward_cpu_scalar, conv2d_forward_eval_cpu_scalar,
+     conv2d_backward_cpu_scalar},
+    {sgemm_cpu_avx2, conv2d_workspace_floats_avx2, conv2d_forward_cpu_avx2, conv2d_forward_eval_cpu_avx2,
+     conv2d_backward_cpu_avx2},
+    {sgemm_cpu_avx512, conv2d_workspace_floats_avx512, conv2d_forward_cpu_avx512, conv2d_forward_eval_cpu_avx512,
+     conv2d_backward_cpu_avx512},
 };
 
 int dkd_isa_available(int isa) {
@@ -131,6 +138,10 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int OC,
                         int K, int S, int P, int G, float *ws) {
     isa_table[dkd_isa()].conv_fwd(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws);
+}
+void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                             int OC, int K, int S, int P, int G, float *ws) {
+    isa_table[dkd_isa()].conv_fwd_eval(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws);
 }
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
                          int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {

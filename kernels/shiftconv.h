@@ -14,20 +14,6 @@ enum {
                           /* gradient that a thread takes (one or two tiles)           */
 };
 
-/* conv.c gives a 3x3 layer that Winograd can also take to this path only while
- * C·OC·H·W < SHIFT_WINO_WORK_ISA (Winograd's GEMMs win on big products). With AVX-512 at
- * 2^21 (measured: conv.c). With AVX2 Winograd's forward wins from 2^18: one core, batch
- * 64, DKD_ISA=avx2, GFLOP/s shiftconv vs Winograd, forward | dx: 32 @8x8 (2^16) 97 vs
- * 64 | 85 vs 72; 32 @16x16 (2^18) 92 vs 93 | 96 vs 91; 64 @8x8 (2^18) 94 vs 100 | 87 vs
- * 103; 32->64 @16x16 (2^19) 88 vs 113 | 84 vs 96; 64 @16x16 (2^20) 88 vs 131 | 85 vs
- * 134; 128 @8x8 (2^20) 95 vs 136 | 89 vs 140 (inference, 1 thread: wrn_40_2 123 img/s
- * with 2^21, 160 with 2^18, 156 without shiftconv.c). */
-#if defined(__AVX512F__)
-enum { SHIFT_WINO_WORK_ISA = 1 << 21 };
-#else
-enum { SHIFT_WINO_WORK_ISA = 1 << 18 };
-#endif
-
 /* 1 if a layer can take this path in this build: stride 1, 2P = K-1 (output as large as
  * the input), K <= SHIFT_MAX_K, ungrouped, SHIFT_MIN_HW <= H·W <= SHIFT_MAX_HW (the same
  * layers with either width of vector); 0 always in builds without AVX-512 or AVX2+FMA. */

@@ -60,7 +60,10 @@
 #include <omp.h>
 #endif
 
-enum { WINO_TB = 64 };   /* tiles per block (a multiple of GEMM_NR) */
+enum {
+    WINO_TB = 64,    /* F(2x2) tiles per block (a multiple of GEMM_NR) */
+    WINO_TB4 = 32,   /* F(4x4) tiles per block */
+};
 
 int winograd_applies(int C, int OC, int K, int S, int P, int G) {
     static int enabled = -1;
@@ -76,12 +79,29 @@ int winograd_applies(int C, int OC, int K, int S, int P, int G) {
     return enabled && K == 3 && S == 1 && P == 1 && G == 1 && C >= 32 && OC >= 32;
 }
 
+/* F(4x4) does 36 multiply-adds per 16 outputs where F(2x2) does 64, and its transformed
+ * tiles hold 2.25 numbers per output where F(2x2)'s hold 4; but a 4x4 map is one 6x6 tile
+ * (36 numbers for 16 outputs, and 36 transformed weight matrices, 2.25x F(2x2)'s 16, to
+ * stream for a single tile per image): F(2x2) wins there. Forward, ms, batch 64, one
+ * thread, AVX-512 Xeon, F(2x2) vs F(4x4): 64 @16x16 8.6 vs 6.7, 128 @16x16 23.5 vs 17.8,
+ * 256 @8x8 21.3 vs 18.9, 128->256 @8x8 12.1 vs 10.2, 512 @4x4 24.8 vs 42.9, 256->512
+ * @4x4 12.6 vs 20.8; the same order with DKD_ISA=avx2 and scalar. */
+int winograd_tile(int H, int W) {
+    static int forced = -1;
+    if (forced < 0) {
+        const char *e = getenv("DKD_WINO_TILE");
+        forced = e && (e[0] == '2' || e[0] == '4') ? e[0] - '0' : 0;
+    }
+    if (forced) return forced;
+    return H >= 8 && W >= 8 ? 4 : 2;
+}
+
 /* ---- weights: U[ξ] = G g G^T for every (o, c), then packed for the GEMM ------------ */
 
-size_t winograd_u_floats(int C, int OC) { return 16 * gemm_packed_a_floats(OC, C); }
+size_t winograd_u_floats(int m, int C, int OC) { return (size_t)(m + 2) * (m + 2) * gemm_packed_a_floats(OC, C); }
 
-/* u[ξ] = (G g G^T)[ξ] for one 3x3 kernel g (row-major) */
-static void transform_kernel(const float *g, float u[16]) {
+/* u[ξ] = (G g G^T)[ξ] for one 3x3 kernel g (row-major), F(2x2, 3x3) */
+static void transform_kernel2(const float *g, float u[16]) {
     float Gg[4][3];   /* G·g */
     for (int k = 0; k < 3; k++) {
         float g0 = g[k], g1 = g[3 + k], g2 = g[6 + k];
@@ -98,62 +118,94 @@ static void transform_kernel(const float *g, float u[16]) {
     }
 }
 
-/* Written straight into the GEMM's packed order (gemm_a_strip says where row o goes),
- * so the 16 matrices are written once: for VGG-13's 512-channel layers they are 16 MB,
- * and a plain copy first, packed after, cost a fifth of the layer's time. */
-void winograd_weights(float *U, const float *w, int C, int OC) {
+/* G·(g0, g1, g2) for F(4x4, 3x3): the 6 values of a 3-tap filter at the points
+ * 0, 1, -1, 2, -2, ∞ (with the 1/4, 1/6, 1/24 of the interpolation folded in) */
+static void g_rows4(float g0, float g1, float g2, float r[6]) {
+    r[0] = g0 / 4.0f;
+    r[1] = -(g0 + g1 + g2) / 6.0f;
+    r[2] = -(g0 - g1 + g2) / 6.0f;
+    r[3] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
+    r[4] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
+    r[5] = g2;
+}
+static void transform_kernel4(const float *g, float u[36]) {
+    float Gg[6][3];   /* G·g, column by column */
+    for (int k = 0; k < 3; k++) {
+        float r[6];
+        g_rows4(g[k], g[3 + k], g[6 + k], r);
+        for (int i = 0; i < 6; i++) Gg[i][k] = r[i];
+    }
+    for (int i = 0; i < 6; i++) g_rows4(Gg[i][0], Gg[i][1], Gg[i][2], u + 6 * i);   /* (G·g)·G^T */
+}
+
+/* Written straight into the GEMM's packed order (gemm_a_strip: a strip of hp rows holds
+ * element (o, c) at first·C + c·hp + o - first), strip by strip: for each input channel
+ * the strip's rows are transformed into u[ξ][row], then each ξ gets one run of hp floats.
+ * So every store stream is sequential: for VGG-13's 512-channel layers U is 16 MB
+ * (F(2x2)) or 38 MB (F(4x4)), and writing it kernel by kernel (nx scattered floats
+ * each) took more time than the layer's GEMMs. */
+void winograd_weights(int m, float *U, const float *w, int C, int OC) {
     size_t packed = gemm_packed_a_floats(OC, C);
+    int nx = (m + 2) * (m + 2);
     #pragma omp parallel for schedule(static)
     for (int o = 0; o < OC; o++) {
         int first, rows, hp;
         gemm_a_strip(OC, o, &first, &rows, &hp);
-        float *dst = U + (size_t)first * C + (o - first);   /* element (o, c) at dst[c·hp] */
+        if (o != first) continue;   /* (one iteration per strip: its first row) */
+        float u[36][GEMM_MR], k[36];
         for (int c = 0; c < C; c++) {
-            float u[16];
-            transform_kernel(w + ((size_t)o * C + c) * 9, u);
-            for (int xi = 0; xi < 16; xi++) dst[(size_t)xi * packed + (size_t)c * hp] = u[xi];
+            for (int r = 0; r < hp; r++) {
+                if (r < rows && m == 4) transform_kernel4(w + ((size_t)(first + r) * C + c) * 9, k);
+                else if (r < rows) transform_kernel2(w + ((size_t)(first + r) * C + c) * 9, k);
+                for (int xi = 0; xi < nx; xi++) u[xi][r] = r < rows ? k[xi] : 0.0f;   /* padding rows: zeros */
+            }
+            for (int xi = 0; xi < nx; xi++)
+                memcpy(U + (size_t)xi * packed + (size_t)first * C + (size_t)c * hp, u[xi], (size_t)hp * sizeof(float));
         }
-        if (o == first + rows - 1)   /* the strip's padding rows (if any) are zeros */
-            for (int r = rows; r < hp; r++)
-                for (int c = 0; c < C; c++)
-                    for (int xi = 0; xi < 16; xi++) U[(size_t)xi * packed + (size_t)first * C + (size_t)c * hp + r] = 0.0f;
     }
 }
 
 /* ---- a group of images ------------------------------------------------------------------ */
-
 typedef struct {
     int C, H, W, OC, ni;
-    int TH, TW, T;      /* tiles per image: TH x TW (outputs 2ty..2ty+1, 2tx..2tx+1); T of all ni
-                           images, numbered image by image, row by row (tile row R = n·TH + ty) */
-    int Hp, Wh;         /* zero-bordered image: Hp = 2·TH + 2 rows of 2·Wh = 2·TW + 2 columns */
+    int m, a, nx;       /* output tile m x m (2 or 4), input tile a x a (a = m + 2), nx = a² products */
+    int TH, TW, T;      /* tiles per image: TH x TW (outputs m·ty.., m·tx..); T of all ni images,
+                           numbered image by image, row by row (tile row R = n·TH + ty) */
+    int Hp, Wh;         /* zero-bordered image: Hp = m·TH + 2 rows; m column phases of Wh = TW + 1 */
     int Tb;             /* tiles per block, rounded up to whole strips of NR */
-    float *xe, *xo;     /* the bordered images, split into their even and odd columns */
-    float *E;           /* row transforms of one channel: [Hp][4][TW] */
+    size_t ds;          /* row stride of D: Tb + 8 (slack for gather_tiles' 8-float copies) */
+    float *xp;          /* the bordered images, split into m column phases: phase p holds the
+                           bordered columns q with q % m == p, at index q / m */
+    float *D;           /* one channel's input tiles, gathered: [a·a][Tb] (value (k, l) of tile t) */
     float *V, *M;       /* the block's transformed inputs and products */
-    float *out;         /* 4 x TW: one tile row of outputs before interleaving */
+    float *Y;           /* one output channel's tiles after A^T M A: [m·m][Tb] */
 } Wino;
+
+/* Tiles per block: F(2x2) blocks of 64 tiles; F(4x4)'s transformed tiles are 2.25x
+ * larger (36 numbers, not 16), so its blocks hold fewer tiles for V and M to stay in L2. */
+static int wino_block(int m) { return m == 4 ? WINO_TB4 : WINO_TB; }
 
 /* The sizes, and (slot given) where each buffer sits in the slot, one after the other;
  * *floats: the slot's size. */
-static Wino wino_geometry(int C, int H, int W, int OC, int ni, float *slot, size_t *floats) {
+static Wino wino_geometry(int m, int C, int H, int W, int OC, int ni, float *slot, size_t *floats) {
     Wino g;
     g.C = C; g.H = H; g.W = W; g.OC = OC; g.ni = ni;
-    g.TH = (H + 1) / 2; g.TW = (W + 1) / 2; g.T = ni * g.TH * g.TW;
-    g.Hp = 2 * g.TH + 2; g.Wh = g.TW + 1;
+    g.m = m; g.a = m + 2; g.nx = g.a * g.a;
+    g.TH = (H + m - 1) / m; g.TW = (W + m - 1) / m; g.T = ni * g.TH * g.TW;
+    g.Hp = m * g.TH + 2; g.Wh = g.TW + 1;
     int Tr = (g.T + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
-    g.Tb = Tr < WINO_TB ? Tr : WINO_TB;
-    size_t sizes[6] = {
-        (size_t)ni * C * g.Hp * g.Wh,   /* xe */
-        (size_t)ni * C * g.Hp * g.Wh,   /* xo */
-        (size_t)g.Hp * 4 * g.TW,        /* E */
-        (size_t)16 * C * g.Tb,          /* V: 16 x [Tb/NR strips][C][NR] */
-        (size_t)16 * OC * g.Tb,         /* M: 16 x [OC][Tb] */
-        (size_t)4 * g.TW,               /* out */
+    g.Tb = Tr < wino_block(m) ? Tr : wino_block(m);
+    g.ds = (size_t)g.Tb + 8;
+    size_t sizes[5] = {
+        (size_t)m * ni * C * g.Hp * g.Wh + 8,   /* xp (+ slack for gather_tiles) */
+        (size_t)g.nx * g.ds,                /* D */
+        (size_t)g.nx * C * g.Tb,            /* V: nx x [Tb/NR strips][C][NR] */
+        (size_t)g.nx * OC * g.Tb,           /* M: nx x [OC][Tb] */
+        (size_t)m * m * g.Tb,               /* Y */
     };
-    float **at[6] = {&g.xe, &g.xo, &g.E, &g.V, &g.M, &g.out};
+    float **at[5] = {&g.xp, &g.D, &g.V, &g.M, &g.Y};
     size_t off = 0;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 5; i++) {
         *at[i] = slot ? slot + off : NULL;
         off += sizes[i];
     }
@@ -161,130 +213,123 @@ static Wino wino_geometry(int C, int H, int W, int OC, int ni, float *slot, size
     return g;
 }
 
-size_t winograd_slot_floats(int C, int H, int W, int OC, int ni) {
+size_t winograd_slot_floats(int m, int C, int H, int W, int OC, int ni) {
     size_t floats;
-    wino_geometry(C, H, W, OC, ni, NULL, &floats);
+    wino_geometry(m, C, H, W, OC, ni, NULL, &floats);
     return floats;
 }
 
-int winograd_images_per_call(int N, int H, int W) {
-    int per_image = ((H + 1) / 2) * ((W + 1) / 2), procs = dkd_num_procs();
-    int ni = (WINO_TB + per_image - 1) / per_image;    /* a whole block of tiles ...     */
-    int share = (N + procs - 1) / procs;               /* ... but work for every core     */
+int winograd_images_per_call(int m, int N, int H, int W) {
+    int per_image = ((H + m - 1) / m) * ((W + m - 1) / m), procs = dkd_num_procs();
+    int ni = (wino_block(m) + per_image - 1) / per_image;   /* a whole block of tiles ...     */
+    int share = (N + procs - 1) / procs;                    /* ... but work for every core     */
     if (ni > share) ni = share;
     return ni < 1 ? 1 : ni;
 }
 
 /* Step 1: the image with a border of zeros (pixel (ih, iw) at row ih+1, column iw+1),
- * stored as its even columns xe and odd columns xo: bordered column 2m is xe[m],
- * 2m+1 is xo[m]. A tile's 4 columns 2tx..2tx+3 are then xe[tx], xo[tx], xe[tx+1],
- * xo[tx+1]: the row transforms below read only contiguous runs, which vectorise. */
-static void split_row(int W, const float *restrict xr, float *restrict e, float *restrict o) {
+ * stored as m column phases: bordered column q is phase q % m, index q / m. For F(2x2)
+ * a tile's 4 columns 2tx..2tx+3 are then e[tx], o[tx], e[tx+1], o[tx+1] (e, o: phases
+ * 0 and 1); for F(4x4) its 6 columns are p0..p3[tx], p0[tx+1], p1[tx+1]: the row
+ * transforms below read only contiguous runs, which vectorise. */
+static float *phase(const Wino *g, int p) { return g->xp + (size_t)p * g->ni * g->C * g->Hp * g->Wh; }
+static void split_row2(int W, const float *restrict xr, float *restrict e, float *restrict o) {
     /* pixel iw is bordered column iw + 1: odd pixels go to e[(iw+1)/2], even to o[iw/2] */
     for (int m = 0; m < W / 2; m++) { o[m] = xr[2 * m]; e[m + 1] = xr[2 * m + 1]; }
     if (W % 2) o[W / 2] = xr[W - 1];
 }
+static void split_row4(int W, const float *restrict xr, float *restrict p0, float *restrict p1, float *restrict p2,
+                       float *restrict p3) {
+    /* pixel iw is bordered column iw + 1: pixels 4q, 4q+1, 4q+2 go to p1, p2, p3 at q,
+     * pixel 4q+3 to p0 at q + 1 */
+    int q = 0;
+    for (; 4 * q + 3 < W; q++) { p1[q] = xr[4 * q]; p2[q] = xr[4 * q + 1]; p3[q] = xr[4 * q + 2]; p0[q + 1] = xr[4 * q + 3]; }
+    float *tail[3] = {p1, p2, p3};
+    for (int iw = 4 * q; iw < W; iw++) tail[iw - 4 * q][q] = xr[iw];
+}
 static void split_image(const Wino *g, const float *x) {
     size_t plane = (size_t)g->Hp * g->Wh;
-    memset(g->xe, 0, 2 * (size_t)g->ni * g->C * plane * sizeof(float));
+    memset(g->xp, 0, (size_t)g->m * g->ni * g->C * plane * sizeof(float));
     for (int c = 0; c < g->ni * g->C; c++)   /* (image n, channel c) planes follow each other */
         for (int ih = 0; ih < g->H; ih++) {
             const float *xr = x + ((size_t)c * g->H + ih) * g->W;
-            float *e = g->xe + c * plane + (size_t)(ih + 1) * g->Wh, *o = g->xo + c * plane + (size_t)(ih + 1) * g->Wh;
-            split_row(g->W, xr, e, o);
+            size_t at = c * plane + (size_t)(ih + 1) * g->Wh;
+            if (g->m == 2) split_row2(g->W, xr, phase(g, 0) + at, phase(g, 1) + at);
+            else split_row4(g->W, xr, phase(g, 0) + at, phase(g, 1) + at, phase(g, 2) + at, phase(g, 3) + at);
         }
 }
 
-/* Row transforms (d B) of channel c for bordered rows [r0, r1): for every tile column,
- * E[r][j][tx] = Σ_k d[r][2tx + k] B[k][j]. */
-static void row_transform(int TW, const float *restrict e, const float *restrict o, float *restrict E0,
-                          float *restrict E1, float *restrict E2, float *restrict E3) {
-    for (int t = 0; t < TW; t++) {   /* d0..d3 = e[t], o[t], e[t+1], o[t+1] */
-        E0[t] = e[t] - e[t + 1];
-        E1[t] = o[t] + e[t + 1];
-        E2[t] = e[t + 1] - o[t];
-        E3[t] = o[t] - o[t + 1];
-    }
+/* ---- the transforms, 8 tiles at a time ---------------------------------------------------
+ * Every transform runs over tiles as the vector lanes: for a channel, the a x a input
+ * values of the block's tiles are first gathered into D[k·a + l][t] (value (k, l) of tile
+ * t, contiguous in t: copies of runs of the phase arrays), then B^T d B is plain vector
+ * arithmetic on 8 tiles at once, whatever the map size (a 4x4 map has 1 tile per image, a
+ * 32x32 one 64 or 256: tiles of several tile rows and images share the lanes). Likewise
+ * A^T M A reads M's rows (contiguous in t) and writes Y[a·m + b][t], which is then spread
+ * into the output rows. Rows first, then columns, in both: the same float operations as
+ * the formulas (d B, then B^T ·), so the order never depends on the lanes. */
+/* (the scalar build has no 32-byte registers: gcc warns that passing vf8 by value would
+ * change the ABI; every function taking one is inlined, so no call ever passes one) */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float vf8 __attribute__((vector_size(32), aligned(4), may_alias));
+#define INLINE static inline __attribute__((always_inline))   /* (m then is a constant: loops unroll) */
+INLINE vf8 load8(const float *p) { return *(const vf8 *)p; }
+INLINE void store8(float *p, vf8 v) { *(vf8 *)p = v; }
+
+/* B^T for F(2x2): | 1  0 -1  0 |      for F(4x4): | 4  0 -5  0  1  0 |
+ *                 | 0  1  1  0 |                  | 0 -4 -4  1  1  0 |
+ *                 | 0 -1  1  0 |                  | 0  4 -4 -1  1  0 |
+ *                 | 0  1  0 -1 |                  | 0 -2 -1  2  1  0 |
+ *                                                 | 0  2 -1 -2  1  0 |
+ *                                                 | 0  4  0 -5  0  1 |
+ * applied to d[0..a-1] (vectors of 8 tiles): o[j] = Σ_k B^T[j][k] d[k] */
+INLINE void bt2(const vf8 *d, vf8 *o) {
+    o[0] = d[0] - d[2]; o[1] = d[1] + d[2]; o[2] = d[2] - d[1]; o[3] = d[1] - d[3];
 }
-static void row_transforms(const Wino *g, int c, int r0, int r1) {   /* c: plane n·C + c */
-    size_t plane = (size_t)g->Hp * g->Wh;
-    int TW = g->TW;
-    for (int r = r0; r < r1; r++) {
-        float *E0 = g->E + (size_t)r * 4 * TW;
-        row_transform(TW, g->xe + c * plane + (size_t)r * g->Wh, g->xo + c * plane + (size_t)r * g->Wh,
-                      E0, E0 + TW, E0 + 2 * TW, E0 + 3 * TW);
-    }
+INLINE void bt4(const vf8 *d, vf8 *o) {
+    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    o[1] = -4.0f * (d[1] + d[2]) + d[3] + d[4];
+    o[2] = 4.0f * (d[1] - d[2]) - d[3] + d[4];
+    o[3] = 2.0f * (d[3] - d[1]) - d[2] + d[4];
+    o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
+    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
 }
-/* The hot loops get plain arguments: with the sizes read through the Wino struct
- * inside the loop, gcc does not vectorise them. */
-static void column_transform(int n, const float *restrict e0, const float *restrict e1, const float *restrict e2,
-                             const float *restrict e3, float *restrict v0, float *restrict v1, float *restrict v2,
-                             float *restrict v3) {
-    for (int k = 0; k < n; k++) {
-        v0[k] = e0[k] - e2[k];
-        v1[k] = e1[k] + e2[k];
-        v2[k] = e2[k] - e1[k];
-        v3[k] = e1[k] - e3[k];
-    }
+/* A^T for F(2x2): | 1  1  1  0 |      for F(4x4): | 1  1  1  1  1  0 |
+ *                 | 0  1 -1 -1 |                  | 0  1 -1  2 -2  0 |
+ *                                                 | 0  1  1  4  4  0 |
+ *                                                 | 0  1 -1  8 -8  1 | */
+INLINE void at2(const vf8 *r, vf8 *o) { o[0] = r[0] + r[1] + r[2]; o[1] = r[1] - r[2] - r[3]; }
+INLINE void at4(const vf8 *r, vf8 *o) {
+    vf8 p12 = r[1] + r[2], m12 = r[1] - r[2], p34 = r[3] + r[4], m34 = r[3] - r[4];
+    o[0] = r[0] + p12 + p34; o[1] = m12 + 2.0f * m34; o[2] = p12 + 4.0f * p34; o[3] = m12 + 8.0f * m34 + r[5];
 }
 
-/* Column transforms (B^T ·) of channel c for tiles tx in [txa, txb) of tile row ty, the
- * first being tile t0 of the block: V[ξ = 4i + j] into the GEMM's strip order. Runs of
- * tiles inside one strip are contiguous there, so each run is a vector loop. */
-static void column_transforms(const Wino *g, int c, int ty, int txa, int txb, int t0) {
-    size_t vstride = (size_t)g->C * g->Tb;   /* floats per ξ */
-    for (int tx = txa; tx < txb;) {
-        int t = t0 + tx - txa, lane = t % GEMM_NR;
-        int run = GEMM_NR - lane < txb - tx ? GEMM_NR - lane : txb - tx;
-        float *v = g->V + (size_t)(t / GEMM_NR) * g->C * GEMM_NR + (size_t)c * GEMM_NR + lane;
-        for (int j = 0; j < 4; j++) {
-            const float *e0 = g->E + ((size_t)(2 * ty) * 4 + j) * g->TW + tx;
-            size_t es = (size_t)4 * g->TW;   /* from one bordered row's E to the next */
-            column_transform(run, e0, e0 + es, e0 + 2 * es, e0 + 3 * es, v + (size_t)(0 + j) * vstride,
-                             v + (size_t)(4 + j) * vstride, v + (size_t)(8 + j) * vstride, v + (size_t)(12 + j) * vstride);
-        }
-        tx += run;
+/* V[ξ·vs + lane] = (B^T d B)[ξ] for 8 tiles whose values are D[(k·a + l)·ds] */
+INLINE void input_transform(int m, const float *D, size_t ds, float *V, size_t vs) {
+    int a = m + 2;
+    vf8 d[6], e[6][6], col[6], out[6];
+    for (int k = 0; k < a; k++) {   /* row k: (d B)[k][j] */
+        for (int l = 0; l < a; l++) d[l] = load8(D + (size_t)(k * a + l) * ds);
+        if (m == 4) bt4(d, e[k]); else bt2(d, e[k]);
+    }
+    for (int j = 0; j < a; j++) {   /* column j: B^T (d B) */
+        for (int k = 0; k < a; k++) col[k] = e[k][j];
+        if (m == 4) bt4(col, out); else bt2(col, out);
+        for (int i = 0; i < a; i++) store8(V + (size_t)(i * a + j) * vs, out[i]);
     }
 }
-
-/* y00..y11[i]: the 2x2 outputs A^T M A of n tiles, from m[ξ·ms + i] */
-static void output_transform(int n, const float *restrict m, size_t ms, float *restrict y00, float *restrict y01,
-                             float *restrict y10, float *restrict y11) {
-    for (int i = 0; i < n; i++) {
-        /* s[r][0..1] = (M A)[r] for the 4 rows r of M (ξ = 4r + j) */
-        float s00 = m[0 * ms + i] + m[1 * ms + i] + m[2 * ms + i], s01 = m[1 * ms + i] - m[2 * ms + i] - m[3 * ms + i];
-        float s10 = m[4 * ms + i] + m[5 * ms + i] + m[6 * ms + i], s11 = m[5 * ms + i] - m[6 * ms + i] - m[7 * ms + i];
-        float s20 = m[8 * ms + i] + m[9 * ms + i] + m[10 * ms + i], s21 = m[9 * ms + i] - m[10 * ms + i] - m[11 * ms + i];
-        float s30 = m[12 * ms + i] + m[13 * ms + i] + m[14 * ms + i], s31 = m[13 * ms + i] - m[14 * ms + i] - m[15 * ms + i];
-        y00[i] = s00 + s10 + s20; y01[i] = s01 + s11 + s21;   /* A^T (M A) */
-        y10[i] = s10 - s20 - s30; y11[i] = s11 - s21 - s31;
+/* Y[(i·m + j)·ys] = (A^T M A)[i][j] for 8 tiles whose products are Mo[ξ·ms] */
+INLINE void output_transform(int m, const float *Mo, size_t ms, float *Y, size_t ys) {
+    int a = m + 2;
+    vf8 r[6], s[6][4], col[6], out[4];
+    for (int k = 0; k < a; k++) {   /* row k of M: (M A)[k] */
+        for (int l = 0; l < a; l++) r[l] = load8(Mo + (size_t)(k * a + l) * ms);
+        if (m == 4) at4(r, s[k]); else at2(r, s[k]);
     }
-}
-/* yr[2i] (+)= p0[i], yr[2i+1] (+)= p1[i] for i < n; beta 0: overwrite, + bias */
-static void interleave_row(int n, float *restrict yr, const float *restrict p0, const float *restrict p1, float bias,
-                           float beta) {
-    if (beta != 0.0f)
-        for (int i = 0; i < n; i++) { yr[2 * i] += p0[i]; yr[2 * i + 1] += p1[i]; }
-    else
-        for (int i = 0; i < n; i++) { yr[2 * i] = p0[i] + bias; yr[2 * i + 1] = p1[i] + bias; }
-}
-
-/* 2x2 outputs of channel o for tiles tx in [txa, txb) of tile row ty (block tile t0
- * first): Y = A^T M A, written to y (beta 0, + bias) or added to it (beta 1). The
- * arithmetic runs over the tiles as vectors (M's rows are contiguous in t); then the
- * four outputs of each tile are interleaved into the two output rows. */
-static void output_transforms(const Wino *g, float *y, int o, int ty, int txa, int txb, int t0, float bias,
-                              float beta) {
-    int n = txb - txa;
-    float *y00 = g->out, *y01 = y00 + g->TW, *y10 = y01 + g->TW, *y11 = y10 + g->TW;
-    output_transform(n, g->M + (size_t)o * g->Tb + t0, (size_t)g->OC * g->Tb, y00, y01, y10, y11);
-    int oh = 2 * ty, rows = oh + 1 < g->H ? 2 : 1;
-    for (int a = 0; a < rows; a++) {
-        float *yr = y + ((size_t)o * g->H + oh + a) * g->W + 2 * txa;
-        const float *p0 = a == 0 ? y00 : y10, *p1 = a == 0 ? y01 : y11;
-        int full = 2 * txb <= g->W ? n : n - 1;   /* tiles with both columns inside */
-        interleave_row(full, yr, p0, p1, bias, beta);
-        if (full < n) yr[2 * full] = beta != 0.0f ? yr[2 * full] + p0[full] : p0[full] + bias;
+    for (int j = 0; j < m; j++) {   /* A^T (M A) */
+        for (int k = 0; k < a; k++) col[k] = s[k][j];
+        if (m == 4) at4(col, out); else at2(col, out);
+        for (int i = 0; i < m; i++) store8(Y + (size_t)(i * m + j) * ys, out[i]);
     }
 }
 
@@ -296,31 +341,93 @@ static void row_span(const Wino *g, int R, int b0, int nb, int *txa, int *txb) {
     *txb = R == R1 ? (b0 + nb - 1) % g->TW + 1 : g->TW;
 }
 
-void winograd_images(float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C, int H,
-                     int W, int OC, float *slot) {
-    Wino g = wino_geometry(C, H, W, OC, ni, slot, NULL);
+/* D[(k·a + l)·ds + t - b0] = bordered x of channel c at (m·ty + k, m·tx + l), for the
+ * block's tiles t: column m·tx + l is phase l % m at index tx + l / m, so each (k, l) of a
+ * tile row is one contiguous run of the phase array, copied 8 floats at a time (D's rows
+ * and the slot have 8 floats of slack for the last, partial, copy). */
+INLINE void gather_tiles(const Wino *g, int m, int c, int b0, int nb) {
+    int a = m + 2;
+    size_t plane = (size_t)g->Hp * g->Wh, ds = g->ds;
+    for (int R = b0 / g->TW, txa, txb; R <= (b0 + nb - 1) / g->TW; R++) {
+        row_span(g, R, b0, nb, &txa, &txb);
+        int n = R / g->TH, ty = R % g->TH, t = R * g->TW + txa - b0, len = txb - txa;
+        size_t at = ((size_t)n * g->C + c) * plane + (size_t)m * ty * g->Wh + txa;
+        for (int k = 0; k < a; k++, at += g->Wh)
+            for (int l = 0; l < a; l++) {
+                const float *src = phase(g, l % m) + at + l / m;
+                float *dst = g->D + (size_t)(k * a + l) * ds + t;
+                for (int i = 0; i < len; i += 8) store8(dst + i, load8(src + i));
+            }
+    }
+    if (nb % 8)   /* the last 8 lanes' unused part: zeros (never garbage that could be denormal) */
+        for (int v = 0; v < g->nx; v++) memset(g->D + (size_t)v * ds + nb, 0, (size_t)(8 - nb % 8) * sizeof(float));
+}
+
+/* Input transforms of channel c for the block's nb tiles, into V in the GEMM's strip
+ * order (strip t / NR, lane t % NR; NR is a multiple of 8). Lanes past nb hold values
+ * the GEMM reads but never stores. */
+INLINE void input_transforms_m(const Wino *g, int m, int c, int b0, int nb) {
+    gather_tiles(g, m, c, b0, nb);
+    size_t vs = (size_t)g->C * g->Tb;
+    for (int t = 0; t < nb; t += 8)
+        input_transform(m, g->D + t, g->ds, g->V + (size_t)(t / GEMM_NR) * g->C * GEMM_NR + (size_t)c * GEMM_NR +
+                        t % GEMM_NR, vs);
+}
+static void input_transforms(const Wino *g, int c, int b0, int nb) {
+    if (g->m == 4) input_transforms_m(g, 4, c, b0, nb);
+    else input_transforms_m(g, 2, c, b0, nb);
+}
+
+/* One output row: yr[m·tx + j] (+)= p[j][tx] for tiles tx < n, of which the last has
+ * only last_cols columns inside the image; beta 0: overwrite, + bias */
+INLINE void spread_row(int m, float *restrict yr, const float *const p[4], int n, int last_cols, float bias,
+                       float beta) {
+    int full = last_cols == m ? n : n - 1;
+    if (beta != 0.0f)
+        for (int tx = 0; tx < full; tx++)
+            for (int j = 0; j < m; j++) yr[m * tx + j] += p[j][tx];
+    else
+        for (int tx = 0; tx < full; tx++)
+            for (int j = 0; j < m; j++) yr[m * tx + j] = p[j][tx] + bias;
+    for (int j = 0; full < n && j < last_cols; j++)
+        yr[m * full + j] = beta != 0.0f ? yr[m * full + j] + p[j][full] : p[j][full] + bias;
+}
+
+/* Output transforms of channel o for the block's tiles: Y = A^T M A, then each tile's
+ * m x m outputs are written to y (beta 0, + bias) or added to it (beta 1); tiles that
+ * stick out of the image (H or W not a multiple of m) drop their extra rows/columns. */
+INLINE void output_transforms_m(const Wino *g, int m, float *y, int o, int b0, int nb, float bias, float beta) {
+    for (int t = 0; t < nb; t += 8)
+        output_transform(m, g->M + (size_t)o * g->Tb + t, (size_t)g->OC * g->Tb, g->Y + t, g->Tb);
+    for (int R = b0 / g->TW, txa, txb; R <= (b0 + nb - 1) / g->TW; R++) {
+        row_span(g, R, b0, nb, &txa, &txb);
+        int n = R / g->TH, oh = m * (R % g->TH), t0 = R * g->TW + txa - b0;
+        int rows = g->H - oh < m ? g->H - oh : m, last_cols = g->W - m * (txb - 1) < m ? g->W - m * (txb - 1) : m;
+        for (int i = 0; i < rows; i++) {
+            const float *p[4];
+            for (int j = 0; j < m; j++) p[j] = g->Y + (size_t)(i * m + j) * g->Tb + t0;
+            spread_row(m, y + (((size_t)n * g->OC + o) * g->H + oh + i) * g->W + m * txa, p, txb - txa, last_cols,
+                       bias, beta);
+        }
+    }
+}
+static void output_transforms(const Wino *g, float *y, int o, int b0, int nb, float bias, float beta) {
+    if (g->m == 4) output_transforms_m(g, 4, y, o, b0, nb, bias, beta);
+    else output_transforms_m(g, 2, y, o, b0, nb, bias, beta);
+}
+
+void winograd_images(int m, float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C,
+                     int H, int W, int OC, float *slot) {
+    Wino g = wino_geometry(m, C, H, W, OC, ni, slot, NULL);
     split_image(&g, x);                                                  /* 1 */
-    size_t packed = gemm_packed_a_floats(OC, C), ysz = (size_t)OC * H * W;
+    size_t packed = gemm_packed_a_floats(OC, C);
     for (int b0 = 0; b0 < g.T; b0 += g.Tb) {
         int nb = g.T - b0 < g.Tb ? g.T - b0 : g.Tb;
-        int R0 = b0 / g.TW, R1 = (b0 + nb - 1) / g.TW;                   /* tile rows of the block */
-        for (int c = 0; c < C; c++)                                      /* 2 */
-            for (int n = R0 / g.TH; n <= R1 / g.TH; n++) {               /* the images in the block */
-                int tya = n == R0 / g.TH ? R0 % g.TH : 0, tyb = n == R1 / g.TH ? R1 % g.TH : g.TH - 1;
-                row_transforms(&g, n * C + c, 2 * tya, 2 * tyb + 4);
-                for (int ty = tya, R = n * g.TH + ty, txa, txb; ty <= tyb; ty++, R++) {
-                    row_span(&g, R, b0, nb, &txa, &txb);
-                    column_transforms(&g, c, ty, txa, txb, R * g.TW + txa - b0);
-                }
-            }
-        for (int xi = 0; xi < 16; xi++)                                  /* 3 */
+        for (int c = 0; c < C; c++) input_transforms(&g, c, b0, nb);    /* 2 */
+        for (int xi = 0; xi < g.nx; xi++)                                /* 3 */
             gemm_packed(OC, nb, C, U + (size_t)xi * packed, g.V + (size_t)xi * C * g.Tb, 0.0f,
                         g.M + (size_t)xi * OC * g.Tb, g.Tb);
         for (int o = 0; o < OC; o++)                                     /* 4 */
-            for (int R = R0, txa, txb; R <= R1; R++) {
-                row_span(&g, R, b0, nb, &txa, &txb);
-                output_transforms(&g, y + (size_t)(R / g.TH) * ysz, o, R % g.TH, txa, txb, R * g.TW + txa - b0,
-                                  bias ? bias[o] : 0.0f, beta);
-            }
+            output_transforms(&g, y, o, b0, nb, bias ? bias[o] : 0.0f, beta);
     }
 }

@@ -179,6 +179,14 @@ static void test_conv_case(const ConvCase *c) {
     char lab[240];
     snprintf(lab, sizeof lab, "%s forward vs direct loops", name);
     check_close(lab, y, yr, ny, 1e-5 * (1 + fmaxabs(yr, ny)), 1e-5);
+    /* the eval-mode forward (Winograd F(4x4) on wide layers from 8x8: a larger rounding
+     * error, held to the same tolerance) */
+    float *ye = fnew(ny);
+    conv2d_forward_eval_cpu(ye, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws);
+    snprintf(lab, sizeof lab, "%s eval-mode forward vs direct loops", name);
+    check_close(lab, ye, yr, ny, 1e-5 * (1 + fmaxabs(yr, ny)), 1e-5);
+    check(ws_guard_ok(ws, nws), "%s: eval forward: workspace of %zu floats not overrun", name, nws);
+    free(ye);
 
     /* backward: dx accumulates onto dx0, dw and db overwrite a garbage fill */
     float *dx0 = frand(nx, 15, 1), *dx = fnew(nx), *dw = frand(nw, 16, 9), *db = b ? frand((size_t)c->OC, 17, 9) : NULL;
