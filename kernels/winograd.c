@@ -346,21 +346,25 @@ static void row_span(const Wino *g, int R, int b0, int nb, int *txa, int *txb) {
  * tile row is one contiguous run of the phase array, copied 8 floats at a time (D's rows
  * and the slot have 8 floats of slack for the last, partial, copy). */
 INLINE void gather_tiles(const Wino *g, int m, int c, int b0, int nb) {
-    int a = m + 2;
-    size_t plane = (size_t)g->Hp * g->Wh, ds = g->ds;
-    for (int R = b0 / g->TW, txa, txb; R <= (b0 + nb - 1) / g->TW; R++) {
+    int a = m + 2, TW = g->TW, TH = g->TH;
+    size_t plane = (size_t)g->Hp * g->Wh, Wh = g->Wh, ds = g->ds;
+    float *D = g->D;   /* (the fields in locals: the vector stores may alias anything) */
+    const float *ph[4];
+    for (int p = 0; p < m; p++) ph[p] = phase(g, p) + (size_t)c * plane;
+    for (int R = b0 / TW, txa, txb; R <= (b0 + nb - 1) / TW; R++) {
         row_span(g, R, b0, nb, &txa, &txb);
-        int n = R / g->TH, ty = R % g->TH, t = R * g->TW + txa - b0, len = txb - txa;
-        size_t at = ((size_t)n * g->C + c) * plane + (size_t)m * ty * g->Wh + txa;
-        for (int k = 0; k < a; k++, at += g->Wh)
+        int n = R / TH, ty = R % TH, t = R * TW + txa - b0, len = txb - txa;
+        size_t at = (size_t)n * g->C * plane + (size_t)m * ty * Wh + txa;
+        for (int k = 0; k < a; k++, at += Wh)
             for (int l = 0; l < a; l++) {
-                const float *src = phase(g, l % m) + at + l / m;
-                float *dst = g->D + (size_t)(k * a + l) * ds + t;
-                for (int i = 0; i < len; i += 8) store8(dst + i, load8(src + i));
+                const float *src = ph[l % m] + at + l / m;
+                float *dst = D + (size_t)(k * a + l) * ds + t;
+                store8(dst, load8(src));
+                for (int i = 8; i < len; i += 8) store8(dst + i, load8(src + i));
             }
     }
     if (nb % 8)   /* the last 8 lanes' unused part: zeros (never garbage that could be denormal) */
-        for (int v = 0; v < g->nx; v++) memset(g->D + (size_t)v * ds + nb, 0, (size_t)(8 - nb % 8) * sizeof(float));
+        for (int v = 0; v < g->nx; v++) memset(D + (size_t)v * ds + nb, 0, (size_t)(8 - nb % 8) * sizeof(float));
 }
 
 /* Input transforms of channel c for the block's nb tiles, into V in the GEMM's strip
@@ -368,10 +372,10 @@ INLINE void gather_tiles(const Wino *g, int m, int c, int b0, int nb) {
  * the GEMM reads but never stores. */
 INLINE void input_transforms_m(const Wino *g, int m, int c, int b0, int nb) {
     gather_tiles(g, m, c, b0, nb);
-    size_t vs = (size_t)g->C * g->Tb;
-    for (int t = 0; t < nb; t += 8)
-        input_transform(m, g->D + t, g->ds, g->V + (size_t)(t / GEMM_NR) * g->C * GEMM_NR + (size_t)c * GEMM_NR +
-                        t % GEMM_NR, vs);
+    size_t vs = (size_t)g->C * g->Tb, ds = g->ds, strip = (size_t)g->C * GEMM_NR;
+    const float *D = g->D;
+    float *V = g->V + (size_t)c * GEMM_NR;
+    for (int t = 0; t < nb; t += 8) input_transform(m, D + t, ds, V + (size_t)(t / GEMM_NR) * strip + t % GEMM_NR, vs);
 }
 static void input_transforms(const Wino *g, int c, int b0, int nb) {
     if (g->m == 4) input_transforms_m(g, 4, c, b0, nb);
@@ -397,8 +401,10 @@ INLINE void spread_row(int m, float *restrict yr, const float *const p[4], int n
  * m x m outputs are written to y (beta 0, + bias) or added to it (beta 1); tiles that
  * stick out of the image (H or W not a multiple of m) drop their extra rows/columns. */
 INLINE void output_transforms_m(const Wino *g, int m, float *y, int o, int b0, int nb, float bias, float beta) {
-    for (int t = 0; t < nb; t += 8)
-        output_transform(m, g->M + (size_t)o * g->Tb + t, (size_t)g->OC * g->Tb, g->Y + t, g->Tb);
+    const float *Mo = g->M + (size_t)o * g->Tb;
+    float *Y = g->Y;
+    size_t ms = (size_t)g->OC * g->Tb, ys = g->Tb;
+    for (int t = 0; t < nb; t += 8) output_transform(m, Mo + t, ms, Y + t, ys);
     for (int R = b0 / g->TW, txa, txb; R <= (b0 + nb - 1) / g->TW; R++) {
         row_span(g, R, b0, nb, &txa, &txb);
         int n = R / g->TH, oh = m * (R % g->TH), t0 = R * g->TW + txa - b0;
