@@ -340,7 +340,9 @@ void gemm_a_strip(int M, int i, int *first, int *rows, int *hp) {
     while (i0 + r <= i) { i0 += r; r = strip_rows(M - i0); }   /* strips before are full: hp == rows */
     *first = i0; *rows = r; *hp = packed_rows(r);
 }
-void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc) {
+/* gemm_packed and gemm_packed_offsets: B packed (off NULL) or read in place */
+static void packed_times(int M, int N, int K, const float *Ap, const float *B, const int *off, float beta, float *C,
+                         int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0) { scale_c(M, N, beta, C, ldc); return; }
     /* A in blocks of whole strips, about MC rows (they stay in L2 while every strip of B
@@ -348,10 +350,18 @@ void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float be
     for (int i0 = 0; i0 < M;) {
         int i1 = i0;
         while (i1 < M && i1 - i0 < GEMM_MC) i1 += strip_rows(M - i1);
-        multiply_strips(i1 - i0, M - i0, N, K, 1.0f, Ap, Bp, NULL, beta, C + (size_t)i0 * ldc, ldc);
+        multiply_strips(i1 - i0, M - i0, N, K, 1.0f, Ap, B, off, beta, C + (size_t)i0 * ldc, ldc);
         for (int i = i0, rows; i < i1; i += rows) { rows = strip_rows(M - i); Ap += (size_t)packed_rows(rows) * K; }
         i0 = i1;
     }
+}
+void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc) {
+    packed_times(M, N, K, Ap, Bp, NULL, beta, C, ldc);
+}
+void gemm_pack_b(float *Bp, const float *B, int ldb, int K, int N) { pack_b(Bp, 0, B, ldb, K, N); }
+void gemm_packed_offsets(int M, int N, int K, const float *Ap, const float *base, const int *off, float beta, float *C,
+                         int ldc) {
+    packed_times(M, N, K, Ap, base, off, beta, C, ldc);
 }
 
 void gemm_serial_offsets(int M, int N, int K, const float *A, int lda, const float *base, const int *off,

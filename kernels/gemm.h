@@ -50,6 +50,14 @@ size_t gemm_packed_a_floats(int M, int K);
 void gemm_a_strip(int M, int i, int *first, int *rows, int *hp);
 void gemm_pack_a(float *Ap, const float *A, int lda, int M, int K);
 void gemm_packed(int M, int N, int K, const float *Ap, const float *Bp, float beta, float *C, int ldc);
+/* B [K,N] (row-major, row stride ldb) into gemm_packed's strips, columns past N zero:
+ * ((N + NR - 1) / NR)·NR·K floats. */
+void gemm_pack_b(float *Bp, const float *B, int ldb, int K, int N);
+/* The same with B read in place, B[k][j] = base[off[k] + j], as gemm_serial_offsets
+ * below (the same readability rule): conv.c's 1x1 layers, whose B is the image itself
+ * and whose weights are packed once per call, not once per image. */
+void gemm_packed_offsets(int M, int N, int K, const float *Ap, const float *base, const int *off, float beta, float *C,
+                         int ldc);
 
 /* C[M,N] = A[M,K] · B + beta·C (beta 0 or 1) on the calling thread, for a B that is never
  * stored: B[k][j] = base[off[k] + j], every row a window of one buffer at its own offset.
