@@ -358,12 +358,13 @@ struct NetRun { std::vector<float> logits, train_logits, stats, grads; long long
 /* Fusion on or off: eval logits of a fresh model, then one train forward +
  * backward from the same weights and input: the train logits, the running
  * statistics and the parameter gradients; and the launches of each phase. */
-static NetRun run_net(const char *model, int fused, int B) {
+static NetRun run_net(const char *model, int fused, int B, int no_fuse = 0) {
     NetRun r;
     cuda_fused = fused;
     Net *n = model_build(model);
     net_init_params(n, 3);
     check_or_die(net_setup(n, &backend_cuda, B, 1) == 0);
+    n->no_fuse = no_fuse;
     size_t xin = (size_t)B * 3 * 32 * 32;
     std::vector<float> x = rnd(xin, 5, 1.0f, 0.0f);
     int NC = net_num_classes(n);
@@ -407,6 +408,11 @@ static void test_net_wiring(void) {
                   phase_names[p], on.launches[p], off.launches[p]);
         }
     }
+    /* Net.no_fuse turns the train forward's fusion off for one net, cuda_fused on */
+    NetRun off = run_net("resnet8x4", 0, 2), nf = run_net("resnet8x4", 1, 2, 1);
+    check(same(nf.train_logits, off.train_logits) && nf.launches[PH_TRAIN] == off.launches[PH_TRAIN],
+          "resnet8x4 with Net.no_fuse: the train forward runs the separate kernels (%lld launches, as unfused: %lld)",
+          nf.launches[PH_TRAIN], off.launches[PH_TRAIN]);
 }
 
 int main(void) {
