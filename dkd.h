@@ -325,11 +325,15 @@ typedef struct Backend {
      * backward of relu(bn(x)) from the ReLU's output gradient dy and output y
      * (dx, dgamma, dbeta, dy, y, x, save_mean, save_invstd, gamma, N, C, HW);
      * batchnorm_eval_relu: y = relu(bn_eval(x) + res), res may be NULL
-     * (y, x, res, gamma, beta, run_mean, run_var, N, C, HW, eps). */
+     * (y, x, res, gamma, beta, run_mean, run_var, N, C, HW, eps);
+     * batchnorm_train_relu: the same in train mode (y, save_mean, save_invstd, run_mean,
+     * run_var, x, res, gamma, beta, N, C, HW, momentum, eps, n_updates). */
     int (*batchnorm_relu_backward)(float *, float *, float *, const float *, const float *, const float *,
                                    const float *, const float *, const float *, int, int, int);
     int (*batchnorm_eval_relu)(float *, const float *, const float *, const float *, const float *, const float *,
                                const float *, int, int, int, float);
+    int (*batchnorm_train_relu)(float *, float *, float *, float *, float *, const float *, const float *,
+                                const float *, const float *, int, int, int, float, float, int);
     /* step bookkeeping (same signatures as the _cpu functions above) */
     void (*counter_add)(int64_t *, int64_t);
     void (*batch_gather)(int *, int *, const int *, const int *, const int *, int, int);

@@ -318,8 +318,9 @@ void net_free(Net *n) {
  * net refolds at every eval forward, so SGD can never leave them stale.
  * Host backends only (the CUDA path runs every node as written).
  * Folding changes rounding; the measured error against the unfused path is in
- * results/cpu_vs_pytorch.md. Net.no_fuse = 1 turns it off for one net (and the CPU
- * training fusion of bn->relu and add->relu, forward_train_relu_fused).
+ * results/cpu_vs_pytorch.md. Net.no_fuse = 1 turns it off for one net (and the
+ * training fusions: the CPU's bn->relu and add->relu, forward_train_relu_fused, and a
+ * device's bn [-> add] -> relu, forward_bn_relu_fused).
  */
 
 /* How many nodes read each node's output (the logits count as read once more). */
@@ -588,12 +589,20 @@ static int only_reader(const Net *n, int i, int j) {
     return n->nodes[j].in[0] == i || n->nodes[j].in[1] == i;
 }
 
-/* Eval-mode BN node i -> ReLU, or BN -> add (of another node) -> ReLU, as one
- * fused op: the number of nodes it did (2 or 3), 0 if not fused. */
-static int forward_bn_relu_fused(Net *n, int i, int B) {
+/* A train-mode BN's count of batches (num_batches_tracked), on the host where the
+ * device has no counter of train forwards (net_forward counts on the device). */
+static void count_bn_update(Net *n, const Node *nd) {
+    if (!n->train_forwards) n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;
+}
+
+/* BN node i -> ReLU, or BN -> add (of another node) -> ReLU, as one fused op of a
+ * device backend, in eval or train mode: the number of nodes it did (2 or 3), 0 if
+ * not fused. In train mode the BN's and the add's outputs are not written: no
+ * backward reads them (BN's reads its input, add's nothing, ReLU's its output). */
+static int forward_bn_relu_fused(Net *n, int i, int B, int train) {
     const Backend *be = n->be;
     const Node *nd = &n->nodes[i];
-    if (!be->batchnorm_eval_relu) return 0;
+    if (train ? !be->batchnorm_train_relu : !be->batchnorm_eval_relu) return 0;
     int last = i + 1;
     const float *res = NULL;
     if (last < n->n_nodes && n->nodes[last].op == OP_ADD && only_reader(n, i, last)) {
@@ -604,9 +613,15 @@ static int forward_bn_relu_fused(Net *n, int i, int B) {
     if (last >= n->n_nodes || n->nodes[last].op != OP_RELU || n->nodes[last].in[0] != last - 1 ||
         !only_reader(n, last - 1, last))
         return 0;
-    if (!be->batchnorm_eval_relu(ACT(last), ACT(nd->in[0]), res, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm),
-                                 STAT(nd->rv), B, nd->C, nd->H * nd->W, BN_EPS))
+    int HW = nd->H * nd->W;
+    if (!train)
+        return be->batchnorm_eval_relu(ACT(last), ACT(nd->in[0]), res, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm),
+                                       STAT(nd->rv), B, nd->C, HW, BN_EPS) ? last - i + 1 : 0;
+    if (!be->batchnorm_train_relu(ACT(last), n->save + nd->save, n->save + nd->save + nd->C, STAT(nd->rm),
+                                  STAT(nd->rv), ACT(nd->in[0]), res, PARAM(nd->w), PARAM(nd->b), B, nd->C, HW,
+                                  BN_MOMENTUM, BN_EPS, nd->bn_updates))
         return 0;
+    count_bn_update(n, nd);
     return last - i + 1;
 }
 
@@ -641,7 +656,7 @@ static int forward_train_relu_fused(Net *n, int i, int B) {
     batchnorm_relu_forward_train_cpu(y, n->save + nd->save, n->save + nd->save + nd->C, STAT(nd->rm), STAT(nd->rv),
                                      ACT(nd->in[0]), PARAM(nd->w), PARAM(nd->b), B, nd->C, nd->H * nd->W, BN_MOMENTUM,
                                      BN_EPS, nd->bn_updates);
-    if (!n->train_forwards) n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;   /* (as the unfused BN) */
+    count_bn_update(n, nd);
     return 2;
 }
 
@@ -676,17 +691,19 @@ static int forward_node(Net *n, int i, int B, int train, int fuse) {
     }
     case OP_BN:
         if (train) {
+            int done = n->no_fuse ? 0 : forward_bn_relu_fused(n, i, B, 1);   /* a device's fused BN (+ add) + ReLU */
+            if (done) return done;
             be->batchnorm_forward_train(y, n->save + nd->save, n->save + nd->save + nd->C,
                                         STAT(nd->rm), STAT(nd->rv), x, PARAM(nd->w), PARAM(nd->b),
                                         B, nd->C, HW, BN_MOMENTUM, BN_EPS, nd->bn_updates);
-            if (!n->train_forwards) n->nbt[n->pinfo[nd->nbt].off] += nd->bn_updates;   /* (device: net_forward counts) */
+            count_bn_update(n, nd);
         } else {
             if (fuse) {   /* the CPU's folded eval forward (BN + ReLU in one pass where planned) */
                 (nd->fuse_relu ? batchnorm_relu_forward_eval_cpu : be->batchnorm_forward_eval)(
                     y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv), B, nd->C, HW, BN_EPS);
                 break;
             }
-            int done = forward_bn_relu_fused(n, i, B);   /* a device backend's fused BN (+ add) + ReLU */
+            int done = forward_bn_relu_fused(n, i, B, 0);   /* a device backend's fused BN (+ add) + ReLU */
             if (done) return done;
             be->batchnorm_forward_eval(y, x, PARAM(nd->w), PARAM(nd->b), STAT(nd->rm), STAT(nd->rv),
                                        B, nd->C, HW, BN_EPS);

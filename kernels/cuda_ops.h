@@ -46,6 +46,9 @@ int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbeta, const f
                                  const float *gamma, int N, int C, int HW);
 int batchnorm_eval_relu_cuda(float *y, const float *x, const float *res, const float *gamma, const float *beta,
                              const float *run_mean, const float *run_var, int N, int C, int HW, float eps);
+int batchnorm_train_relu_cuda(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
+                              const float *x, const float *res, const float *gamma, const float *beta,
+                              int N, int C, int HW, float momentum, float eps, int n_updates);
 void relu_forward_cuda(float *y, const float *x, size_t n);
 void relu_backward_cuda(float *dx, const float *dy, const float *y, size_t n);
 void maxpool_forward_cuda(float *y, const float *x, int N, int C, int H, int W, int K, int S);

@@ -4,10 +4,19 @@
  * The fused ops (kernels/batchnorm.cu) promise the separate ops' result BIT
  * FOR BIT: they compute the same float operations in the same order, only
  * without writing and re-reading the intermediate tensors. So every comparison
- * here is exact (memcmp), never a tolerance:
+ * of a fused op here is exact (memcmp), never a tolerance:
+ *   batchnorm_train_relu    == batchnorm_forward_train, [add_forward,] relu_forward
+ *                              (y, saved and running statistics);
  *   batchnorm_relu_backward == relu_backward into the BN output's zeroed
  *                              gradient, then batchnorm_backward;
  *   batchnorm_eval_relu     == batchnorm_forward_eval, [add_forward,] relu_forward.
+ * The one change of arithmetic: batchnorm_forward_train's statistics come from
+ * one pass of shifted moments instead of the two-pass variance. Its former
+ * three-pass kernel is kept below as the reference, and the new one is held to
+ * it and to the C reference (batchnorm.c, same shifted moments, another
+ * summation order) within 4 ulps per rounded term (within_ulps says why), on
+ * data where the textbook E[x^2] - E[x]^2 in float keeps no digit: |mean| = 1e4
+ * spreads, also with the shift 1e3 spreads off. It prints how many values differ.
  * Each op runs on several shapes (one channel to many, odd plane sizes, a
  * batch of one), several block sizes of the per-channel kernels, and every
  * schedule (thread and block orders), and must give the same bits under all
@@ -22,8 +31,11 @@
 #include "kernels/cuda_ops.h"      // defines: the _cuda ops, cuda_fused
 #include "test.h"                  // defines: check, check_same, test_summary
 #include "emu_test.h"              // defines: schedules, check_race_free, emu_launch_count
+#include "kernels/reduce.cuh"      // defines: block_sum (the three-pass reference kernel)
 
+#include <math.h>
 #include <string.h>
+#include <cmath>
 #include <vector>
 
 extern "C" int batchnorm_cuda_threads;
@@ -111,6 +123,187 @@ static void test_bn_relu_backward(void) {
     batchnorm_cuda_threads = 256;
 }
 
+/* ---------------------------------------------- train BN: one-pass statistics */
+/* The train-mode kernel before the one-pass statistics, kept as the reference:
+ * three passes over the channel (the mean; the two-pass variance sum (x-mean)^2;
+ * then y). Same block_sum tree, same y arithmetic. */
+__global__ void bn_train_three_pass_kernel(float *y, float *save_mean, float *save_invstd, float *run_mean,
+                                           float *run_var, const float *x, const float *gamma, const float *beta,
+                                           int N, int C, int HW, float momentum, float eps, int n_updates) {
+    int c = blockIdx.x, n = N * HW;
+    double s = 0.0;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) s += x[((size_t)(e / HW) * C + c) * HW + e % HW];
+    double mean = block_sum(s) / n, ss = 0.0;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        double d = x[((size_t)(e / HW) * C + c) * HW + e % HW] - mean;
+        ss += d * d;
+    }
+    double var = block_sum(ss) / n;
+    float meanf = (float)mean, invstd = (float)(1.0 / sqrt(var + (double)eps));
+    float a = invstd * gamma[c], b = beta[c] - __fmul_rn(meanf, a);
+    for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        size_t i = ((size_t)(e / HW) * C + c) * HW + e % HW;
+        y[i] = fmaf(x[i], a, b);
+    }
+    if (threadIdx.x == 0) {
+        save_mean[c] = meanf;
+        save_invstd[c] = invstd;
+        double unbiased = n > 1 ? var * n / (n - 1) : var;
+        for (int u = 0; u < n_updates; u++) {
+            run_mean[c] = (float)(momentum * mean + (1.0 - momentum) * run_mean[c]);
+            run_var[c] = (float)(momentum * unbiased + (1.0 - momentum) * run_var[c]);
+        }
+    }
+}
+
+/* Train BN's inputs: x with mean `offset` and spread `scale`, its first value
+ * (every channel's shift in the one-pass moments) moved `outlier` spreads away. */
+struct BnIn { std::vector<float> x, res, g, b, rm, rv; };
+static BnIn bn_inputs(const Shape &s, unsigned long long seed, float scale, float offset, float outlier) {
+    size_t n = (size_t)s.N * s.C * s.HW;
+    BnIn in = {rnd(n, seed, scale, offset), rnd(n, seed + 1, 1.0f, -0.2f), rnd(s.C, seed + 2, 1.0f, 0.2f),
+               rnd(s.C, seed + 3, 0.5f, 0.0f), rnd(s.C, seed + 4, 0.5f, 0.0f), rnd(s.C, seed + 5, 0.4f, 0.6f)};
+    for (int c = 0; c < s.C; c++) in.x[(size_t)c * s.HW] += outlier * scale;
+    return in;
+}
+
+/* Train BN by `how` (0: the C reference, 1: batchnorm_forward_train_cuda, 2: the
+ * three-pass kernel above; 3: batchnorm_train_relu_cuda, 4: the separate ops
+ * forward_train [+ add] + relu): y, then save_mean, save_invstd, run_mean, run_var. */
+enum { BN_C_REF, BN_ONE_PASS, BN_THREE_PASS, BN_FUSED, BN_SEPARATE };
+static std::vector<float> bn_train(int how, int residual, const Shape &s, const BnIn &in, int n_updates) {
+    size_t n = (size_t)s.N * s.C * s.HW;
+    const float mom = 0.1f, eps = 1e-5f;
+    std::vector<float> r(n + 4 * (size_t)s.C);
+    float *y = r.data(), *sm = y + n, *si = sm + s.C, *rm = si + s.C, *rv = rm + s.C;
+    memcpy(rm, in.rm.data(), s.C * sizeof(float));
+    memcpy(rv, in.rv.data(), s.C * sizeof(float));
+    if (how == BN_C_REF) {
+        batchnorm_forward_train_cpu(y, sm, si, rm, rv, in.x.data(), in.g.data(), in.b.data(), s.N, s.C, s.HW, mom, eps,
+                                    n_updates);
+        return r;
+    }
+    float *d_r = dev(r), *d_x = dev(in.x), *d_res = dev(in.res), *d_g = dev(in.g), *d_b = dev(in.b);
+    float *d_y = d_r, *d_sm = d_y + n, *d_si = d_sm + s.C, *d_rm = d_si + s.C, *d_rv = d_rm + s.C;
+    float *d_t = dev(std::vector<float>(n, 9.0f));
+    if (how == BN_ONE_PASS)
+        batchnorm_forward_train_cuda(d_y, d_sm, d_si, d_rm, d_rv, d_x, d_g, d_b, s.N, s.C, s.HW, mom, eps, n_updates);
+    if (how == BN_THREE_PASS)
+        LAUNCH(bn_train_three_pass_kernel, s.C, batchnorm_cuda_threads, 0, d_y, d_sm, d_si, d_rm, d_rv, d_x, d_g, d_b,
+               s.N, s.C, s.HW, mom, eps, n_updates);
+    if (how == BN_FUSED) {
+        int prev = cuda_fused;
+        cuda_fused = 1;
+        check_or_die(batchnorm_train_relu_cuda(d_y, d_sm, d_si, d_rm, d_rv, d_x, residual ? d_res : NULL, d_g, d_b,
+                                               s.N, s.C, s.HW, mom, eps, n_updates) == 1);
+        cuda_fused = prev;
+    }
+    if (how == BN_SEPARATE) {
+        batchnorm_forward_train_cuda(d_t, d_sm, d_si, d_rm, d_rv, d_x, d_g, d_b, s.N, s.C, s.HW, mom, eps, n_updates);
+        if (residual) add_forward_cuda(d_t, d_t, d_res, n);
+        relu_forward_cuda(d_y, d_t, n);
+    }
+    r = host(d_r, r.size());
+    float *all[] = {d_r, d_x, d_res, d_g, d_b, d_t};
+    for (float *p : all) cudaCheck(cudaFree(p));
+    return r;
+}
+
+/* got vs ref (both bn_train's layout) within a few float roundings. Both compute
+ * mean and var in double to ~1e-12 relative (the header of batchnorm.cu), so after
+ * rounding to float, mean and invstd differ by at most one ulp (where the double
+ * values straddle a rounding boundary); a = invstd*gamma and b = beta - mean*a then
+ * by a few ulps of a and of mean*a, and y = fma(x, a, b) by |x|*da + db + an ulp
+ * of y. The bound below is 2^-21 (4 ulps) of each such term; a wrong statistic
+ * (an error of order the channel's spread) is thousands of times larger. Counts
+ * the values that differ at all into *differ. */
+static int within_ulps(const std::vector<float> &got, const std::vector<float> &ref, const Shape &s, const BnIn &in,
+                       size_t *differ) {
+    size_t n = (size_t)s.N * s.C * s.HW, C = s.C;
+    const double u = 1.0 / (1 << 21);
+    int ok = 1;
+    *differ = 0;
+    for (size_t k = 0; k < got.size(); k++) {
+        double g = got[k], r = ref[k], tol;
+        if (k < n) {
+            size_t c = (k / s.HW) % C;
+            double a = (double)ref[n + C + c] * in.g[c], mean = ref[n + c];
+            tol = u * (fabs(in.x[k] * a) + 2 * fabs(mean * a) + fabs(in.b[c]) + fabs(r));
+        } else {
+            tol = u * (fabs(r) + 1e-30);   /* save and running statistics: an ulp or two of each */
+            if (k < n + C) tol += 1e-9 * fabs(ref[n + C + (k - n)] > 0 ? 1.0 / ref[n + C + (k - n)] : 0.0);
+        }
+        *differ += g != r || std::signbit(g) != std::signbit(r);
+        ok &= fabs(g - r) <= tol;
+    }
+    return ok;
+}
+
+static void test_bn_train_stats(void) {
+    printf("batchnorm_forward_train (one-pass shifted moments) vs the three-pass kernel and the C reference "
+           "(within 4 ulps per rounded term), 32, 96, 256 and 1024 threads\n");
+    struct Data { float scale, offset, outlier; const char *what; };
+    static const Data data[] = {{2.0f, 0.3f, 0.0f, "mean ~ spread"},
+                                {1.0f, 1e4f, 0.0f, "|mean| = 1e4 spreads"},
+                                {1.0f, 1e4f, 1e3f, "|mean| = 1e4 spreads, the shift 1e3 spreads off"}};
+    static const int threads[] = {32, 96, 256, 1024};
+    for (const Data &d : data)
+        for (int k = 0; k < NSHAPES; k++) {
+            const Shape &s = shapes[k];
+            BnIn in = bn_inputs(s, 300 + k, d.scale, d.offset, d.outlier);
+            std::vector<float> cref = bn_train(BN_C_REF, 0, s, in, 1);
+            int ok = 1, agree = 1;
+            size_t most_old = 0, most_c = 0;
+            for (int t = 0; t < 4; t++) {
+                batchnorm_cuda_threads = threads[t];
+                std::vector<float> old = bn_train(BN_THREE_PASS, 0, s, in, 1), first;
+                for (int sc = 0; sc < NSCHED; sc++) {
+                    emu_set_schedule(schedules[sc]);
+                    std::vector<float> got = bn_train(BN_ONE_PASS, 0, s, in, 1);
+                    if (sc == 0) first = got; else agree &= same(got, first);
+                }
+                emu_set_schedule("forward");
+                size_t d_old, d_c;
+                ok &= within_ulps(first, old, s, in, &d_old) & within_ulps(first, cref, s, in, &d_c);
+                most_old = d_old > most_old ? d_old : most_old;
+                most_c = d_c > most_c ? d_c : most_c;
+            }
+            check(ok && agree, "%s, N=%d C=%d HW=%d: at most %zu of %zu values differ from the three-pass kernel's, "
+                  "%zu from the C reference's%s%s", d.what, s.N, s.C, s.HW, most_old, cref.size(), most_c,
+                  ok ? ", all within the bound" : " (OUTSIDE the bound)",
+                  agree ? "; bit-identical under every schedule" : " (schedules DIFFER)");
+        }
+    batchnorm_cuda_threads = 256;
+}
+
+/* ---------------------------------------------- train BN [+ residual] + ReLU */
+static void test_bn_train_relu(void) {
+    printf("batchnorm_train_relu == batchnorm_forward_train [+ add_forward] + relu_forward (exact)\n");
+    static const int threads[] = {32, 96, 256, 1024};
+    for (int residual = 0; residual < 2; residual++)
+        for (int k = 0; k < NSHAPES; k++) {
+            const Shape &s = shapes[k];
+            BnIn in = bn_inputs(s, 400 + k, 2.0f, 0.1f, 0.0f);
+            for (int t = 0; t < 4; t++) {
+                batchnorm_cuda_threads = threads[t];
+                int nu = 1 + (t == 1);   /* (the WRN double update at one block size) */
+                std::vector<float> ref = bn_train(BN_SEPARATE, residual, s, in, nu), first;
+                int ok = 1, agree = 1;
+                for (int sc = 0; sc < NSCHED; sc++) {
+                    emu_set_schedule(schedules[sc]);
+                    std::vector<float> got = bn_train(BN_FUSED, residual, s, in, nu);
+                    ok &= same(got, ref);
+                    if (sc == 0) first = got; else agree &= same(got, first);
+                }
+                emu_set_schedule("forward");
+                check(ok && agree, "%s N=%d C=%d HW=%d, %d threads, %d update%s: y and all statistics bit-identical "
+                      "to the separate ops%s", residual ? "BN + residual + ReLU" : "BN + ReLU", s.N, s.C, s.HW,
+                      threads[t], nu, nu > 1 ? "s" : "", agree ? " under every schedule" : " (schedules DIFFER)");
+            }
+        }
+    batchnorm_cuda_threads = 256;
+}
+
 /* ---------------------------------------------- eval BN [+ residual] + ReLU */
 static std::vector<float> bn_eval_relu(int fused, int residual, const Shape &s, unsigned long long seed) {
     size_t n = (size_t)s.N * s.C * s.HW;
@@ -158,29 +351,37 @@ static void test_bn_eval_relu(void) {
 }
 
 /* ---------------------------------------------- the wiring in net.c */
-struct NetRun { std::vector<float> logits, grads; long long launches; };
+enum { PH_EVAL, PH_TRAIN, PH_BACKWARD, NPHASES };
+static const char *const phase_names[] = {"eval forward", "train forward", "backward"};
+struct NetRun { std::vector<float> logits, train_logits, stats, grads; long long launches[NPHASES]; };
 
 /* Fusion on or off: eval logits of a fresh model, then one train forward +
- * backward from the same weights and input: the parameter gradients. */
-static NetRun run_net(const char *model, int fused, int B) {
+ * backward from the same weights and input: the train logits, the running
+ * statistics and the parameter gradients; and the launches of each phase. */
+static NetRun run_net(const char *model, int fused, int B, int no_fuse = 0) {
     NetRun r;
     cuda_fused = fused;
     Net *n = model_build(model);
     net_init_params(n, 3);
     check_or_die(net_setup(n, &backend_cuda, B, 1) == 0);
+    n->no_fuse = no_fuse;
     size_t xin = (size_t)B * 3 * 32 * 32;
     std::vector<float> x = rnd(xin, 5, 1.0f, 0.0f);
     int NC = net_num_classes(n);
-    long long l0 = emu_launch_count();
     backend_cuda.upload(n->x, x.data(), xin * sizeof(float));
+    long long l0 = emu_launch_count();
     r.logits = host(net_forward(n, B, 0), (size_t)B * NC);
     backend_cuda.upload(n->x, x.data(), xin * sizeof(float));
-    net_forward(n, B, 1);
+    long long l1 = emu_launch_count();
+    r.train_logits = host(net_forward(n, B, 1), (size_t)B * NC);
+    long long l2 = emu_launch_count();
     std::vector<float> dz = rnd((size_t)B * NC, 6, 0.1f, 0.0f);
     float *d_dz = dev(dz);
     net_backward(n, d_dz, B);
-    r.launches = emu_launch_count() - l0;
+    long long l3 = emu_launch_count();
+    r.launches[PH_EVAL] = l1 - l0; r.launches[PH_TRAIN] = l2 - l1; r.launches[PH_BACKWARD] = l3 - l2;
     r.grads = host(n->grads, n->n_params);
+    r.stats = host(n->stats, n->n_stats);
     cudaCheck(cudaFree(d_dz));
     net_free(n);
     cuda_fused = -1;
@@ -190,21 +391,35 @@ static NetRun run_net(const char *model, int fused, int B) {
 static void test_net_wiring(void) {
     printf("net.c: fused ops on == off (the separate kernels), bit for bit\n");
     /* small models that hold every chain: BN -> ReLU, BN -> add -> ReLU with and
-     * without a downsample branch (resnet8x4), BN -> ReLU around depthwise and
-     * pointwise convolutions (MobileNetV2), and ShuffleV2's split/concat blocks */
-    static const char *models[] = {"resnet8x4", "MobileNetV2", "ShuffleV2"};
+     * without a downsample branch (resnet8x4, resnet20, wrn_16_2, whose three BNs
+     * applied twice update their running statistics twice), BN -> ReLU around
+     * depthwise and pointwise convolutions (MobileNetV2), ShuffleV1's grouped
+     * convolutions and ShuffleV2's split/concat blocks */
+    static const char *models[] = {"resnet8x4", "resnet20", "wrn_16_2", "MobileNetV2", "ShuffleV1", "ShuffleV2"};
     for (const char *m : models) {
         NetRun off = run_net(m, 0, 2), on = run_net(m, 1, 2);
         check(same(on.logits, off.logits), "%s: eval logits bit-identical with and without fusion", m);
+        check(same(on.train_logits, off.train_logits) && same(on.stats, off.stats),
+              "%s: train-forward logits and running statistics bit-identical", m);
         check(same(on.grads, off.grads), "%s: train-step parameter gradients bit-identical", m);
-        if (off.launches == 0) skip("%s: launch counts: only the emulator counts launches", m);
-        else check(on.launches < off.launches, "%s: fewer launches when fused (%lld vs %lld)", m, on.launches, off.launches);
+        for (int p = 0; p < NPHASES; p++) {
+            if (off.launches[p] == 0) { skip("%s: launch counts: only the emulator counts launches", m); break; }
+            check(on.launches[p] < off.launches[p], "%s %s: fewer launches when fused (%lld vs %lld)", m,
+                  phase_names[p], on.launches[p], off.launches[p]);
+        }
     }
+    /* Net.no_fuse turns the train forward's fusion off for one net, cuda_fused on */
+    NetRun off = run_net("resnet8x4", 0, 2), nf = run_net("resnet8x4", 1, 2, 1);
+    check(same(nf.train_logits, off.train_logits) && nf.launches[PH_TRAIN] == off.launches[PH_TRAIN],
+          "resnet8x4 with Net.no_fuse: the train forward runs the separate kernels (%lld launches, as unfused: %lld)",
+          nf.launches[PH_TRAIN], off.launches[PH_TRAIN]);
 }
 
 int main(void) {
     printf("emu_fused: fused CUDA ops vs their unfused references (emulated on the CPU, schedule %s)\n", emu_schedule());
     test_bn_relu_backward();
+    test_bn_train_stats();
+    test_bn_train_relu();
     test_bn_eval_relu();
     test_net_wiring();
     check_race_free("emu_fused");

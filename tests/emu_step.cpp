@@ -8,10 +8,11 @@
  * decay. Both backends get the same models, weights, images and labels.
  *
  * Compared: the augmented batch (bit for bit: integer draws, same formula),
- * teacher and student logits, every node's output, the BN running statistics
- * and num_batches_tracked, the per-row loss terms and the loss, dL/dz, every
- * node's output gradient (but a BN output gradient that the fused BN + ReLU
- * backward does not materialise), every parameter gradient, every parameter and
+ * teacher and student logits, every node's output (but a BN's or add's output
+ * that the fused train-mode BN [+ add] + ReLU does not materialise), the BN
+ * running statistics and num_batches_tracked, the per-row loss terms and the
+ * loss, dL/dz, every node's output gradient (but a BN output gradient that the
+ * fused BN + ReLU backward does not materialise), every parameter gradient, every parameter and
  * momentum after SGD. The node-by-node comparisons name the first op that is
  * off, so a failure points at the kernel to look at.
  *
@@ -206,17 +207,37 @@ static const char *op_name(int op) {
     return op >= 0 && op <= OP_SHUFFLE ? names[op] : "?";
 }
 
+/* Node j is the one node reading node i (once), and i is not the output. */
+static int sole_reader(const Net *s, int i, int j) {
+    if (i == s->output || j >= s->n_nodes) return 0;
+    for (int k = i + 1; k < s->n_nodes; k++) {
+        int reads = (s->nodes[k].in[0] == i) + (s->nodes[k].in[1] == i);
+        if (reads && (k != j || reads != 1)) return 0;
+    }
+    return s->nodes[j].in[0] == i || s->nodes[j].in[1] == i;
+}
+static int op_at(const Net *s, int i) { return i < s->n_nodes ? s->nodes[i].op : -1; }
+
 /* A BN whose output only its ReLU reads: the CUDA backend's fused BN + ReLU
  * backward (kernels/batchnorm.cu, used by net.c) never writes that output's
  * gradient tensor, so there is nothing to compare; the BN's parameter
  * gradients and its input's gradient still are (tests/emu_fused.cpp holds the
  * fused op to the separate ones bit for bit). */
 static int grad_fused_away(const Net *s, int i) {
-    if (!backend_cuda.batchnorm_relu_backward || s->nodes[i].op != OP_BN || i + 1 >= s->n_nodes) return 0;
-    if (s->nodes[i + 1].op != OP_RELU || s->nodes[i + 1].in[0] != i || i == s->output) return 0;
-    for (int k = i + 2; k < s->n_nodes; k++)
-        if (s->nodes[k].in[0] == i || s->nodes[k].in[1] == i) return 0;
-    return 1;
+    return backend_cuda.batchnorm_relu_backward && s->nodes[i].op == OP_BN && op_at(s, i + 1) == OP_RELU &&
+           sole_reader(s, i, i + 1);
+}
+
+/* The same in the forward: the fused train-mode BN [+ add] + ReLU writes only the
+ * ReLU's output; the BN's (and the add's) are never written. Node i is such a BN,
+ * or such an add (then its BN is node i-1). */
+static int act_fused_away(const Net *s, int i) {
+    if (!backend_cuda.batchnorm_train_relu) return 0;
+    int bn = s->nodes[i].op == OP_ADD ? i - 1 : i;
+    if (s->nodes[bn].op != OP_BN) return 0;
+    if (op_at(s, bn + 1) == OP_RELU) return bn == i && sole_reader(s, bn, bn + 1);
+    return op_at(s, bn + 1) == OP_ADD && op_at(s, bn + 2) == OP_RELU && s->nodes[bn + 2].in[0] == bn + 1 &&
+           sole_reader(s, bn, bn + 1) && sole_reader(s, bn + 1, bn + 2);
 }
 
 /* Node by node. backward = 0: outputs, the first bad node in forward order is
@@ -227,13 +248,15 @@ static void compare_nodes(const char *what, const Net *s, const float *got, cons
     double worst = 0;
     for (int i = 1; i < s->n_nodes; i++) {
         const Node *nd = &s->nodes[i];
-        if (backward && grad_fused_away(s, i)) { skipped++; continue; }
+        if (backward ? grad_fused_away(s, i) : act_fused_away(s, i)) { skipped++; continue; }
         size_t n = (size_t)B * nd->C * nd->H * nd->W;
         double e;
         if (!close_scaled("", got + nd->act, ref + nd->act, n, 0, -1, &e)) { bad++; if (first < 0 || backward) first = i; }
         if (e > worst) worst = e;
     }
-    if (skipped) printf("  (%d BN output gradients not compared: the fused BN + ReLU backward does not materialise them)\n", skipped);
+    if (skipped)
+        printf("  (%d %s not compared: the fused BN + ReLU %s does not materialise them)\n", skipped,
+               backward ? "BN output gradients" : "BN and add outputs", backward ? "backward" : "train forward");
     if (first < 0) {
         check(1, "%s: all %d nodes within tolerance (worst %.2g%% of tol)", what, s->n_nodes - 1 - skipped, 100 * worst);
         return;
