@@ -18,13 +18,15 @@
  * positions are read straight from NCHW, every tap a fixed shift of the flat plane
  * with the border lanes masked:
  *  layer shape                         forward         dx               dW
- *  3x3 "same", G = 1, C·OC·H·W < W0   shiftconv       shiftconv of dy  shiftconv dW
+ *  3x3 "same", G = 1, small or narrow  shiftconv       shiftconv of dy  shiftconv dW
  *    (resnet20/32/56/110, WRN's         (8 x 48 tile)   (flipped kernel) (8 x 3 taps)
- *    small and middle layers)
- *  3x3 "same", G = 1, C·OC·H·W >= W0  Winograd        Winograd of dy   shiftconv dW
- *    (resnet32x4/8x4, VGG, WRN-40-2's
- *    wide layers; W0 = SHIFT_WINO_WORK:
- *    2^21 with AVX-512, 2^18 with AVX2)
+ *    32-channel layers)
+ *  3x3 "same", G = 1, wide: C·OC·H·W   Winograd        Winograd of dy   shiftconv dW
+ *    >= 2^20 (AVX2: 2^18), and with     F(2x2); eval-   F(2x2)
+ *    AVX-512 C·OC >= 2048 (F(4x4)) or   mode forwards
+ *    4096 (F(2x2)): resnet32x4/8x4,     F(4x4) on maps
+ *    VGG, WRN-40-2's wider layers,      from 8x8
+ *    ResNet50 (winograd_beats_shiftconv)
  *  depthwise 3x3 / s1 / pad 1          shiftconv       shiftconv of dy  shiftconv dW
  *    (MobileNetV2, ShuffleNets)         depthwise       (flipped)        depthwise
  *  1x1 / s1, maps 4x4 (PP >= 64)       GEMM on the     GEMM W^T·dY      shiftconv dW
@@ -33,22 +35,25 @@
  *  depthwise (G == C == OC)            direct loops    direct loops     direct loops
  *    (stride 1: on a zero-bordered copy of the plane; 4x4 and smaller: tap tables)
  *  3x3 / s1 / pad 1, G = 1,            Winograd        Winograd of dy   implicit GEMM if OW >= 16,
- *    C and OC >= 32                    F(2x2,3x3)      with the flipped im2col + GEMM below
+ *    C and OC >= 32                    (as above)      with the flipped im2col + GEMM below
  *                                                      kernel           (or when PP < 64)
  *  other KxK (K > 1) stride 1,         implicit GEMM   implicit GEMM    as above
  *    PP >= 64, G < C                   (no col)        of dy, flipped
  *  1x1 / s1 / pad 0, PP >= 64          GEMM on the     GEMM W^T·dY      GEMM dY·x^T
  *    (MobileNetV2, ShuffleNets,        image itself    straight into dx
- *    ResNet50 bottlenecks)             (no col)
+ *    ResNet50 bottlenecks)             (no col; W packed
+ *                                      once per call:
+ *                                      pointwise_image)
  *  everything else: stride 2,          im2col + GEMM   GEMM + col2im    im2col + GEMM
  *    maps with PP < 64 (4x4, 2x2),     (several images per GEMM when PP < 64)
  *    the 3-channel stems on small maps
  * Why: shiftconv reads no copy and writes no junk; per 24 FMAs its tile makes ~14 loads,
  * and the masks cost 10-20%, still ahead of the implicit GEMM's padded copy, wider grid
- * and copy-out (measured per layer in SHIFT_WINO_WORK's comment and kernels/README.md).
- * Winograd does 2.25x fewer multiply-adds but its transforms cost per channel, so it
- * pays from 32 channels up (timings in winograd.c's winograd_applies), and beats
- * shiftconv only on the big layers; the implicit GEMM saves building col (as big as
+ * and copy-out (measured per layer in kernels/README.md). Winograd does 2.25x (F(2x2))
+ * or 4x (F(4x4)) fewer multiply-adds but its transforms cost per channel, so it pays
+ * from 32 channels up (timings in winograd.c's winograd_applies), and beats shiftconv
+ * only on the wide layers (winograd_beats_shiftconv); F(4x4)'s larger rounding error
+ * keeps it out of training (winograd.c); the implicit GEMM saves building col (as big as
  * the layer's arithmetic for 3x3 layers with few channels); a 1x1 stride-1 col would
  * be a copy of the image; strided layers and tiny maps are a small share of the work,
  * and im2col handles any geometry. dx of a stride-1 convolution is itself a stride-1

@@ -58,7 +58,7 @@
  * layers (32 @16x16: 90-96 vs 90-94; 32 @8x8: 97 vs 64) and behind it from C·OC·H·W = 2^18
  * on (64 @8x8: 94-98 vs 102-104; 64 @16x16: 93 vs 134 effective GFLOP/s: Winograd's
  * F(2x2, 3x3) does 2.25x fewer multiplications; the AVX2 peak here is ~130), so conv.c
- * sends those layers' forward and dx to Winograd (SHIFT_WINO_WORK_ISA, shiftconv.h).
+ * sends those layers' forward and dx to Winograd (winograd_beats_shiftconv, conv.c).
  *
  * Built for AVX-512 and for AVX2 + FMA (the per-ISA objects of build.sh); in the scalar
  * build shiftconv_applies() is 0 and conv.c keeps its other paths. */

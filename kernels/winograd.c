@@ -1,8 +1,9 @@
-/* kernels/winograd.c — 3x3 convolution by Winograd's minimal filtering, F(2x2, 3x3).
+/* kernels/winograd.c — 3x3 convolution by Winograd's minimal filtering: F(2x2, 3x3), and
+ * F(4x4, 3x3) for eval-mode forwards.
  *
  * This is a CPU speed path of conv.c (the CUDA conv, conv.cu, stays im2col + GEMM):
- * conv.c sends it the 3x3 / stride 1 / pad 1 layers, which are almost all the work of
- * the CIFAR ResNets, WRNs and VGGs, for the forward and for dx (dx of such a layer is
+ * conv.c sends it the wide 3x3 / stride 1 / pad 1 layers, which are almost all the work
+ * of the CIFAR ResNets, WRNs and VGGs, for the forward and for dx (dx of such a layer is
  * again such a convolution, of dy with the flipped kernel: see conv.c). Set
  * DKD_WINOGRAD=0 to use the implicit GEMM of conv.c instead (to compare).
  *
@@ -32,22 +33,38 @@
  * of 4 outputs), and rounding differs from a direct sum (the 1/2 in G is exact; the
  * extra additions add a few ulps: the golden tests against PyTorch report the size).
  *
- * How it runs (winograd_images: a few images on the calling thread)
- * --------------------------------------------------------------
+ * F(4x4, 3x3): the same with 4 outputs per direction from 6 inputs, interpolating at
+ * the points 0, ±1, ±2 and ∞ (the 6x6 B^T, 6x3 G and 4x6 A^T are written out at bt4,
+ * g_rows4 and at4 below): a 4x4 tile from a 6x6 one with 36 multiplications instead of
+ * 144, 4x fewer, and 2.25 transformed numbers per output instead of 4. The larger
+ * constants (4, 5, 8, 1/6, 1/24) cost precision: against the direct sum in double, a
+ * 64 -> 64 layer on 16x16 maps (inputs in [-1, 1], weights in [-0.1, 0.1]) is off by
+ * 7.2e-6 of max|y| with F(4x4) and 3.1e-7 with F(2x2); the models' eval logits against
+ * PyTorch (tests/test_golden.c) by 1.0e-6 to 1.7e-6 of max|logit| (resnet8x4, vgg8,
+ * wrn_16_2; 4.5e-7 to 9.7e-7 with F(2x2)). In a training step that error reached the
+ * gradients (resnet8x4: a global relative L2 of 1.8e-3 against PyTorch instead of
+ * 4.7e-7), so conv.c takes F(4x4) only for eval-mode forwards (teacher forwards,
+ * evaluation, inference: conv2d_forward_eval_cpu) and keeps F(2x2) for training.
+ *
+ * How it runs (winograd_images: a few images on the calling thread; m = 2 or 4)
+ * ----------------------------------------------------------------------------
  * 1. Copy the images into zero-bordered buffers (1 zero row/column around each, rounded
- *    up to whole tiles), so no tile needs bounds checks, split into their even and odd
- *    columns so that the transforms read contiguous runs (split_image). Small maps
- *    (8x8: 16 tiles, 4x4: 4) are done several images at a time, so that a block still
- *    has WINO_TB tiles for the GEMMs (winograd_images_per_call). Which images share a
- *    call changes nothing in the results: every tile is computed on its own.
- * 2. For a block of up to WINO_TB tiles (their V and M then stay in L2): the input
- *    transform writes V directly in the order the GEMM micro-kernel reads B (strips of
- *    NR tiles: gemm.h), done as row transforms (d B, along a tile row) then column
- *    transforms (B^T ·), each a loop over the tiles of a row that the compiler
- *    vectorises (a first version with one tile per iteration, all scalar, took twice
- *    as long as the GEMMs).
- * 3. 16 products M[ξ] = U[ξ] · V[ξ] with gemm_packed (U was packed once per call).
- * 4. The output transform turns M into 2x2 output tiles (bias added, or added to y).
+ *    up to whole tiles), so no tile needs bounds checks, split into m column phases
+ *    (column q to phase q % m) so that a tile's columns are contiguous runs of the
+ *    phases (split_image). Small maps (8x8: 16 tiles of 2x2, 4x4: 4) are done several
+ *    images at a time, so that a block still has enough tiles for the GEMMs
+ *    (winograd_images_per_call). Which images share a call changes nothing in the
+ *    results: every tile is computed on its own.
+ * 2. For a block of up to WINO_TB (F(4x4): WINO_TB4) tiles, their V and M then in L2,
+ *    channel by channel: the a x a inputs of every tile are gathered into D (one copy
+ *    per tile row and input position), then B^T d B runs on 8 tiles at a time as
+ *    vectors and writes V directly in the order the GEMM micro-kernel reads B (strips of
+ *    NR tiles: gemm.h). Vectors over tiles, not over the columns of one tile row: on 8x8
+ *    and 4x4 maps a tile row has 2 to 4 tiles, and the first version (one tile row per
+ *    loop) spent more time in its scalar remainders than in the GEMMs.
+ * 3. a² products M[ξ] = U[ξ] · V[ξ] with gemm_packed (U was packed once per call).
+ * 4. The output transform A^T M A, again 8 tiles at a time, then each tile's m x m
+ *    outputs are spread into the output rows (bias added, or added to y).
  * Every number is computed by one thread in a fixed order: deterministic.
  */
 #include "dkd.h"
