@@ -46,6 +46,11 @@ int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbeta, const f
                                  const float *gamma, int N, int C, int HW);
 int batchnorm_eval_relu_cuda(float *y, const float *x, const float *res, const float *gamma, const float *beta,
                              const float *run_mean, const float *run_var, int N, int C, int HW, float eps);
+/* Fused (kernels/conv.cu): y = bn_eval(conv(x)) [+ res] [relu], conv2d_forward's
+ * arguments then BN's; 1 = done, 0 = declined (fusion off, as above). */
+int conv2d_bn_eval_cuda(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                        int OC, int K, int S, int P, int G, float *ws, const float *res, const float *gamma,
+                        const float *beta, const float *run_mean, const float *run_var, float eps, int relu);
 void relu_forward_cuda(float *y, const float *x, size_t n);
 void relu_backward_cuda(float *dx, const float *dy, const float *y, size_t n);
 void maxpool_forward_cuda(float *y, const float *x, int N, int C, int H, int W, int K, int S);
