@@ -293,13 +293,28 @@ static void test_net_wiring(void) {
     }
 }
 
+/* A fresh model's BN layers are the identity (gamma 1, beta 0, mean 0, var 1),
+ * which would hide a wrong BN epilogue: random ones instead (and biases). */
+static void randomize_bn(Net *n) {
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *p = &n->pinfo[k];
+        int constant = p->kind == PK_PARAM && (p->init == INIT_ONE || p->init == INIT_ZERO);
+        if (!constant && p->kind != PK_RUNMEAN && p->kind != PK_RUNVAR) continue;
+        float offset = p->kind == PK_RUNVAR || p->init == INIT_ONE ? 1.0f : 0.0f;
+        std::vector<float> v = rnd(p->numel, 10 + k, 0.5f, offset);
+        memcpy((float *)net_host_ptr(n, p), v.data(), p->numel * sizeof(float));
+    }
+}
+
 /* An inference-only net (the teacher: the arena reuses dead buffers) on
- * backend be: eval logits of a fresh model, and the launches they took. */
+ * backend be: eval logits of a model with random BN statistics, and the
+ * launches they took. */
 static NetRun run_eval(const char *model, const Backend *be, int fused, int B) {
     NetRun r;
     cuda_fused = fused;
     Net *n = model_build(model);
     net_init_params(n, 4);
+    randomize_bn(n);
     check_or_die(net_setup(n, be, B, 0) == 0);
     size_t xin = (size_t)B * 3 * 32 * 32;
     std::vector<float> x = rnd(xin, 7, 1.0f, 0.0f);
