@@ -133,6 +133,20 @@ static int same_result(const Result *a, const Result *b, const Shape *s, size_t 
            !memcmp(a->dw, b->dw, nw * sizeof(float)) && (!s->bias || !memcmp(a->db, b->db, (size_t)s->OC * sizeof(float)));
 }
 
+/* run_conv under every schedule, into r[k]: *same = 1 if all gave the same
+ * bits, *guards = 1 if no run wrote past an end. */
+static void run_schedules(const Shape *s, const float *hx, const float *hw, const float *hb, const float *hdy,
+                          const float *hdx0, size_t nx, size_t ny, size_t nw, Result r[NSCHED], int *same, int *guards) {
+    *same = *guards = 1;
+    for (int k = 0; k < NSCHED; k++) {
+        emu_set_schedule(schedules[k]);
+        alloc_result(&r[k], nx, ny, nw, s->OC);
+        run_conv(s, hx, hw, hb, hdy, hdx0, &r[k]);
+        *guards &= r[k].guards;
+        if (k) *same &= same_result(&r[0], &r[k], s, nx, ny, nw);
+    }
+}
+
 /* The forward on the implicit GEMM (kernels/conv_implicit.cu; the backward
  * stays im2col): y within tolerance of the C reference and the same values as
  * the im2col path (each output one thread's sum over k in order, in both),
@@ -141,17 +155,11 @@ static void test_implicit(const Shape *s, const Result *ref, const float *hx, co
                           const float *hdy, const float *hdx0, size_t nx, size_t ny, size_t nw) {
     if (s->G == s->C && s->OC == s->C) return;   /* depthwise: conv.cu's direct kernel on either path */
     Result im2col, r[NSCHED];
-    int same = 1, guards = 1, equal = 1;
+    int same, guards, equal = 1;
     alloc_result(&im2col, nx, ny, nw, s->OC);
     run_conv(s, hx, hw, hb, hdy, hdx0, &im2col);   /* (im2col: the file's default) */
     conv_cuda_set_implicit(1);
-    for (int k = 0; k < NSCHED; k++) {
-        emu_set_schedule(schedules[k]);
-        alloc_result(&r[k], nx, ny, nw, s->OC);
-        run_conv(s, hx, hw, hb, hdy, hdx0, &r[k]);
-        guards &= r[k].guards;
-        if (k) same &= same_result(&r[0], &r[k], s, nx, ny, nw);
-    }
+    run_schedules(s, hx, hw, hb, hdy, hdx0, nx, ny, nw, r, &same, &guards);
     conv_cuda_set_implicit(0);
     emu_set_schedule("forward");
     for (size_t i = 0; i < ny; i++) equal &= r[0].y[i] == im2col.y[i];
@@ -190,15 +198,9 @@ static void test_shape(int si) {
     for (int v = 1; v <= gemm_cuda_versions(); v++) {
         gemm_cuda_set_version(v);
         Result r[NSCHED];
-        int same = 1, guards = 1;
+        int same, guards;
         conv_cuda_set_block_size(256);
-        for (int k = 0; k < NSCHED; k++) {
-            emu_set_schedule(schedules[k]);
-            alloc_result(&r[k], nx, ny, nw, s->OC);
-            run_conv(s, hx, hw, hb, hdy, hdx0, &r[k]);
-            guards &= r[k].guards;
-            if (k) same &= same_result(&r[0], &r[k], s, nx, ny, nw);
-        }
+        run_schedules(s, hx, hw, hb, hdy, hdx0, nx, ny, nw, r, &same, &guards);
         snprintf(name, sizeof name, "  v%d y", v); close_to(name, r[0].y, ref.y, ny);
         if (s->want_dx) { snprintf(name, sizeof name, "  v%d dx (+=)", v); close_to(name, r[0].dx, ref.dx, nx); }
         snprintf(name, sizeof name, "  v%d dw", v); close_to(name, r[0].dw, ref.dw, nw);
