@@ -1,6 +1,8 @@
 /* kernels/conv.cu — 2-D convolution on the GPU: im2col + GEMM (the GEMM is
  * kernels/gemm.cu), col2im as a gather, and a direct kernel for depthwise
- * convolutions. Read kernels/conv.c (the C reference, same signatures with
+ * convolutions. The forward runs, by default, on the implicit GEMM of
+ * kernels/conv_implicit.cu (the same product without the im2col buffer);
+ * the im2col forward below stays as its reference. Read kernels/conv.c (the C reference, same signatures with
  * suffix _cpu; its top holds the plain seven-loop convolution) first: this
  * file computes the same thing.
  *
@@ -48,6 +50,13 @@
  * thread per output element, 1-D blocks of conv_cuda_set_block_size() threads
  * (default 256), consecutive threads on consecutive addresses (coalesced).
  * The bias gradient is one block per output channel (a block reduction).
+ *
+ * Which forward (conv_forward_epi): depthwise -> the direct kernel; every
+ * other conv -> the implicit GEMM, or im2col + GEMM with DKD_CUDA_IMPLICIT=0
+ * (or conv_cuda_set_implicit(0)). The backward is always im2col + GEMM.
+ * Every forward kernel ends with the epilogue of kernels/conv_epilogue.cuh:
+ * the bias, and for the fused eval op conv2d_bn_eval also BN, the residual
+ * and the ReLU, so that op is these kernels with a longer epilogue.
  *
  * Knobs (tests and benchmarks): DKD_GEMM_VERSION=1..4 or
  * gemm_cuda_set_version(v) picks the GEMM kernel (kernels/gemm.cu);
