@@ -327,13 +327,20 @@ typedef struct Backend {
      * batchnorm_eval_relu: y = relu(bn_eval(x) + res), res may be NULL
      * (y, x, res, gamma, beta, run_mean, run_var, N, C, HW, eps);
      * batchnorm_train_relu: the same in train mode (y, save_mean, save_invstd, run_mean,
-     * run_var, x, res, gamma, beta, N, C, HW, momentum, eps, n_updates). */
+     * run_var, x, res, gamma, beta, N, C, HW, momentum, eps, n_updates);
+     * conv2d_bn_eval: y = bn_eval(conv(x)) [+ res] [then relu], the conv's output
+     * never stored (conv2d_forward's arguments, then res or NULL, gamma, beta,
+     * run_mean, run_var, eps, relu 0/1); y must not overlap x, and res is y or
+     * does not overlap it. */
     int (*batchnorm_relu_backward)(float *, float *, float *, const float *, const float *, const float *,
                                    const float *, const float *, const float *, int, int, int);
     int (*batchnorm_eval_relu)(float *, const float *, const float *, const float *, const float *, const float *,
                                const float *, int, int, int, float);
     int (*batchnorm_train_relu)(float *, float *, float *, float *, float *, const float *, const float *,
                                 const float *, const float *, int, int, int, float, float, int);
+    int (*conv2d_bn_eval)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int,
+                          int, int, float *, const float *, const float *, const float *, const float *,
+                          const float *, float, int);
     /* step bookkeeping (same signatures as the _cpu functions above) */
     void (*counter_add)(int64_t *, int64_t);
     void (*batch_gather)(int *, int *, const int *, const int *, const int *, int, int);

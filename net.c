@@ -386,6 +386,8 @@ static void add_relu(float *y, const float *a, const float *b, size_t count) {
     }
 }
 
+static int conv_bn_chain(const Net *n, int i, int *res, int *relu);   /* below */
+
 /* Inference plan: give each node a slot, recycled after its last consumer. */
 static size_t plan_reuse(Net *n, int Bmax) {
     int N = n->n_nodes;
@@ -395,6 +397,10 @@ static size_t plan_reuse(Net *n, int Bmax) {
         for (int k = 0; k < 2; k++)
             if (n->nodes[i].in[k] >= 0) last[n->nodes[i].in[k]] = i;
     last[n->output] = N;   /* the logits stay readable after the forward */
+    for (int i = 1; i < N && n->be->conv2d_bn_eval; i++) {   /* a fused conv chain reads x until its end */
+        int r, relu, end = conv_bn_chain(n, i, &r, &relu), x = n->nodes[i].in[0];
+        if (end > last[x]) last[x] = end;
+    }
     for (int j = N - 1; j >= 1; j--) {   /* a fused eval forward reads node alias for node j */
         int r = n->nodes[j].alias;
         if (r >= 0 && last[j] > last[r]) last[r] = last[j];
@@ -631,6 +637,47 @@ static int relu_only_reader(const Net *n, int i) {
     return i + 1 < n->n_nodes && n->nodes[i + 1].op == OP_RELU && n->nodes[i + 1].in[0] == i && only_reader(n, i, i + 1);
 }
 
+/* 1 if node a's and node b's outputs (batch B) share memory in the arena. */
+static int acts_overlap(const Net *n, int a, int b, int B) {
+    const float *pa = ACT(a), *pb = ACT(b);
+    return pa < pb + node_floats(&n->nodes[b], B) && pb < pa + node_floats(&n->nodes[a], B);
+}
+
+/* Eval-mode conv node i -> BN [-> add (of another node)] [-> ReLU] as one fused
+ * op, the BN (+ add, ReLU) applied in the conv's epilogue: the number of nodes
+ * it did (2 to 4), 0 if not fused. Each intermediate output must have its next
+ * node as only reader (conv_bn_chain: the chain's last node, 0 if none; the
+ * add's other input, or -1; whether a ReLU ends it). The chain's output may not
+ * share memory with the conv's input (the conv reads x while writing y; an
+ * inference arena's plan_reuse keeps x alive to the chain's end), and the
+ * residual must be y itself or apart from it. */
+static int conv_bn_chain(const Net *n, int i, int *res, int *relu) {
+    if (n->nodes[i].op != OP_CONV || i + 1 >= n->n_nodes || n->nodes[i + 1].op != OP_BN || !only_reader(n, i, i + 1))
+        return 0;
+    int last = i + 1;
+    *res = -1;
+    if (last + 1 < n->n_nodes && n->nodes[last + 1].op == OP_ADD && only_reader(n, last, last + 1)) {
+        const Node *add = &n->nodes[++last];
+        *res = add->in[0] == last - 1 ? add->in[1] : add->in[0];
+    }
+    *relu = relu_only_reader(n, last);
+    return last + *relu;
+}
+
+static int forward_conv_bn_fused(Net *n, int i, int B) {
+    const Backend *be = n->be;
+    int r, relu, last = be->conv2d_bn_eval && !n->no_fuse ? conv_bn_chain(n, i, &r, &relu) : 0;
+    if (!last) return 0;
+    const Node *cv = &n->nodes[i], *bn = &n->nodes[i + 1], *a = &n->nodes[cv->in[0]];
+    if (acts_overlap(n, last, cv->in[0], B) || (r >= 0 && ACT(r) != ACT(last) && acts_overlap(n, last, r, B)))
+        return 0;   /* (plan_reuse avoids this) */
+    if (!be->conv2d_bn_eval(ACT(last), ACT(cv->in[0]), PARAM(cv->w), cv->b >= 0 ? PARAM(cv->b) : NULL, B, a->C, a->H,
+                            a->W, cv->OC, cv->K, cv->S, cv->P, cv->G, n->ws, r >= 0 ? ACT(r) : NULL, PARAM(bn->w),
+                            PARAM(bn->b), STAT(bn->rm), STAT(bn->rv), BN_EPS, relu))
+        return 0;
+    return last - i + 1;
+}
+
 static int backward_bn_relu_fused(Net *n, int i, int B) {
     const Backend *be = n->be;
     const Node *bn = &n->nodes[i - 1];
@@ -679,6 +726,8 @@ static int forward_node(Net *n, int i, int B, int train, int fuse) {
     int HW = nd->H * nd->W;
     switch (nd->op) {
     case OP_CONV: {
+        int done = train || fuse ? 0 : forward_conv_bn_fused(n, i, B);   /* a device backend's conv + BN [+ add] [+ ReLU] */
+        if (done) return done;
         int folded = fuse && nd->fold_bn >= 0;
         const float *w = folded ? n->fold + nd->fold : PARAM(nd->w);
         const float *b = folded ? w + conv_weight_floats(n, nd) : nd->b >= 0 ? PARAM(nd->b) : NULL;

@@ -106,6 +106,7 @@ const Backend backend_cuda = {
     .augment_batch = augment_batch_cuda,
     .batchnorm_relu_backward = batchnorm_relu_backward_cuda,
     .batchnorm_eval_relu = batchnorm_eval_relu_cuda, .batchnorm_train_relu = batchnorm_train_relu_cuda,
+    .conv2d_bn_eval = conv2d_bn_eval_cuda,
     .counter_add = counter_add_cuda, .batch_gather = batch_gather_cuda, .step_record = step_record_cuda,
     .graph_begin = cuda_graph_begin, .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch, .graph_free = cuda_graph_free,

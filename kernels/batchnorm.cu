@@ -261,19 +261,21 @@ extern "C" void batchnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, 
 
 /* The fused ops (kernels/cuda_ops.h): 1 = done, 0 = declined (fusion off),
  * then the caller runs the separate ops. */
-extern "C" { int cuda_fused = -1; }
-static int fused_on(void) {
+extern "C" {
+int cuda_fused = -1;
+int cuda_fused_on(void) {   /* (conv.cu's fused op asks too) */
     if (cuda_fused < 0) {
         const char *e = getenv("DKD_CUDA_FUSED");
         cuda_fused = (e && !strcmp(e, "0")) ? 0 : 1;
     }
     return cuda_fused;
 }
+}
 
 extern "C" int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
                                             const float *x, const float *save_mean, const float *save_invstd,
                                             const float *gamma, int N, int C, int HW) {
-    if (!fused_on()) return 0;
+    if (!cuda_fused_on()) return 0;
     if (N <= 0 || C <= 0 || HW <= 0) return 1;
     LAUNCH(batchnorm_backward_kernel<true>, C, bn_threads(), 0, dx, dgamma, dbeta, dy, relu_y, x, save_mean,
            save_invstd, gamma, N, C, HW);
@@ -283,7 +285,7 @@ extern "C" int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbe
 extern "C" int batchnorm_eval_relu_cuda(float *y, const float *x, const float *res, const float *gamma,
                                         const float *beta, const float *run_mean, const float *run_var,
                                         int N, int C, int HW, float eps) {
-    if (!fused_on()) return 0;
+    if (!cuda_fused_on()) return 0;
     size_t count = (size_t)N * C * HW;
     if (N <= 0 || C <= 0 || HW <= 0) return 1;
     if (res)
@@ -299,7 +301,7 @@ extern "C" int batchnorm_train_relu_cuda(float *y, float *save_mean, float *save
                                          float *run_var, const float *x, const float *res, const float *gamma,
                                          const float *beta, int N, int C, int HW, float momentum, float eps,
                                          int n_updates) {
-    if (!fused_on()) return 0;
+    if (!cuda_fused_on()) return 0;
     if (N <= 0 || C <= 0 || HW <= 0) return 1;
     if (res)
         LAUNCH(batchnorm_train_kernel<BN_ADD_RELU>, C, bn_threads(), 0, y, save_mean, save_invstd, run_mean, run_var,

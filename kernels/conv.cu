@@ -1,6 +1,8 @@
 /* kernels/conv.cu — 2-D convolution on the GPU: im2col + GEMM (the GEMM is
  * kernels/gemm.cu), col2im as a gather, and a direct kernel for depthwise
- * convolutions. Read kernels/conv.c (the C reference, same signatures with
+ * convolutions. The forward runs, by default, on the implicit GEMM of
+ * kernels/conv_implicit.cu (the same product without the im2col buffer);
+ * the im2col forward below stays as its reference. Read kernels/conv.c (the C reference, same signatures with
  * suffix _cpu; its top holds the plain seven-loop convolution) first: this
  * file computes the same thing.
  *
@@ -49,6 +51,13 @@
  * (default 256), consecutive threads on consecutive addresses (coalesced).
  * The bias gradient is one block per output channel (a block reduction).
  *
+ * Which forward (conv_forward_epi): depthwise -> the direct kernel; every
+ * other conv -> the implicit GEMM, or im2col + GEMM with DKD_CUDA_IMPLICIT=0
+ * (or conv_cuda_set_implicit(0)). The backward is always im2col + GEMM.
+ * Every forward kernel ends with the epilogue of kernels/conv_epilogue.cuh:
+ * the bias, and for the fused eval op conv2d_bn_eval also BN, the residual
+ * and the ReLU, so that op is these kernels with a longer epilogue.
+ *
  * Knobs (tests and benchmarks): DKD_GEMM_VERSION=1..4 or
  * gemm_cuda_set_version(v) picks the GEMM kernel (kernels/gemm.cu);
  * conv_cuda_set_block_size(n) sets the 1-D block size (a multiple of 32).
@@ -56,16 +65,30 @@
 #include "kernels/cuda_common.h"   // defines: LAUNCH, SHARED, cudaCheck, ceil_div
 #include "kernels/cuda_ops.h"      // defines: the *_cuda declarations (extern "C"), gemm_cuda_batched
 #include "kernels/reduce.cuh"      // defines: block_sum
+#include "kernels/conv_epilogue.cuh" // defines: ConvEpi, conv_epilogue, conv_implicit_forward
+
+#include <string.h>
 
 extern "C" {
 /* Tuning knobs of this file (declared here; not part of the dkd.h contract). */
 void conv_cuda_set_block_size(int n);    /* threads of the 1-D kernels: multiple of 32 in 32..1024; 0 = 256 */
 void conv_cuda_set_workspace_cap(size_t floats); /* workspace limit that sets the chunk size; 0 = default */
+void conv_cuda_set_implicit(int on);     /* forward: 1 implicit GEMM, 0 im2col + GEMM, -1 = DKD_CUDA_IMPLICIT */
 }
 
 static const size_t WS_CAP_FLOATS = (size_t)1 << 25;   /* 128 MiB of workspace at most, unless one image needs more */
 static size_t g_ws_cap = WS_CAP_FLOATS;
 static int g_block = 256;
+static int g_implicit = -1;   /* -1: read DKD_CUDA_IMPLICIT (0 = off) at first use */
+
+void conv_cuda_set_implicit(int on) { g_implicit = on < 0 ? -1 : !!on; }
+static int implicit_on(void) {
+    if (g_implicit < 0) {
+        const char *e = getenv("DKD_CUDA_IMPLICIT");
+        g_implicit = !(e && !strcmp(e, "0"));
+    }
+    return g_implicit;
+}
 
 void conv_cuda_set_block_size(int n) { g_block = (n >= 32 && n <= 1024 && n % 32 == 0) ? n : 256; }
 /* Tests use a tiny cap to exercise the chunked path (one image per chunk). */
@@ -125,14 +148,15 @@ __global__ void col2im_kernel(float *dx, const float *dcols, int n0, int Nc, int
     dx[(size_t)n0 * C * H * W + i] += acc;
 }
 
-/* y[n0+n, o, p] = Y[o, n*OHW + p] + b[o]    (Y: the GEMM result [OC, Nc*OHW]) */
-__global__ void gemm_to_nchw_kernel(float *y, const float *Y, const float *b, int n0, int Nc, int OC, int OHW) {
+/* y[n0+n, o, p] = epilogue(Y[o, n*OHW + p])    (Y: the GEMM result [OC, Nc*OHW];
+ * the epilogue adds the bias, and for conv2d_bn_eval applies BN, res, ReLU) */
+__global__ void gemm_to_nchw_kernel(float *y, const float *Y, ConvEpi epi, int n0, int Nc, int OC, int OHW) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;   /* index within the chunk of y */
     size_t total = (size_t)Nc * OC * OHW;
     if (i >= total) return;
     int p = (int)(i % OHW), o = (int)((i / OHW) % OC), n = (int)(i / ((size_t)OHW * OC));
-    float v = Y[(size_t)o * Nc * OHW + (size_t)n * OHW + p];
-    y[(size_t)n0 * OC * OHW + i] = b ? v + b[o] : v;
+    size_t iy = (size_t)n0 * OC * OHW + i;
+    y[iy] = conv_epilogue(epi, o, iy, Y[(size_t)o * Nc * OHW + (size_t)n * OHW + p]);
 }
 
 /* dY[o, n*OHW + p] = dy[n0+n, o, p]: the layout the backward GEMMs read. */
@@ -168,7 +192,7 @@ __global__ void bias_grad_kernel(float *db, const float *dy, int N, int OC, int 
 /* Depthwise convolution (G == C == OC): w [C,1,K,K]                         */
 /* ========================================================================= */
 
-__global__ void depthwise_forward_kernel(float *y, const float *x, const float *w, const float *b,
+__global__ void depthwise_forward_kernel(float *y, const float *x, const float *w, ConvEpi epi,
                                          int N, int C, int H, int W, int K, int S, int P, int OH, int OW) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t total = (size_t)N * C * OH * OW;
@@ -187,7 +211,7 @@ __global__ void depthwise_forward_kernel(float *y, const float *x, const float *
             acc += wp[kh * K + kw] * xp[h * W + ww];
         }
     }
-    y[i] = b ? acc + b[c] : acc;
+    y[i] = conv_epilogue(epi, c, i, acc);
 }
 
 /* dx[n,c,h,w] += sum over taps (kh,kw) with (h+P-kh, w+P-kw) = S*(oh, ow) of w[c,kh,kw] * dy[n,c,oh,ow] */
@@ -255,14 +279,20 @@ size_t conv2d_workspace_floats_cuda(int N, int C, int H, int W, int OC, int K, i
     return (size_t)nc * ((size_t)C * K * K + (size_t)OC) * OHW;
 }
 
-void conv2d_forward_cuda(float *y, const float *x, const float *w, const float *b,
-                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+/* The forward with its epilogue: depthwise -> the direct kernel; else the
+ * implicit GEMM (kernels/conv_implicit.cu) unless switched off, else im2col. */
+static void conv_forward_epi(float *y, const float *x, const float *w, ConvEpi epi,
+                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
     int OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
     if (N <= 0 || OH <= 0 || OW <= 0) return;
     int OHW = OH * OW, bs = g_block;
     if (is_depthwise(C, OC, G)) {
         size_t total = (size_t)N * C * OHW;
-        LAUNCH(depthwise_forward_kernel, ceil_div_sz(total, bs), bs, 0, y, x, w, b, N, C, H, W, K, S, P, OH, OW);
+        LAUNCH(depthwise_forward_kernel, ceil_div_sz(total, bs), bs, 0, y, x, w, epi, N, C, H, W, K, S, P, OH, OW);
+        return;
+    }
+    if (implicit_on()) {
+        conv_implicit_forward(y, x, w, epi, N, C, H, W, OC, K, S, P, G);
         return;
     }
     int Cg = C / G, OCg = OC / G, CgKK = Cg * K * K;
@@ -278,8 +308,25 @@ void conv2d_forward_cuda(float *y, const float *x, const float *w, const float *
         gemm_cuda_batched(0, 0, OCg, ncols, CgKK, 1.0f, w, CgKK, (long long)OCg * CgKK,
                      cols, ncols, (long long)CgKK * ncols, 0.0f, Y, ncols, (long long)OCg * ncols, G);
         total = (size_t)cur * OC * OHW;
-        LAUNCH(gemm_to_nchw_kernel, ceil_div_sz(total, bs), bs, 0, y, Y, b, n0, cur, OC, OHW);
+        LAUNCH(gemm_to_nchw_kernel, ceil_div_sz(total, bs), bs, 0, y, Y, epi, n0, cur, OC, OHW);
     }
+}
+
+void conv2d_forward_cuda(float *y, const float *x, const float *w, const float *b,
+                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    ConvEpi epi = {b, NULL, NULL, NULL, NULL, NULL, 0.0f, 0};
+    conv_forward_epi(y, x, w, epi, N, C, H, W, OC, K, S, P, G, ws);
+}
+
+/* The fused op (dkd.h): the same kernels with BN, res and ReLU in the epilogue;
+ * 0 = declined because fusion is off (DKD_CUDA_FUSED=0 or cuda_fused = 0). */
+int conv2d_bn_eval_cuda(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                        int OC, int K, int S, int P, int G, float *ws, const float *res, const float *gamma,
+                        const float *beta, const float *run_mean, const float *run_var, float eps, int relu) {
+    if (!cuda_fused_on()) return 0;
+    ConvEpi epi = {b, gamma, beta, run_mean, run_var, res, eps, relu};
+    conv_forward_epi(y, x, w, epi, N, C, H, W, OC, K, S, P, G, ws);
+    return 1;
 }
 
 void conv2d_backward_cuda(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

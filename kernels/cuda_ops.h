@@ -41,6 +41,7 @@ void batchnorm_backward_cuda(float *dx, float *dgamma, float *dbeta, const float
 /* Fused (kernels/batchnorm.cu): 1 = done, 0 = declined because fusion is off
  * (DKD_CUDA_FUSED=0, or cuda_fused = 0: -1 means read the environment). */
 extern int cuda_fused;
+int cuda_fused_on(void);   /* cuda_fused, read from the environment the first time */
 int batchnorm_relu_backward_cuda(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
                                  const float *x, const float *save_mean, const float *save_invstd,
                                  const float *gamma, int N, int C, int HW);
@@ -49,6 +50,11 @@ int batchnorm_eval_relu_cuda(float *y, const float *x, const float *res, const f
 int batchnorm_train_relu_cuda(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
                               const float *x, const float *res, const float *gamma, const float *beta,
                               int N, int C, int HW, float momentum, float eps, int n_updates);
+/* Fused (kernels/conv.cu): y = bn_eval(conv(x)) [+ res] [relu], conv2d_forward's
+ * arguments then BN's; 1 = done, 0 = declined (fusion off, as above). */
+int conv2d_bn_eval_cuda(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                        int OC, int K, int S, int P, int G, float *ws, const float *res, const float *gamma,
+                        const float *beta, const float *run_mean, const float *run_var, float eps, int relu);
 void relu_forward_cuda(float *y, const float *x, size_t n);
 void relu_backward_cuda(float *dx, const float *dy, const float *y, size_t n);
 void maxpool_forward_cuda(float *y, const float *x, int N, int C, int H, int W, int K, int S);

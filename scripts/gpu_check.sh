@@ -16,6 +16,9 @@
 #              objects) and run on the GPU: the trainer's step and the evaluation
 #              replayed from one CUDA graph == launch by launch, bit for bit, the
 #              per-epoch values read from device memory, the capture violations
+#   kernels    tests/emu_conv.cpp and tests/emu_fused.cpp built the same way and run on
+#              the GPU: the convolution (implicit GEMM and im2col) against the C
+#              reference, every fused op == its separate ops bit for bit, on hardware
 #   sanitizer  compute-sanitizer memcheck and racecheck of one small DKD step
 #              (when the toolkit has compute-sanitizer)
 #   step       DKD training-step img/s of the 11 pairs at batch 64: the step replayed as
@@ -38,20 +41,21 @@ while [ $# -gt 0 ]; do
     --out) out=${2:?--out needs a folder}; shift 2 ;;
     --data) data=${2:?--data needs a folder}; shift 2 ;;
     --dry-run) dry=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 
 # Stage limits in seconds. Their sum, plus at most 10 s for nvidia-smi, bounds the
 # script (<= 480 s = 8 minutes; tests/test_gpu_check.sh checks the sum <= 470).
-STAGES="build tests check graph sanitizer step infer epoch"
-declare -A LIMIT=([build]=100 [tests]=115 [check]=40 [graph]=15 [sanitizer]=40 [step]=45 [infer]=70 [epoch]=35)
+STAGES="build tests check graph kernels sanitizer step infer epoch"
+declare -A LIMIT=([build]=100 [tests]=115 [check]=40 [graph]=15 [kernels]=10 [sanitizer]=40 [step]=45 [infer]=70 [epoch]=35)
 declare -A WHAT=(
   [build]="./build.sh (nvcc for this GPU's architecture; DKD_NO_STB=1 without stb)"
   [tests]="./build.sh test"
   [check]="./dkd bench --check-devices (11 pairs, CUDA vs CPU)"
   [graph]="tests/emu_graph.cpp on the GPU: the trainer's step as a CUDA graph == launch by launch"
+  [kernels]="tests/emu_conv.cpp + tests/emu_fused.cpp on the GPU: conv vs the C reference, fused == unfused"
   [sanitizer]="compute-sanitizer memcheck + racecheck of one DKD step (batch 4)"
   [step]="./dkd bench --device cuda, 11 pairs, batch 64 (graph and no graph when built)"
   [infer]="15 models x 3 runs over 10000 images (dkd eval on the test set, or dkd bench --infer)"
@@ -161,23 +165,34 @@ else
   exit 1
 fi
 
-# ---- the CUDA graph test on the GPU -------------------------------------------------
-# The emulation test of the graph, compiled against the real runtime: g++ for the test,
-# the nvcc objects of the build stage for the kernels, the C objects for the rest.
-graph_test() {
+# ---- emulation tests on the GPU ------------------------------------------------------
+# An emulation test (tests/emu_NAME.cpp) compiled against the real runtime: g++ for the
+# test, the nvcc objects of the build stage for the kernels, the C objects for the rest.
+gpu_test_build() {
   local home objs omp=""
   home=$(dirname "$(dirname "$(command -v nvcc)")")
   objs=$(ls build/obj/*.o build/obj/kernels/*.o build/obj/models/*.o | grep -v '/main\.o$')
   grep -q -- '-fopenmp' build/cflags 2>/dev/null && omp=-fopenmp
-  ${CXX:-g++} -std=c++17 -O2 -I. -Itests -I"$home/include" -DDKD_HAVE_CUDA -c tests/emu_graph.cpp -o build/tests/graph_gpu.o &&
-    ${CXX:-g++} build/tests/graph_gpu.o build/cuda/*.o $objs -o build/tests/graph_gpu -L"$home/lib64" \
-      -L"$home/targets/x86_64-linux/lib" -lcudart -lstdc++ -lm $omp -Wl,-rpath,"$home/lib64" &&
-    ./build/tests/graph_gpu
+  ${CXX:-g++} -std=c++17 -O2 -I. -Itests -I"$home/include" -DDKD_HAVE_CUDA -c tests/emu_$1.cpp -o build/tests/$1_gpu.o &&
+    ${CXX:-g++} build/tests/$1_gpu.o build/cuda/*.o $objs -o build/tests/$1_gpu -L"$home/lib64" \
+      -L"$home/targets/x86_64-linux/lib" -lcudart -lstdc++ -lm $omp -Wl,-rpath,"$home/lib64"
 }
-export -f graph_test
+graph_test() { gpu_test_build graph && ./build/tests/graph_gpu; }
+# the two kernel tests, built side by side (the stage is short), then run one after the other
+kernel_tests() {
+  gpu_test_build conv & local pid=$!
+  gpu_test_build fused; local rf=$?
+  wait $pid; local rc=$?
+  [ $rc = 0 ] && ./build/tests/conv_gpu; rc=$?
+  [ $rf = 0 ] && ./build/tests/fused_gpu && [ $rc = 0 ]
+}
+export -f gpu_test_build graph_test kernel_tests
 run_stage graph "$out/graph.txt" bash -c graph_test
 log "graph: $(grep '^RESULT ' "$out/graph.txt" | tail -1 || true) (RESULT pass fail skip of tests/emu_graph.cpp on the GPU; $out/graph.txt)"
 grep -E '^ *FAIL' "$out/graph.txt" | head -5 | sed 's/^/  /' | tee -a "$summary"
+run_stage kernels "$out/kernels.txt" bash -c kernel_tests
+log "kernels: $(grep '^RESULT ' "$out/kernels.txt" | tr '\n' ' ' || true)(RESULT pass fail skip of tests/emu_conv.cpp, tests/emu_fused.cpp on the GPU; $out/kernels.txt)"
+grep -E '^ *FAIL' "$out/kernels.txt" | head -5 | sed 's/^/  /' | tee -a "$summary"
 
 # ---- compute-sanitizer -------------------------------------------------------------
 san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)

@@ -18,6 +18,11 @@
  * Shapes: N=1, odd channels, H=W=1, non-square, groups > 1, depthwise,
  * stride 2, K=1 and K=5, sizes that are not multiples of 16/32/64 and GEMM
  * dimensions above one tile; dx and db NULL.
+ * The forward on the implicit GEMM (kernels/conv_implicit.cu; the rest of the
+ * file runs the im2col path, DKD_CUDA_IMPLICIT=0's) matches the reference
+ * within the same tolerance and the im2col path value for value, bit-identical
+ * under every schedule, guard words intact; two more shapes reach its 32-row
+ * tile and a second 256-column tile (its 64-row tile: OC=70).
  * The GEMM itself (gemm_cuda_batched, every version) is checked against
  * sgemm_cpu for all transposes, alpha and beta (beta = 0 must not read C: C
  * starts as NaN), batches, ragged shapes (no dimension a multiple of a tile)
@@ -36,6 +41,7 @@
 extern "C" {
 void conv_cuda_set_block_size(int n);
 void conv_cuda_set_workspace_cap(size_t floats);
+void conv_cuda_set_implicit(int on);
 }
 
 enum { GUARD = 16 };
@@ -85,6 +91,8 @@ static const Shape shapes[] = {
     {1, 20, 4, 4, 70, 3, 1, 1, 1, 1, 1, "OC=70: two tile rows"},
     {1, 3, 6, 6, 2, 5, 1, 2, 1, 1, 1, "K=5, P=2"},
     {2, 7, 5, 5, 4, 3, 2, 0, 1, 1, 0, "no padding, stride 2, dx NULL"},
+    {3, 8, 6, 6, 24, 3, 1, 1, 1, 0, 1, "OC=24: the implicit GEMM's 32-row tile"},
+    {3, 4, 10, 10, 12, 3, 1, 1, 1, 1, 1, "300 columns: two 256-column tiles"},
 };
 enum { NSHAPES = (int)(sizeof shapes / sizeof shapes[0]) };
 
@@ -125,6 +133,44 @@ static int same_result(const Result *a, const Result *b, const Shape *s, size_t 
            !memcmp(a->dw, b->dw, nw * sizeof(float)) && (!s->bias || !memcmp(a->db, b->db, (size_t)s->OC * sizeof(float)));
 }
 
+/* run_conv under every schedule, into r[k]: *same = 1 if all gave the same
+ * bits, *guards = 1 if no run wrote past an end. */
+static void run_schedules(const Shape *s, const float *hx, const float *hw, const float *hb, const float *hdy,
+                          const float *hdx0, size_t nx, size_t ny, size_t nw, Result r[NSCHED], int *same, int *guards) {
+    *same = *guards = 1;
+    for (int k = 0; k < NSCHED; k++) {
+        emu_set_schedule(schedules[k]);
+        alloc_result(&r[k], nx, ny, nw, s->OC);
+        run_conv(s, hx, hw, hb, hdy, hdx0, &r[k]);
+        *guards &= r[k].guards;
+        if (k) *same &= same_result(&r[0], &r[k], s, nx, ny, nw);
+    }
+}
+
+/* The forward on the implicit GEMM (kernels/conv_implicit.cu; the backward
+ * stays im2col): y within tolerance of the C reference and the same values as
+ * the im2col path (each output one thread's sum over k in order, in both),
+ * bit-identical under every schedule, nothing written past the ends. */
+static void test_implicit(const Shape *s, const Result *ref, const float *hx, const float *hw, const float *hb,
+                          const float *hdy, const float *hdx0, size_t nx, size_t ny, size_t nw) {
+    if (s->G == s->C && s->OC == s->C) return;   /* depthwise: conv.cu's direct kernel on either path */
+    Result im2col, r[NSCHED];
+    int same, guards, equal = 1;
+    alloc_result(&im2col, nx, ny, nw, s->OC);
+    run_conv(s, hx, hw, hb, hdy, hdx0, &im2col);   /* (im2col: the file's default) */
+    conv_cuda_set_implicit(1);
+    run_schedules(s, hx, hw, hb, hdy, hdx0, nx, ny, nw, r, &same, &guards);
+    conv_cuda_set_implicit(0);
+    emu_set_schedule("forward");
+    for (size_t i = 0; i < ny; i++) equal &= r[0].y[i] == im2col.y[i];
+    close_to("  implicit GEMM y", r[0].y, ref->y, ny);
+    check(equal, "  implicit GEMM y: the same values as the im2col path");
+    check(same, "  implicit GEMM: bit-identical under forward, reverse, random:1, random:2");
+    check(guards, "  implicit GEMM: nothing written past the ends of y, dx, dw, db, workspace");
+    for (int k = 0; k < NSCHED; k++) free_result(&r[k]);
+    free_result(&im2col);
+}
+
 static void test_shape(int si) {
     const Shape *s = &shapes[si];
     int OH = (s->H + 2 * s->P - s->K) / s->S + 1, OW = (s->W + 2 * s->P - s->K) / s->S + 1;
@@ -152,15 +198,9 @@ static void test_shape(int si) {
     for (int v = 1; v <= gemm_cuda_versions(); v++) {
         gemm_cuda_set_version(v);
         Result r[NSCHED];
-        int same = 1, guards = 1;
+        int same, guards;
         conv_cuda_set_block_size(256);
-        for (int k = 0; k < NSCHED; k++) {
-            emu_set_schedule(schedules[k]);
-            alloc_result(&r[k], nx, ny, nw, s->OC);
-            run_conv(s, hx, hw, hb, hdy, hdx0, &r[k]);
-            guards &= r[k].guards;
-            if (k) same &= same_result(&r[0], &r[k], s, nx, ny, nw);
-        }
+        run_schedules(s, hx, hw, hb, hdy, hdx0, nx, ny, nw, r, &same, &guards);
         snprintf(name, sizeof name, "  v%d y", v); close_to(name, r[0].y, ref.y, ny);
         if (s->want_dx) { snprintf(name, sizeof name, "  v%d dx (+=)", v); close_to(name, r[0].dx, ref.dx, nx); }
         snprintf(name, sizeof name, "  v%d dw", v); close_to(name, r[0].dw, ref.dw, nw);
@@ -201,6 +241,7 @@ static void test_shape(int si) {
         close_to("  one image per chunk: dw", chunked.dw, ref.dw, nw);
         free_result(&whole); free_result(&chunked);
     }
+    test_implicit(s, &ref, hx, hw, hb, hdy, hdx0, nx, ny, nw);
     free_result(&ref);
     free(hx); free(hw); free(hb); free(hdy); free(hdx0);
 }
@@ -278,6 +319,7 @@ static void test_sgemm(void) {
 
 int main(void) {
     double t0 = now_seconds();
+    conv_cuda_set_implicit(0);   /* the im2col path, except in test_implicit */
     test_sgemm();
     for (int s = 0; s < NSHAPES; s++) test_shape(s);
     printf("emu_conv: %lld kernel launches, %lld emulated threads, %.1f s\n", emu_launch_count(), emu_thread_count(),

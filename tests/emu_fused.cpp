@@ -9,7 +9,11 @@
  *                              (y, saved and running statistics);
  *   batchnorm_relu_backward == relu_backward into the BN output's zeroed
  *                              gradient, then batchnorm_backward;
- *   batchnorm_eval_relu     == batchnorm_forward_eval, [add_forward,] relu_forward.
+ *   batchnorm_eval_relu     == batchnorm_forward_eval, [add_forward,] relu_forward;
+ *   conv2d_bn_eval          == conv2d_forward, batchnorm_forward_eval, [add_forward,]
+ *                              [relu_forward] (kernels/conv_epilogue.cuh), on both
+ *                              conv paths (implicit GEMM and im2col) and the
+ *                              depthwise kernel, also with y the residual's buffer.
  * The one change of arithmetic: batchnorm_forward_train's statistics come from
  * one pass of shifted moments instead of the two-pass variance. Its former
  * three-pass kernel is kept below as the reference, and the new one is held to
@@ -25,7 +29,11 @@
  * ReLU (or through a residual add to a ReLU). A model's eval forward and a
  * train step's gradients with fusion on (DKD_CUDA_FUSED unset, cuda_fused = 1)
  * equal those with it off (cuda_fused = 0: the separate kernels) bit for bit,
- * with fewer launches (so the fused path did run).
+ * with fewer launches (so the fused path did run). And the conv epilogue's
+ * wiring: eval forwards of inference-only nets (the arena reuses buffers) of
+ * five models, with every fusion, with BN fusion only (the backend's
+ * conv2d_bn_eval removed, or the net's no_fuse set) and with none: the same
+ * logits bit for bit, and fewer launches with the conv epilogue than without.
  * Ends with "RESULT p f s". */
 #include "kernels/cuda_common.h"   // defines: cudaCheck, the CUDA runtime (or its emulator)
 #include "kernels/cuda_ops.h"      // defines: the _cuda ops, cuda_fused
@@ -350,6 +358,89 @@ static void test_bn_eval_relu(void) {
         }
 }
 
+/* ---------------------------------------------- conv + eval BN [+ residual] [+ ReLU] */
+extern "C" void conv_cuda_set_implicit(int on);   /* kernels/conv.cu: 1 implicit GEMM, 0 im2col */
+
+struct ConvShape { int N, C, H, W, OC, K, S, P, G, bias; const char *what; };
+static const ConvShape conv_shapes[] = {
+    {2, 3, 8, 8, 5, 3, 1, 1, 1, 1, "odd channels, bias"},
+    {1, 4, 7, 7, 6, 3, 2, 1, 1, 0, "N=1, stride 2, odd size"},
+    {2, 6, 6, 5, 9, 3, 1, 1, 3, 0, "groups 3, non-square"},
+    {2, 12, 5, 5, 24, 1, 1, 0, 4, 0, "grouped 1x1"},
+    {2, 6, 9, 9, 6, 3, 2, 1, 6, 0, "depthwise stride 2"},
+    {1, 20, 4, 4, 70, 3, 1, 1, 1, 1, "OC=70: the 64-row tile, ragged"},
+    {3, 8, 6, 6, 24, 3, 1, 1, 1, 0, "OC=24: the 32-row tile"},
+};
+enum { NCONV = sizeof conv_shapes / sizeof conv_shapes[0] };
+
+/* y = relu?(bn_eval(conv(x)) + res?): fused (conv2d_bn_eval; inplace: y is the
+ * residual's buffer) or the separate ops, on the conv path `implicit`. */
+static std::vector<float> conv_bn_eval(int fused, int residual, int relu, int inplace, const ConvShape &s,
+                                       unsigned long long seed) {
+    int OH = (s.H + 2 * s.P - s.K) / s.S + 1, OW = (s.W + 2 * s.P - s.K) / s.S + 1, HW = OH * OW;
+    size_t nx = (size_t)s.N * s.C * s.H * s.W, ny = (size_t)s.N * s.OC * HW;
+    size_t nw = (size_t)s.OC * (s.C / s.G) * s.K * s.K;
+    size_t nws = conv2d_workspace_floats_cuda(s.N, s.C, s.H, s.W, s.OC, s.K, s.S, s.P, s.G);
+    std::vector<float> x = rnd(nx, seed, 1.0f, 0.0f), w = rnd(nw, seed + 1, 0.5f, 0.0f);
+    std::vector<float> cb = rnd(s.OC, seed + 2, 0.5f, 0.0f), res = rnd(ny, seed + 3, 1.0f, -0.2f);
+    std::vector<float> g = rnd(s.OC, seed + 4, 1.0f, 0.2f), b = rnd(s.OC, seed + 5, 0.5f, 0.0f);
+    std::vector<float> rm = rnd(s.OC, seed + 6, 0.5f, 0.0f), rv = rnd(s.OC, seed + 7, 0.4f, 0.6f);
+    float *d_x = dev(x), *d_w = dev(w), *d_cb = s.bias ? dev(cb) : NULL, *d_res = dev(res), *d_g = dev(g);
+    float *d_b = dev(b), *d_rm = dev(rm), *d_rv = dev(rv), *d_ws = dev(std::vector<float>(nws ? nws : 1, 9.0f));
+    float *d_y = dev(std::vector<float>(ny, 9.0f)), *d_t = dev(std::vector<float>(ny, 9.0f));
+    float *out = inplace ? d_res : d_y;
+    const float eps = 1e-5f;
+    if (fused) {
+        int prev = cuda_fused;
+        cuda_fused = 1;
+        check_or_die(conv2d_bn_eval_cuda(out, d_x, d_w, d_cb, s.N, s.C, s.H, s.W, s.OC, s.K, s.S, s.P, s.G, d_ws,
+                                         residual ? d_res : NULL, d_g, d_b, d_rm, d_rv, eps, relu) == 1);
+        cuda_fused = prev;
+    } else {
+        conv2d_forward_cuda(d_t, d_x, d_w, d_cb, s.N, s.C, s.H, s.W, s.OC, s.K, s.S, s.P, s.G, d_ws);
+        batchnorm_forward_eval_cuda(d_t, d_t, d_g, d_b, d_rm, d_rv, s.N, s.OC, HW, eps);
+        if (residual) add_forward_cuda(d_t, d_t, d_res, ny);
+        if (relu) relu_forward_cuda(d_t, d_t, ny);
+        cudaCheck(cudaMemcpy(out, d_t, ny * sizeof(float), cudaMemcpyDeviceToDevice));
+    }
+    std::vector<float> r = host(out, ny);
+    float *all[] = {d_x, d_w, d_res, d_g, d_b, d_rm, d_rv, d_ws, d_y, d_t};
+    for (float *p : all) cudaCheck(cudaFree(p));
+    if (d_cb) cudaCheck(cudaFree(d_cb));
+    return r;
+}
+
+/* One shape, one epilogue: fused == separate, bit for bit, on both conv paths
+ * and under every schedule. */
+static void conv_bn_case(const ConvShape &s, int k, int residual, int relu, int inplace) {
+    int ok = 1, agree = 1;
+    for (int implicit = 0; implicit < 2; implicit++) {
+        conv_cuda_set_implicit(implicit);
+        std::vector<float> ref = conv_bn_eval(0, residual, relu, 0, s, 300 + k), first;
+        for (int sc = 0; sc < NSCHED; sc++) {
+            emu_set_schedule(schedules[sc]);
+            std::vector<float> got = conv_bn_eval(1, residual, relu, inplace, s, 300 + k);
+            ok &= same(got, ref);
+            if (sc == 0) first = got; else agree &= same(got, first);
+        }
+        emu_set_schedule("forward");
+    }
+    conv_cuda_set_implicit(-1);
+    check(ok && agree, "%s (%s)%s%s%s: bit-identical to the separate ops, DKD_CUDA_IMPLICIT on and off%s", s.what,
+          s.G == s.C && s.OC == s.C ? "depthwise kernel" : "GEMM", residual ? " + residual" : "", relu ? " + ReLU" : "",
+          inplace ? ", y = res" : "", agree ? ", under every schedule" : " (schedules DIFFER)");
+}
+
+static void test_conv_bn_eval(void) {
+    printf("conv2d_bn_eval == conv2d_forward + batchnorm_forward_eval [+ add_forward] [+ relu_forward] (exact)\n");
+    for (int k = 0; k < NCONV; k++) {
+        conv_bn_case(conv_shapes[k], k, 0, 0, 0);
+        conv_bn_case(conv_shapes[k], k, 0, 1, 0);
+        conv_bn_case(conv_shapes[k], k, 1, 1, k % 2);
+    }
+    conv_bn_case(conv_shapes[0], 0, 1, 0, 0);   /* residual without a ReLU (MobileNetV2's blocks) */
+}
+
 /* ---------------------------------------------- the wiring in net.c */
 enum { PH_EVAL, PH_TRAIN, PH_BACKWARD, NPHASES };
 static const char *const phase_names[] = {"eval forward", "train forward", "backward"};
@@ -415,13 +506,67 @@ static void test_net_wiring(void) {
           nf.launches[PH_TRAIN], off.launches[PH_TRAIN]);
 }
 
+/* A fresh model's BN layers are the identity (gamma 1, beta 0, mean 0, var 1),
+ * which would hide a wrong BN epilogue: random ones instead (and biases). */
+static void randomize_bn(Net *n) {
+    for (int k = 0; k < n->n_pinfo; k++) {
+        const ParamInfo *p = &n->pinfo[k];
+        int constant = p->kind == PK_PARAM && (p->init == INIT_ONE || p->init == INIT_ZERO);
+        if (!constant && p->kind != PK_RUNMEAN && p->kind != PK_RUNVAR) continue;
+        float offset = p->kind == PK_RUNVAR || p->init == INIT_ONE ? 1.0f : 0.0f;
+        std::vector<float> v = rnd(p->numel, 10 + k, 0.5f, offset);
+        memcpy((float *)net_host_ptr(n, p), v.data(), p->numel * sizeof(float));
+    }
+}
+
+/* An inference-only net (the teacher: the arena reuses dead buffers) on
+ * backend be: eval logits of a model with random BN statistics, and the
+ * launches they took. */
+static NetRun run_eval(const char *model, const Backend *be, int fused, int no_fuse, int B) {
+    NetRun r;
+    cuda_fused = fused;
+    Net *n = model_build(model);
+    net_init_params(n, 4);
+    randomize_bn(n);
+    check_or_die(net_setup(n, be, B, 0) == 0);
+    n->no_fuse = no_fuse;
+    size_t xin = (size_t)B * 3 * 32 * 32;
+    std::vector<float> x = rnd(xin, 7, 1.0f, 0.0f);
+    be->upload(n->x, x.data(), xin * sizeof(float));
+    long long l0 = emu_launch_count();
+    r.logits = host(net_forward(n, B, 0), (size_t)B * net_num_classes(n));
+    r.launches = emu_launch_count() - l0;
+    net_free(n);
+    cuda_fused = -1;
+    return r;
+}
+
+static void test_conv_bn_wiring(void) {
+    printf("net.c: conv + BN [+ add] [+ ReLU] fused in eval forwards == the separate kernels, bit for bit\n");
+    static const char *models[] = {"resnet20", "wrn_16_2", "vgg8", "ShuffleV1", "MobileNetV2"};
+    Backend bn_only = backend_cuda;   /* the fused BN ops without the conv epilogue */
+    bn_only.conv2d_bn_eval = NULL;
+    for (const char *m : models) {
+        NetRun off = run_eval(m, &backend_cuda, 0, 0, 2), mid = run_eval(m, &bn_only, 1, 0, 2);
+        NetRun on = run_eval(m, &backend_cuda, 1, 0, 2), nf = run_eval(m, &backend_cuda, 1, 1, 2);
+        check(same(on.logits, off.logits) && same(mid.logits, off.logits) && same(nf.logits, off.logits),
+              "%s: eval logits bit-identical: all fusion, BN fusion only, net no_fuse, none", m);
+        if (off.launches == 0) skip("%s: launch counts: only the emulator counts launches", m);
+        else check(on.launches < mid.launches && mid.launches <= off.launches && nf.launches == mid.launches,
+                   "%s: the conv epilogue saves launches (%lld, vs %lld with BN fusion only or net no_fuse, %lld "
+                   "unfused)", m, on.launches, mid.launches, off.launches);
+    }
+}
+
 int main(void) {
     printf("emu_fused: fused CUDA ops vs their unfused references (emulated on the CPU, schedule %s)\n", emu_schedule());
     test_bn_relu_backward();
     test_bn_train_stats();
     test_bn_train_relu();
     test_bn_eval_relu();
+    test_conv_bn_eval();
     test_net_wiring();
+    test_conv_bn_wiring();
     check_race_free("emu_fused");
     return test_summary();
 }

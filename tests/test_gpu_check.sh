@@ -17,7 +17,7 @@ bash -n $s && ok "bash -n $s" || bad "bash -n $s: syntax error"
 
 dry=$(bash $s --dry-run --out "$tmp/out" 2>&1); rc=$?
 [ $rc = 0 ] && ok "--dry-run exits 0" || bad "--dry-run exit $rc: $dry"
-for st in build tests check graph sanitizer step infer epoch; do
+for st in build tests check graph kernels sanitizer step infer epoch; do
   echo "$dry" | grep -qE "^  $st +[0-9]+ " && ok "--dry-run lists stage $st with a limit" || bad "--dry-run lacks stage $st"
 done
 sum=$(echo "$dry" | awk '/^  [a-z]+ +[0-9]+ / {s += $2} END {print s + 0}')
