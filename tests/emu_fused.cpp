@@ -535,7 +535,7 @@ static NetRun run_eval(const char *model, const Backend *be, int fused, int no_f
     be->upload(n->x, x.data(), xin * sizeof(float));
     long long l0 = emu_launch_count();
     r.logits = host(net_forward(n, B, 0), (size_t)B * net_num_classes(n));
-    r.launches = emu_launch_count() - l0;
+    r.launches[PH_EVAL] = emu_launch_count() - l0;
     net_free(n);
     cuda_fused = -1;
     return r;
@@ -551,10 +551,11 @@ static void test_conv_bn_wiring(void) {
         NetRun on = run_eval(m, &backend_cuda, 1, 0, 2), nf = run_eval(m, &backend_cuda, 1, 1, 2);
         check(same(on.logits, off.logits) && same(mid.logits, off.logits) && same(nf.logits, off.logits),
               "%s: eval logits bit-identical: all fusion, BN fusion only, net no_fuse, none", m);
-        if (off.launches == 0) skip("%s: launch counts: only the emulator counts launches", m);
-        else check(on.launches < mid.launches && mid.launches <= off.launches && nf.launches == mid.launches,
+        if (off.launches[PH_EVAL] == 0) skip("%s: launch counts: only the emulator counts launches", m);
+        else check(on.launches[PH_EVAL] < mid.launches[PH_EVAL] && mid.launches[PH_EVAL] <= off.launches[PH_EVAL] &&
+                       nf.launches[PH_EVAL] == mid.launches[PH_EVAL],
                    "%s: the conv epilogue saves launches (%lld, vs %lld with BN fusion only or net no_fuse, %lld "
-                   "unfused)", m, on.launches, mid.launches, off.launches);
+                   "unfused)", m, on.launches[PH_EVAL], mid.launches[PH_EVAL], off.launches[PH_EVAL]);
     }
 }
 
