@@ -110,9 +110,13 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
 /* The same for an eval-mode forward (teacher forwards, evaluation, inference): its wide
  * 3x3 layers may take Winograd F(4x4, 3x3), faster but with a larger rounding error
- * (measured in kernels/winograd.c); training forwards and gradients never do. */
-void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b,
-                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+ * (measured in kernels/winograd.c); training forwards and gradients never do.
+ * cache: NULL, or conv2d_eval_cache_floats(...) floats kept by the caller for this layer:
+ * cached = 0 fills it with the weights as the layer's path multiplies with them
+ * (transformed or packed), cached = 1 uses them as they are (weights unchanged since). */
+void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached);
+size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P, int G);
 /* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
@@ -422,6 +426,7 @@ typedef struct {
     int fold_bn;        /* conv: the BN node folded into its weights (eval), -1 if none */
     int fuse_relu;      /* conv/add: applies the ReLU that follows it (eval) */
     size_t fold;        /* conv with fold_bn: float offset of its folded weights + bias in n->fold */
+    size_t wcache;      /* conv (CPU inference nets): float offset of its eval cache in n->wcache */
 } Node;
 
 typedef struct Net {
@@ -454,6 +459,10 @@ typedef struct Net {
     int no_fuse;            /* 1: forwards run every node as written (no BN folding/fusion in eval, no
                                bn->relu / add->relu fusion in CPU training) */
     int fold_valid;         /* inference-only nets: n->fold matches the weights (net_weights_changed clears it) */
+    float *wcache;          /* CPU inference nets: every conv's weights as its eval path multiplies with
+                               them (conv2d_eval_cache_floats), kept between forwards; NULL otherwise */
+    size_t wcache_floats;
+    int wcache_key;         /* -1: to be filled; else what filled it: fuse + 2·ISA (kernels/isa.h) */
 } Net;
 
 /* Building a network (used by models/NAME.c). Each returns the new node's index.

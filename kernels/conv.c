@@ -909,8 +909,20 @@ size_t conv2d_workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
     return train > eval ? train : eval;
 }
 
+/* What an eval-mode forward of a layer can keep between calls (conv2d_forward_eval_cpu's
+ * cache): the weights in the form its path multiplies with, Winograd's U or shiftconv's
+ * packing; other paths use w as it is, or pack it per call (not cached: whether they pack
+ * depends on the batch). */
+size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P, int G) {
+    Conv d = conv_geometry(1, C, H, W, OC, K, S, P, G, 1);   /* (shift and wino do not depend on N) */
+    if (d.shift) return shiftconv_packed_floats(OC, C, K);
+    return d.wino ? winograd_u_floats(d.wino, C, OC) : 0;
+}
+
+/* cache: NULL, or conv2d_eval_cache_floats floats that hold (cached = 1) or are to
+ * receive (cached = 0) the transformed weights */
 static void conv_forward(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int OC,
-                         int K, int S, int P, int G, float *ws, int eval) {
+                         int K, int S, int P, int G, float *ws, int eval, float *cache, int cached) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G, eval);
     if (is_depthwise(C, OC, G) && dw_shift(&d)) {
         int threads = dkd_num_threads();
@@ -936,14 +948,17 @@ static void conv_forward(float *y, const float *x, const float *w, const float *
         }
         return;
     }
+    if (!cache) cached = 0;
     if (d.shift) {   /* stride-1 "same" layer read straight from x (shiftconv.c) */
-        shiftconv_pack_weights(shift_packed(ws, &d), w, OC, C, K);
-        shift_batch(y, x, shift_packed(ws, &d), b, 0.0f, C, OC, &d);
+        float *Ap = cache ? cache : shift_packed(ws, &d);
+        if (!cached) shiftconv_pack_weights(Ap, w, OC, C, K);
+        shift_batch(y, x, Ap, b, 0.0f, C, OC, &d);
         return;
     }
     if (d.wino) {   /* Winograd (G = 1), wino_n images per call */
-        winograd_weights(d.wino, wino_u(ws, &d), w, C, OC);
-        wino_batch(y, x, wino_u(ws, &d), b, 0.0f, C, OC, &d, ws);
+        float *U = cache ? cache : wino_u(ws, &d);
+        if (!cached) winograd_weights(d.wino, U, w, C, OC);
+        wino_batch(y, x, U, b, 0.0f, C, OC, &d, ws);
         return;
     }
     float *Ap = packed_weights(ws, &d);   /* (im2col and 1x1 layers: each group's weights, packed once) */
@@ -985,11 +1000,11 @@ static void conv_forward(float *y, const float *x, const float *w, const float *
 
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 0);
+    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 0, NULL, 0);
 }
-void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b,
-                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 1);
+void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
+                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached) {
+    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 1, cache, cached);
 }
 
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,

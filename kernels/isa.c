@@ -36,7 +36,9 @@ static int isa_current = -1;
     void conv2d_forward_cpu_##sfx(float *y, const float *x, const float *w, const float *b, int N, int C,     \
                                   int H, int W, int OC, int K, int S, int P, int G, float *ws);               \
     void conv2d_forward_eval_cpu_##sfx(float *y, const float *x, const float *w, const float *b, int N,      \
-                                       int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);   \
+                                       int C, int H, int W, int OC, int K, int S, int P, int G, float *ws,    \
+                                       float *cache, int cached);                                             \
+    size_t conv2d_eval_cache_floats_##sfx(int C, int H, int W, int OC, int K, int S, int P, int G);           \
     void conv2d_backward_cpu_##sfx(float *dx, float *dw, float *db, const float *dy, const float *x,          \
                                    const float *w, int N, int C, int H, int W, int OC, int K, int S, int P,  \
                                    int G, float *ws);
@@ -50,18 +52,19 @@ typedef struct {
     void (*conv_fwd)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int, int,
                      int, float *);
     void (*conv_fwd_eval)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int,
-                          int, int, float *);
+                          int, int, float *, float *, int);
     void (*conv_bwd)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int,
                      int, int, int, int, int, float *);
+    size_t (*conv_cache)(int, int, int, int, int, int, int, int);
 } IsaKernels;
 
 static const IsaKernels isa_table[DKD_ISA_COUNT] = {
     {sgemm_cpu_scalar, conv2d_workspace_floats_scalar, conv2d_forward_cpu_scalar, conv2d_forward_eval_cpu_scalar,
-     conv2d_backward_cpu_scalar},
+     conv2d_backward_cpu_scalar, conv2d_eval_cache_floats_scalar},
     {sgemm_cpu_avx2, conv2d_workspace_floats_avx2, conv2d_forward_cpu_avx2, conv2d_forward_eval_cpu_avx2,
-     conv2d_backward_cpu_avx2},
+     conv2d_backward_cpu_avx2, conv2d_eval_cache_floats_avx2},
     {sgemm_cpu_avx512, conv2d_workspace_floats_avx512, conv2d_forward_cpu_avx512, conv2d_forward_eval_cpu_avx512,
-     conv2d_backward_cpu_avx512},
+     conv2d_backward_cpu_avx512, conv2d_eval_cache_floats_avx512},
 };
 
 int dkd_isa_available(int isa) {
@@ -140,8 +143,18 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
     isa_table[dkd_isa()].conv_fwd(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws);
 }
 void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
-                             int OC, int K, int S, int P, int G, float *ws) {
-    isa_table[dkd_isa()].conv_fwd_eval(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws);
+                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached) {
+    isa_table[dkd_isa()].conv_fwd_eval(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, cache, cached);
+}
+/* (like the workspace: the largest need, so the cache stays big enough after dkd_set_isa) */
+size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P, int G) {
+    size_t most = 0;
+    for (int i = 0; i < DKD_ISA_COUNT; i++)
+        if (dkd_isa_available(i)) {
+            size_t f = isa_table[i].conv_cache(C, H, W, OC, K, S, P, G);
+            if (f > most) most = f;
+        }
+    return most;
 }
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
                          int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {

@@ -6,9 +6,10 @@
  * initial 1/0 (else folding would be a no-op and prove nothing):
  *   - fused eval logits match the unfused ones (max|d| <= 1e-5 of max|logit|: folding
  *     only changes rounding), on an inference-only net and on a trainable one;
- *   - an inference-only net keeps its folded weights between forwards, and drops
- *     them when the weights change (net_init_params, net_weights_changed): the
- *     second forward after a change matches the unfused forward of the NEW weights;
+ *   - an inference-only net keeps its folded weights (and its convolutions' eval
+ *     cache of transformed weights, n->wcache) between forwards, and drops them when
+ *     the weights change (net_init_params, net_weights_changed): the second forward
+ *     after a change matches the unfused forward of the NEW weights;
  *   - a NaN in the input reaches the logits exactly where the unfused forward puts it
  *     (the fused relu keeps NaN, as kernels/relu.c);
  *   - a train-mode forward is bit for bit the same with and without fusion enabled.
@@ -84,6 +85,8 @@ static void inference_net(const char *model) {
     int folded = 0;
     for (int i = 0; i < n->n_nodes; i++) folded += n->nodes[i].fold_bn >= 0;
     check(folded > 0, "%s: %d BatchNorms folded into convolutions", model, folded);
+    check(n->wcache != NULL || strcmp(model, "vgg8") != 0, "%s: an eval weight cache of %zu floats", model,
+          n->wcache_floats);
     check_fused(n, model, "inference net");
     check_fused(n, model, "inference net, folded weights reused");
 

@@ -158,6 +158,28 @@ static int ws_guard_ok(const float *ws, size_t n) {
     return 1;
 }
 
+/* The eval forward's weight cache: filled (cached = 0) it gives the uncached result bit
+ * for bit; then used (cached = 1) with the weights replaced by NaN it still does, so the
+ * cached path reads the cache, not w. */
+static void test_eval_cache(const ConvCase *c, const float *x, const float *w, const float *b, float *ws,
+                            const float *ye, size_t ny, const char *name) {
+    size_t nc = conv2d_eval_cache_floats(c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G);
+    if (!nc) return;   /* (this layer's path keeps nothing) */
+    size_t nw = (size_t)c->OC * (c->C / c->G) * c->K * c->K;
+    float *cache = ws_new(nc), *y1 = fnew(ny), *y2 = fnew(ny), *nanw = fnew(nw);
+    for (size_t i = 0; i < nw; i++) nanw[i] = NAN;
+    conv2d_forward_eval_cpu(y1, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, cache, 0);
+    check(memcmp(y1, ye, ny * sizeof(float)) == 0 && ws_guard_ok(cache, nc),
+          "%s: eval forward filling its weight cache (%zu floats): same bits", name, nc);
+    int filled = 0;   /* (the size is the largest of every instruction set's: this one's path may keep nothing) */
+    for (size_t i = 0; i < nc && !filled; i++) filled = !isnan(cache[i]);
+    if (filled) {
+        conv2d_forward_eval_cpu(y2, x, nanw, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, cache, 1);
+        check(memcmp(y2, ye, ny * sizeof(float)) == 0, "%s: eval forward from the cache (weights NaN): same bits", name);
+    }
+    free(cache); free(y1); free(y2); free(nanw);
+}
+
 static void test_conv_case(const ConvCase *c) {
     int OH = (c->H + 2 * c->P - c->K) / c->S + 1, OW = (c->W + 2 * c->P - c->K) / c->S + 1;
     size_t nx = (size_t)c->N * c->C * c->H * c->W, nw = (size_t)c->OC * (c->C / c->G) * c->K * c->K;
@@ -182,10 +204,11 @@ static void test_conv_case(const ConvCase *c) {
     /* the eval-mode forward (Winograd F(4x4) on wide layers from 8x8: a larger rounding
      * error, held to the same tolerance) */
     float *ye = fnew(ny);
-    conv2d_forward_eval_cpu(ye, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws);
+    conv2d_forward_eval_cpu(ye, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, NULL, 0);
     snprintf(lab, sizeof lab, "%s eval-mode forward vs direct loops", name);
     check_close(lab, ye, yr, ny, 1e-5 * (1 + fmaxabs(yr, ny)), 1e-5);
     check(ws_guard_ok(ws, nws), "%s: eval forward: workspace of %zu floats not overrun", name, nws);
+    test_eval_cache(c, x, w, b, ws, ye, ny, name);
     free(ye);
 
     /* backward: dx accumulates onto dx0, dw and db overwrite a garbage fill */
