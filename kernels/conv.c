@@ -231,10 +231,39 @@ typedef struct {
     int wino_n, wino_slices; /* images per Winograd call, number of calls */
     int shift;              /* forward and dx by shiftconv.c (AVX-512 and AVX2 builds): stride-1 "same" layers, before Winograd */
     int shift_dw;           /* dW by shiftconv.c: every stride-1 "same" 3x3 layer it can take */
+    int dw_batch;           /* dW as one GEMM over the whole batch (small maps, many weights: dw_whole_batch) */
     int shift_1x1;          /* dW of 1x1 stride-1 layers (pointwise, any G) by shiftconv.c */
 } Conv;
 
 static size_t implicit_floats(int Cin, int H, int W, int P, int K, int OUT);   /* below */
+
+/* dW = dY · col^T summed over the whole batch by ONE GEMM, K = N·PP: for the 3x3 layers on
+ * 4x4 maps with many weights (VGG's 256 -> 512 and 512 -> 512), whose per-image sums are
+ * too short for shiftconv's dW (16 positions: 24 vectors of partial sums reduced every 64
+ * images) and for the sliced im2col GEMMs (K = 64 per call: the whole dW, 9 MB at 512
+ * channels, re-read and re-written 16 times). Measured, dW only, batch 64, one thread,
+ * AVX-512 Xeon, ms, shiftconv / sliced im2col / this: 512 @4x4 78-81 / 96 / 56,
+ * 256->512 @4x4 40-41 / 41 / 25; not on smaller layers or larger maps: 128 @4x4 4.4 /
+ * 4.5 / 6.1, 128->256 @8x8 34 / 29 / 33, 256 @8x8 65 / 62 / 69. The price: col of the
+ * whole batch in the workspace (KK·N·PP floats, 19 MB at 512 @4x4), so only up to
+ * DW_BATCH_MAX_FLOATS. dx is then Winograd's or shiftconv's (after the dW). */
+enum { DW_BATCH_MIN_WEIGHTS = 1 << 20, DW_BATCH_MAX_FLOATS = 1 << 23 };
+static int dw_whole_batch(const Conv *d) {
+    return (d->wino || d->shift) && d->K == 3 && d->PP <= 16 && (double)d->OC * d->KK >= DW_BATCH_MIN_WEIGHTS &&
+           (double)(d->KK + d->OC) * d->N * d->PP <= DW_BATCH_MAX_FLOATS;
+}
+/* its buffers, one after the other: B = col^T packed in GEMM strips (KK rounded up to
+ * whole strips, x N·PP), A = dY packed, dY gathered as [OC, N·PP], one col row per thread */
+static size_t dw_batch_cols(const Conv *d) { return (size_t)d->N * d->PP; }
+static size_t dw_batch_bp_floats(const Conv *d) {
+    return ((size_t)d->KK + GEMM_NR - 1) / GEMM_NR * GEMM_NR * dw_batch_cols(d);
+}
+static size_t dw_batch_floats(const Conv *d) {
+    if (!d->dw_batch) return 0;
+    size_t cols = dw_batch_cols(d);
+    return dw_batch_bp_floats(d) + gemm_packed_a_floats(d->OC, (int)cols) + (size_t)d->OC * cols +
+           (size_t)dkd_num_procs() * cols;
+}
 
 static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int P, int G, int eval) {
     Conv d;
@@ -272,6 +301,8 @@ static Conv conv_geometry(int N, int C, int H, int W, int OC, int K, int S, int 
     if (d.shift) d.wino = 0;
     /* (its dx is then Winograd's or shiftconv's, done after the dW loop) */
     d.shift_dw = (d.shift || d.wino) && shiftconv_enabled() && K == 3 && shiftconv_applies(C, H, W, K, S, P, G);
+    d.dw_batch = dw_whole_batch(&d);
+    if (d.dw_batch) d.shift_dw = 0;
     if (d.wino) {   /* Winograd takes wino_n images per call: wino_slices calls */
         d.wino_n = winograd_images_per_call(d.wino, N, H, W);
         d.wino_slices = (N + d.wino_n - 1) / d.wino_n;
@@ -845,6 +876,35 @@ static size_t packed_weights_floats(const Conv *d) {
 }
 
 static float *packed_weights(float *ws, const Conv *d) { return shift_packed(ws, d) + shift_packed_floats(d); }
+static float *dw_batch_buffer(float *ws, const Conv *d) { return packed_weights(ws, d) + packed_weights_floats(d); }
+
+/* dw [OC, KK] = dY · col^T over all N images at once (dw_whole_batch). col^T is built
+ * straight in the GEMM's packed-B order (row k of col, made by im2col_row, becomes lane
+ * k % NR of strip k / NR), dY gathered and packed once; then the threads take runs of
+ * strips, each dw element summed by one thread in k order: deterministic for any thread
+ * count. (Through sgemm_cpu(0, 1, ...) the transposed packing of col, once per block of
+ * rows of dY, took 30% of the time.) */
+static void dw_batch_gemm(float *dw, const float *dy, const float *x, const Conv *d, float *ws) {
+    size_t cols = dw_batch_cols(d);
+    int strips = (d->KK + GEMM_NR - 1) / GEMM_NR;
+    float *Bp = dw_batch_buffer(ws, d), *Ap = Bp + dw_batch_bp_floats(d);
+    float *dyall = Ap + gemm_packed_a_floats(d->OC, (int)cols), *rows = dyall + (size_t)d->OC * cols;
+    #pragma omp parallel for schedule(static)
+    for (int j = 0; j < strips * GEMM_NR; j++) {
+        float *row = rows + (size_t)thread_id() * cols, *dst = Bp + (size_t)(j / GEMM_NR) * cols * GEMM_NR + j % GEMM_NR;
+        if (j < d->KK) im2col_row(row, x, d->N, j / (d->K * d->K), j / d->K % d->K, j % d->K, d);
+        for (size_t q = 0; q < cols; q++) dst[q * GEMM_NR] = j < d->KK ? row[q] : 0.0f;
+    }
+    gather_images(dyall, dy, d->N, d->OC, 0, d->OC, d->PP);
+    gemm_pack_a(Ap, dyall, (int)cols, d->OC, (int)cols);
+    int threads = dkd_num_threads() < strips ? dkd_num_threads() : strips;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int i = 0; i < threads; i++) {
+        int s0 = (int)part_begin(strips, i, threads), s1 = (int)part_begin(strips, i + 1, threads);
+        int j0 = s0 * GEMM_NR, j1 = s1 * GEMM_NR < d->KK ? s1 * GEMM_NR : d->KK;
+        if (j1 > j0) gemm_packed(d->OC, j1 - j0, (int)cols, Ap, Bp + (size_t)s0 * cols * GEMM_NR, 0.0f, dw + j0, d->KK);
+    }
+}
 
 /* y_g [OCg, PP] = W_g · x_g [Cg, PP] for one image of a 1x1 stride-1 layer, with the
  * weights Ap packed once per call (gemm_serial would pack them again for every image:
@@ -900,7 +960,7 @@ static size_t workspace_floats(int N, int C, int H, int W, int OC, int K, int S,
     }
     size_t partials = d.chunks > 1 ? (size_t)d.chunks * OC * d.KK : 0;
     return (size_t)d.slots * d.slot_floats + partials + flipped_floats(&d) + wino_u_floats(&d) +
-           shift_packed_floats(&d) + packed_weights_floats(&d);
+           shift_packed_floats(&d) + packed_weights_floats(&d) + dw_batch_floats(&d);
 }
 
 /* (one workspace serves the training and the eval-mode paths: the larger need) */
@@ -1097,9 +1157,10 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
                                  x + (size_t)g * d.Cg * d.PP, N, d.Cg, d.PP, (size_t)OC * d.PP, (size_t)C * d.PP, o0, o1);
             }
     }
-    int dw_done = d.shift_dw || d.shift_1x1;
+    if (d.dw_batch) dw_batch_gemm(dw, dy, x, &d, ws);
+    int dw_done = d.shift_dw || d.shift_1x1 || d.dw_batch;
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
-    for (int k = 0; k < (d.shift_dw || (d.shift_1x1 && !dx) ? 0 : d.chunks); k++) {   /* (by chunks of images) */
+    for (int k = 0; k < (d.shift_dw || d.dw_batch || (d.shift_1x1 && !dx) ? 0 : d.chunks); k++) {   /* (by chunks of images) */
         float *col = ws + (size_t)thread_id() * d.slot_floats;
         float *stage = col + d.stage_off;
         float *pk = part + (size_t)k * wsize;

@@ -270,6 +270,8 @@ static void test_conv(void) {
         {3, 16, 5, 5, 16, 3, 1, 1, 16, 1, "depthwise 5x5 + bias: shiftconv (AVX-512, AVX2), a partial last vector"},
         {2, 8, 16, 16, 8, 3, 1, 1, 8, 0, "depthwise 16x16: shiftconv (AVX-512, AVX2), whole vectors"},
         {3, 12, 4, 4, 20, 3, 1, 1, 1, 1, "12->20 on 4x4 + bias: shiftconv, one vector per image, 20 = 8+8+4 rows"},
+        {1, 128, 4, 4, 1024, 3, 1, 1, 1, 0, "128->1024 on 4x4: dW as one GEMM over the batch (dw_whole_batch)"},
+        {2, 113, 3, 3, 1100, 3, 1, 1, 1, 1, "113->1100 on 3x3 + bias: dW as one GEMM, columns not whole strips"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 }
