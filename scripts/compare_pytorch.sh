@@ -241,26 +241,27 @@ cat >> "$OUT" <<'EOF'
 ## What was tried for the gap (the kernels this run used)
 
 - Run-time instruction-set dispatch (kernels/isa.h): one binary carries AVX-512, AVX2+FMA and
-  plain-C builds of the GEMM and convolution kernels and picks the best the CPU has. The
-  AVX-512 path uses 512-bit vectors (gcc's default for these CPUs, 256-bit, had turned the
-  6x32 GEMM tile into 24 ymm accumulators) and a 4x4 weight-gradient tile (16 zmm sums).
-  Measured as 1-thread CPU time per step (resnet56 -> resnet20, machine shared with other
-  jobs): 512-bit vs 256-bit vectors made no measurable difference; the 4x4 dW tile ~3%.
-- Kept, measured interleaved: depthwise convolutions on maps of 4x4 and smaller by a tap
-  table (MobileNetV2 inference +10%, vgg13 -> MobileNetV2 step +4%); the 2x2 max pool as
-  vectorised selects (vgg8 inference +34%, vgg13 +11%, vgg13 -> vgg8 step +8%); eval-mode
-  batch norm in memory order (MobileNetV2 inference +10-15%, ShuffleV2 +5-10%).
-- Tried and dropped: Winograd F(2x2,3x3) for the 16-channel layers (resnet20 inference
-  1440-1549 img/s without, 1313-1373 with); the implicit GEMM instead of Winograd for the
-  32/64-channel layers (resnet56 inference 470 vs 497 img/s, vgg13 256 vs 345).
-- Where the rest of the gap is (see the profiles above): the 3x3 convolutions run at
-  25-65% of the FMA peak (the 8x8 and 4x4 maps lowest: Winograd's transforms and small
-  GEMMs), the backward convolutions (dW + dx) at about half the forward's rate, and batch
-  norm, ReLU and the residual adds are separate memory passes (ResNet50 inference: 22% of
-  the time). Not done: fusing BN+ReLU(+add) forward and backward (needs a new backend op in
-  net.c), folding the teacher's eval-mode BN into its convolutions, caching the teacher's
-  Winograd weights, F(4x4,3x3), blocked channel layouts, and 1x1 convolutions as one GEMM
-  over the whole batch.
+  plain-C builds of the GEMM and convolution kernels and picks the best the CPU has.
+- The convolutions (kernels/conv.c's header table says which layer takes which path):
+  shiftconv.c (stride-1 "same" layers read straight from NCHW with lane masks: forward, dx,
+  dW, depthwise) for the small and narrow layers; Winograd for the wide 3x3 layers, F(2x2,
+  3x3) in training and F(4x4, 3x3) in eval-mode forwards (the teacher's forward in a DKD
+  step, inference), its transforms vectorised over 8 tiles; the weights of an inference
+  net's convolutions kept transformed between forwards (net.c's eval cache); 1x1 layers with
+  their weights packed once per call; dW of the wide 4x4-map layers as one GEMM over the
+  batch; a 12x32 AVX-512 GEMM micro-kernel; BN+ReLU and add+ReLU fused in the training
+  forward, BN+ReLU in the backward, BN folded into the convolutions in eval.
+- Tried and dropped: F(4x4, 3x3) in training (resnet8x4's gradients moved from 5e-7 to
+  2e-3 relative L2 against PyTorch's: fidelity first); Winograd for the 16- and 32-channel
+  layers (its transforms cost more than the multiply-adds it saves: shiftconv is faster);
+  a 1x1 layer's image read in place as the GEMM's B on 16x16 and 32x32 maps (its rows fall
+  into the same L1 sets: slower than packing it).
+- Where the rest of the gap is (see the profiles above): shiftconv runs at 55-70% of the
+  FMA peak (masks, and its tile setup on small channel counts), the backward convolutions
+  (dW + dx) at 35-55%, the strided layers by im2col + GEMM at 30-60%, and batch norm, ReLU
+  and the residual adds in training are still memory passes of their own. Not done: blocked
+  channel layouts (nChw16c), the strided layers through shiftconv (phase decomposition),
+  Winograd for dW.
 - Threads: `./dkd bench --threads 1,2` measures the scaling on this 2-core machine only;
   more cores were not available, so the split at 16+ threads is not measured.
 EOF
