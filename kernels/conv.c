@@ -1159,8 +1159,9 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     }
     if (d.dw_batch) dw_batch_gemm(dw, dy, x, &d, ws);
     int dw_done = d.shift_dw || d.shift_1x1 || d.dw_batch;
+    int loop = !dw_done || (dx && !dx_later);   /* (the chunk loop below: dW, or dx per slice, left to do) */
     #pragma omp parallel for schedule(static) num_threads(conv_threads(&d))
-    for (int k = 0; k < (d.shift_dw || d.dw_batch || (d.shift_1x1 && !dx) ? 0 : d.chunks); k++) {   /* (by chunks of images) */
+    for (int k = 0; k < (loop ? d.chunks : 0); k++) {   /* (by chunks of images) */
         float *col = ws + (size_t)thread_id() * d.slot_floats;
         float *stage = col + d.stage_off;
         float *pk = part + (size_t)k * wsize;
