@@ -113,9 +113,12 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
  * (measured in kernels/winograd.c); training forwards and gradients never do.
  * cache: NULL, or conv2d_eval_cache_floats(...) floats kept by the caller for this layer:
  * cached = 0 fills it with the weights as the layer's path multiplies with them
- * (transformed or packed), cached = 1 uses them as they are (weights unchanged since). */
+ * (transformed or packed), cached = 1 uses them as they are (weights unchanged since).
+ * res (NULL, or shaped like y) and relu: y = relu?(conv + b + res), the residual add and
+ * ReLU that follow the layer, done while its output is in the cache (kernels/epilogue.h). */
 void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
-                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached);
+                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached, const float *res,
+                             int relu);
 size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P, int G);
 /* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
@@ -425,6 +428,7 @@ typedef struct {
     int alias;          /* >= 0: in an eval forward this node is skipped, its output IS node alias's */
     int fold_bn;        /* conv: the BN node folded into its weights (eval), -1 if none */
     int fuse_relu;      /* conv/add: applies the ReLU that follows it (eval) */
+    int fuse_add;       /* conv: the other input of the add that follows it, added by the conv (eval), or -1 */
     size_t fold;        /* conv with fold_bn: float offset of its folded weights + bias in n->fold */
     size_t wcache;      /* conv (CPU inference nets): float offset of its eval cache in n->wcache */
 } Node;

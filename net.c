@@ -311,8 +311,11 @@ void net_free(Net *n) {
  *
  * and a ReLU right after (conv->bn->relu, conv->relu, add->relu, and bn->relu where
  * the BN does not follow a conv) is applied by the node before it: an eval forward
- * makes one memory pass fewer per BN and per add+relu or bn+relu. The skipped node
- * gets "alias" = the node whose output it shares. Only where the intermediate
+ * makes one memory pass fewer per BN and per add+relu or bn+relu. A residual add
+ * after a conv (conv [-> bn] -> add [-> relu], ResNet's blocks) is done by the conv
+ * too, as it stores its output (plan_add_into_conv, kernels/epilogue.h): the block's
+ * end costs no pass of its own. The skipped node gets "alias" = the node whose output
+ * it shares. Only where the intermediate
  * tensor has no other reader; train mode never fuses, so training is bit for bit
  * what it was. The folded weights (computed in double, rounded once) cost a pass
  * over the weights: an inference-only net (the teacher) keeps them until
@@ -339,11 +342,39 @@ static size_t conv_weight_floats(const Net *n, const Node *nd) {
     return (size_t)nd->OC * (n->nodes[nd->in[0]].C / nd->G) * nd->K * nd->K;
 }
 
+/* The node whose output node i's is in an eval forward: its alias, or itself. */
+static int resolved(const Net *n, int i) { return n->nodes[i].alias >= 0 ? n->nodes[i].alias : i; }
+
+/* An add node j whose input is a conv's output (through its folded BN) read by nothing
+ * else: that conv adds the add's other input itself (conv2d_forward_eval_cpu's res) and
+ * the add is skipped, where the other input is ready before the conv runs (an earlier
+ * node: a ResNet's identity shortcut, or the main branch when the projection conv comes
+ * after it) and no ReLU sits between conv and add. Returns 1 if planned. */
+static int plan_add_into_conv(Net *n, int j, const int *uses) {
+    Node *add = &n->nodes[j];
+    int best = -1, other = -1;
+    for (int k = 0; k < 2; k++) {
+        int a = add->in[k], r = resolved(n, a), b = add->in[1 - k];
+        const Node *conv = &n->nodes[r];
+        if (conv->op == OP_CONV && uses[a] == 1 && !conv->fuse_relu && conv->fuse_add < 0 &&
+            resolved(n, b) < r && r > best) {
+            best = r; other = b;
+        }
+    }
+    if (best < 0) return 0;
+    n->nodes[best].fuse_add = other;
+    add->alias = best;
+    return 1;
+}
+
 /* Marks the fusable nodes; returns the floats the folded weights need. */
 static size_t plan_eval_fusion(Net *n) {
     int *uses = count_uses(n);
     size_t floats = 0;
-    for (int i = 0; i < n->n_nodes; i++) { n->nodes[i].alias = n->nodes[i].fold_bn = -1; n->nodes[i].fuse_relu = 0; }
+    for (int i = 0; i < n->n_nodes; i++) {
+        n->nodes[i].alias = n->nodes[i].fold_bn = n->nodes[i].fuse_add = -1;
+        n->nodes[i].fuse_relu = 0;
+    }
     for (int j = 1; j < n->n_nodes; j++) {
         Node *nd = &n->nodes[j];
         int i = nd->in[0];
@@ -351,8 +382,10 @@ static size_t plan_eval_fusion(Net *n) {
         if (nd->op == OP_BN && src->op == OP_CONV && uses[i] == 1) {
             nd->alias = i; src->fold_bn = j; src->fold = floats;
             floats += conv_weight_floats(n, src) + (size_t)src->OC;
+        } else if (nd->op == OP_ADD && plan_add_into_conv(n, j, uses)) {
+            /* (done: the conv adds the other input) */
         } else if (nd->op == OP_RELU && uses[i] == 1) {
-            int r = src->alias >= 0 ? src->alias : i;
+            int r = resolved(n, i);
             Node *root = &n->nodes[r];
             if (root->op == OP_CONV || ((root->op == OP_ADD || root->op == OP_BN) && r == i)) {
                 nd->alias = r; root->fuse_relu = 1;
@@ -746,7 +779,7 @@ static int forward_node(Net *n, int i, int B, int train, int fuse) {
         if (done) return done;
     }
     const Node *a = &n->nodes[nd->in[0]];
-    #define IN(k) ACT(fuse && n->nodes[nd->in[k]].alias >= 0 ? n->nodes[nd->in[k]].alias : nd->in[k])
+    #define IN(k) ACT(fuse ? resolved(n, nd->in[k]) : nd->in[k])
     const float *x = IN(0);
     float *y = ACT(i);
     int HW = nd->H * nd->W;
@@ -757,12 +790,14 @@ static int forward_node(Net *n, int i, int B, int train, int fuse) {
         int folded = fuse && nd->fold_bn >= 0;
         const float *w = folded ? n->fold + nd->fold : PARAM(nd->w);
         const float *b = folded ? w + conv_weight_floats(n, nd) : nd->b >= 0 ? PARAM(nd->b) : NULL;
-        if (!train && !be->on_device)   /* (eval-mode CPU forward: may take Winograd F(4x4)) */
+        if (!train && !be->on_device)   /* (eval-mode CPU forward: may take Winograd F(4x4); with fuse,
+                                           the residual add and ReLU that follow) */
             conv2d_forward_eval_cpu(y, x, w, b, B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws,
-                                    n->wcache ? n->wcache + nd->wcache : NULL, n->wcache_key == wcache_key(fuse));
+                                    n->wcache ? n->wcache + nd->wcache : NULL, n->wcache_key == wcache_key(fuse),
+                                    fuse && nd->fuse_add >= 0 ? ACT(resolved(n, nd->fuse_add)) : NULL,
+                                    fuse && nd->fuse_relu);
         else
             be->conv2d_forward(y, x, w, b, B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
-        if (fuse && nd->fuse_relu) be->relu_forward(y, y, node_floats(nd, B));
         break;
     }
     case OP_BN:
@@ -878,7 +913,7 @@ float *net_forward(Net *n, int B, int train) {
         i += net_profile ? profiled_node(n, i, B, 'F', train, fuse) : forward_node(n, i, B, train, fuse);
     }
     if (!train && n->wcache) n->wcache_key = wcache_key(fuse);   /* (every conv's cache is filled now) */
-    int out = fuse && n->nodes[n->output].alias >= 0 ? n->nodes[n->output].alias : n->output;
+    int out = fuse ? resolved(n, n->output) : n->output;
     return ACT(out);
 }
 

@@ -131,6 +131,7 @@
  * images in order): deterministic too.
  */
 #include "dkd.h"
+#include "epilogue.h"
 #include "gemm.h"
 #include "shiftconv.h"
 #include "winograd.h"
@@ -925,16 +926,17 @@ static void pointwise_image(float *yg, const float *xg, const float *Ap, float *
 
 /* out [N, OUT, H, W] (+)= conv(in [N, Cin, H, W]) by shiftconv.c with the packed
  * weights Ap: the images in one contiguous share per thread (forward: x -> y; backward:
- * dy -> dx with the flipped kernel, beta 1). */
+ * dy -> dx with the flipped kernel, beta 1); res, relu: kernels/epilogue.h. */
 static void shift_batch(float *out, const float *in, const float *Ap, const float *bias, float beta, int Cin, int OUT,
-                        const Conv *d) {
+                        const Conv *d, const float *res, int relu) {
     size_t plane = (size_t)d->H * d->W;
     int threads = conv_threads(d);
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int i = 0; i < threads; i++) {
         int n0 = (int)part_begin(d->N, i, threads), n1 = (int)part_begin(d->N, i + 1, threads);
-        shiftconv(out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, n1 - n0, Ap, bias, beta, Cin, d->H,
-                  d->W, d->K, OUT);
+        size_t at = (size_t)n0 * OUT * plane;
+        shiftconv(out + at, in + (size_t)n0 * Cin * plane, n1 - n0, Ap, bias, beta, Cin, d->H, d->W, d->K, OUT,
+                  res ? res + at : NULL, relu);
     }
 }
 
@@ -942,13 +944,13 @@ static void shift_batch(float *out, const float *in, const float *Ap, const floa
  * weights U, wino_n images per call, calls shared by the threads (forward: x -> y;
  * backward: dy -> dx with the flipped kernel's U, beta 1). */
 static void wino_batch(float *out, const float *in, const float *U, const float *bias, float beta, int Cin, int OUT,
-                       const Conv *d, float *ws) {
+                       const Conv *d, float *ws, int relu) {
     size_t plane = (size_t)d->H * d->W;   /* (stride 1, pad 1: output as large as the input) */
     #pragma omp parallel for schedule(static) num_threads(wino_threads(d))
     for (int s = 0; s < d->wino_slices; s++) {
         int n0 = s * d->wino_n, ni = d->N - n0 < d->wino_n ? d->N - n0 : d->wino_n;
-        winograd_images(d->wino, out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, ni, U, bias, beta, Cin, d->H,
-                        d->W, OUT, ws + (size_t)thread_id() * d->slot_floats);
+        winograd_images(d->wino, out + (size_t)n0 * OUT * plane, in + (size_t)n0 * Cin * plane, ni, U, bias, beta, Cin,
+                        d->H, d->W, OUT, ws + (size_t)thread_id() * d->slot_floats, relu);
     }
 }
 
@@ -979,10 +981,24 @@ size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P
     return d.wino ? winograd_u_floats(d.wino, C, OC) : 0;
 }
 
+/* conv_epilogue over n floats of y (and res), the threads taking equal parts. */
+static void epilogue_pass(float *y, const float *res, int relu, size_t n) {
+    if (!res && !relu) return;
+    int threads = dkd_num_threads();
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int i = 0; i < threads; i++) {
+        size_t a = (size_t)part_begin((long)n, i, threads), z = (size_t)part_begin((long)n, i + 1, threads);
+        conv_epilogue(y + a, res ? res + a : NULL, z - a, relu);
+    }
+}
+
 /* cache: NULL, or conv2d_eval_cache_floats floats that hold (cached = 1) or are to
- * receive (cached = 0) the transformed weights */
+ * receive (cached = 0) the transformed weights; res, relu: kernels/epilogue.h, applied by
+ * shiftconv as it stores, by the other paths per slice of images or in one pass at the
+ * end (depthwise layers; Winograd's residual) */
 static void conv_forward(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W, int OC,
-                         int K, int S, int P, int G, float *ws, int eval, float *cache, int cached) {
+                         int K, int S, int P, int G, float *ws, int eval, float *cache, int cached, const float *res,
+                         int relu) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G, eval);
     if (is_depthwise(C, OC, G) && dw_shift(&d)) {
         int threads = dkd_num_threads();
@@ -990,6 +1006,7 @@ static void conv_forward(float *y, const float *x, const float *w, const float *
         for (int i = 0; i < threads; i++)
             shiftconv_depthwise(y, x, w, b, 0.0f, C, H, W, part_begin((long)N * C, i, threads),
                                 part_begin((long)N * C, i + 1, threads));
+        epilogue_pass(y, res, relu, (size_t)N * OC * d.PP);
         return;
     }
     if (is_depthwise(C, OC, G)) {
@@ -1006,19 +1023,24 @@ static void conv_forward(float *y, const float *x, const float *w, const float *
             else if (padded) conv_dw_forward_plane_padded(yp, xp, wc, bias, ws + (size_t)thread_id() * dw_slot_floats(&d), &d);
             else conv_dw_forward_plane(yp, xp, wc, bias, &d);
         }
+        epilogue_pass(y, res, relu, (size_t)N * OC * d.PP);
         return;
     }
     if (!cache) cached = 0;
     if (d.shift) {   /* stride-1 "same" layer read straight from x (shiftconv.c) */
         float *Ap = cache ? cache : shift_packed(ws, &d);
         if (!cached) shiftconv_pack_weights(Ap, w, OC, C, K);
-        shift_batch(y, x, Ap, b, 0.0f, C, OC, &d);
+        shift_batch(y, x, Ap, b, 0.0f, C, OC, &d, res, relu);
         return;
     }
     if (d.wino) {   /* Winograd (G = 1), wino_n images per call */
         float *U = cache ? cache : wino_u(ws, &d);
         if (!cached) winograd_weights(d.wino, U, w, C, OC);
-        wino_batch(y, x, U, b, 0.0f, C, OC, &d, ws);
+        /* (the residual in a pass of its own: read while storing, its scattered cache
+         * misses stalled the output transforms, resnet32x4 -10%; the ReLU alone costs
+         * them nothing) */
+        wino_batch(y, x, U, b, 0.0f, C, OC, &d, ws, relu && !res);
+        if (res) epilogue_pass(y, res, relu, (size_t)N * OC * d.PP);
         return;
     }
     float *Ap = packed_weights(ws, &d);   /* (im2col and 1x1 layers: each group's weights, packed once) */
@@ -1055,16 +1077,19 @@ static void conv_forward(float *y, const float *x, const float *w, const float *
                     float *yr = y + ((size_t)(n0 + i) * OC + o) * d.PP;
                     for (int p = 0; p < d.PP; p++) yr[p] += b[o];
                 }
+        size_t at = (size_t)n0 * OC * d.PP;   /* (the slice's output is still in the cache) */
+        conv_epilogue(y + at, res ? res + at : NULL, (size_t)ni * OC * d.PP, relu);
     }
 }
 
 void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b,
                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
-    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 0, NULL, 0);
+    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 0, NULL, 0, NULL, 0);
 }
 void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
-                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached) {
-    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 1, cache, cached);
+                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached, const float *res,
+                             int relu) {
+    conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 1, cache, cached, res, relu);
 }
 
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
@@ -1207,11 +1232,11 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     }
     if (dx && d.shift) {   /* dx += conv(dy, wt) by shiftconv.c */
         shiftconv_pack_weights(shift_packed(ws, &d), wt, C, OC, K);
-        shift_batch(dx, dy, shift_packed(ws, &d), NULL, 1.0f, OC, C, &d);
+        shift_batch(dx, dy, shift_packed(ws, &d), NULL, 1.0f, OC, C, &d, NULL, 0);
     }
     if (dx && d.wino) {   /* dx += conv(dy, wt) by Winograd, wino_n images per call */
         winograd_weights(d.wino, wino_u(ws, &d), wt, OC, C);
-        wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws);
+        wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws, 0);
     }
     if (d.chunks > 1 && !dw_done) {   /* dw = Σ_k partial_k, in chunk order */
         #pragma omp parallel for schedule(static)

@@ -37,7 +37,7 @@ static int isa_current = -1;
                                   int H, int W, int OC, int K, int S, int P, int G, float *ws);               \
     void conv2d_forward_eval_cpu_##sfx(float *y, const float *x, const float *w, const float *b, int N,      \
                                        int C, int H, int W, int OC, int K, int S, int P, int G, float *ws,    \
-                                       float *cache, int cached);                                             \
+                                       float *cache, int cached, const float *res, int relu);                 \
     size_t conv2d_eval_cache_floats_##sfx(int C, int H, int W, int OC, int K, int S, int P, int G);           \
     void conv2d_backward_cpu_##sfx(float *dx, float *dw, float *db, const float *dy, const float *x,          \
                                    const float *w, int N, int C, int H, int W, int OC, int K, int S, int P,  \
@@ -52,7 +52,7 @@ typedef struct {
     void (*conv_fwd)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int, int,
                      int, float *);
     void (*conv_fwd_eval)(float *, const float *, const float *, const float *, int, int, int, int, int, int, int,
-                          int, int, float *, float *, int);
+                          int, int, float *, float *, int, const float *, int);
     void (*conv_bwd)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int,
                      int, int, int, int, int, float *);
     size_t (*conv_cache)(int, int, int, int, int, int, int, int);
@@ -143,8 +143,9 @@ void conv2d_forward_cpu(float *y, const float *x, const float *w, const float *b
     isa_table[dkd_isa()].conv_fwd(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws);
 }
 void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const float *b, int N, int C, int H, int W,
-                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached) {
-    isa_table[dkd_isa()].conv_fwd_eval(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, cache, cached);
+                             int OC, int K, int S, int P, int G, float *ws, float *cache, int cached, const float *res,
+                             int relu) {
+    isa_table[dkd_isa()].conv_fwd_eval(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, cache, cached, res, relu);
 }
 /* (like the workspace: the largest need, so the cache stays big enough after dkd_set_isa) */
 size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P, int G) {

@@ -91,6 +91,7 @@ typedef __mmask16 Lanes;
 #define LANES(bits)       ((__mmask16)(bits))
 #define V_LOADZ(m, p)     _mm512_maskz_loadu_ps(m, p)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define V_RELU(v)         _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, V_ZERO(), _CMP_LE_OQ), v)
 #else
 /* AVX2 + FMA: 8 lanes and 16 ymm registers (AVX-512 has 32), so half the rows per tile;
  * no mask registers: vmaskmovps takes the mask as a vector of int32 (all ones: load the
@@ -121,6 +122,7 @@ static inline float v_reduce(__m256 v) {   /* the two halves, then pairs, then t
 #define LANES(bits)       _mm256_load_si256((const __m256i *)lane_mask[bits])
 #define V_LOADZ(m, p)     _mm256_maskload_ps(p, m)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define V_RELU(v)         _mm256_andnot_ps(_mm256_cmp_ps(v, V_ZERO(), _CMP_LE_OQ), v)
 #endif
 
 enum {
@@ -154,6 +156,7 @@ void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) 
 typedef struct {
     const float *in;
     float *out;
+    const float *res;   /* the residual's vector at out's place (conv_epilogue), or NULL */
     const Bits *mask;   /* [T] */
     Bits store;
 } Lane;
@@ -204,15 +207,18 @@ static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step,
         UNROLL for (int j = 0; j < SHIFT_NV; j++) V_STOREU(&sum[r][j * SHIFT_V], acc[r][j]);
 }
 
-/* out rows [0, rows) of the tile's vectors (+)= sum (+ bias), the real lanes only. */
+/* out rows [0, rows) of the tile's vectors (+)= sum (+ bias) (+ the residual, then the
+ * ReLU: kernels/epilogue.h's rule, v <= 0 -> +0 with NaN kept), the real lanes only. */
 static void tile_store(int nv, const Lane *v, float sum[SHIFT_R][SHIFT_NV * SHIFT_V], int rows, size_t plane,
-                       const float *bias, float beta) {
+                       const float *bias, float beta, int relu) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < nv; j++) {
             float *o = v[j].out + (size_t)r * plane;
             Vec s = V_LOADU(&sum[r][j * SHIFT_V]);
             if (bias) s = V_ADD(s, V_SET1(bias[r]));
             if (beta != 0.0f) s = V_ADD(s, V_LOADZ(LANES(v[j].store), o));
+            if (v[j].res) s = V_ADD(s, V_LOADZ(LANES(v[j].store), v[j].res + (size_t)r * plane));
+            if (relu) s = V_RELU(s);
             V_STOREM(o, LANES(v[j].store), s);
         }
 }
@@ -237,7 +243,7 @@ static void border_masks(Bits mask[][SHIFT_TAPS], int nvec, int H, int W, int K)
 }
 
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
-                 int W, int K, int OUT) {
+                 int W, int K, int OUT, const float *res, int relu) {
     int HW = H * W, T = K * K, P = (K - 1) / 2, nvec = (HW + SHIFT_V - 1) / SHIFT_V;
     int shift[SHIFT_TAPS];
     Bits mask[SHIFT_MAX_VECS][SHIFT_TAPS];
@@ -253,6 +259,7 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
             int n = e / nvec, q = e % nvec, q0 = q * SHIFT_V;
             v[j].in = in + (size_t)n * Cin * plane + q0;
             v[j].out = out + (size_t)n * OUT * plane + q0;
+            v[j].res = res ? res + (size_t)n * OUT * plane + q0 : NULL;
             v[j].mask = mask[q];
             v[j].store = first_lanes(HW - q0);
         }
@@ -269,10 +276,14 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
         for (int o0 = 0; o0 < OUT; o0 += SHIFT_R, ap += KK * SHIFT_R) {
             int rows = OUT - o0 < SHIFT_R ? OUT - o0 : SHIFT_R;
             Lane w[SHIFT_NV];
-            for (int j = 0; j < SHIFT_NV; j++) { w[j] = v[j]; w[j].out += (size_t)o0 * plane; }
+            for (int j = 0; j < SHIFT_NV; j++) {
+                w[j] = v[j];
+                w[j].out += (size_t)o0 * plane;
+                if (w[j].res) w[j].res += (size_t)o0 * plane;
+            }
             float sum[SHIFT_R][SHIFT_NV * SHIFT_V];
             tile_sums(w, step, ap, Cin, T, plane, sum);
-            tile_store(nv, w, sum, rows, plane, bias ? bias + o0 : NULL, beta);
+            tile_store(nv, w, sum, rows, plane, bias ? bias + o0 : NULL, beta, relu);
         }
     }
 }
@@ -501,7 +512,7 @@ int shiftconv_applies(int Cin, int H, int W, int K, int S, int P, int G) { retur
 size_t shiftconv_packed_floats(int OUT, int Cin, int K) { return 0; }
 void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) {}
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
-                 int W, int K, int OUT) {}
+                 int W, int K, int OUT, const float *res, int relu) {}
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
                   int o_end, int c_begin, int c_end) {}
 void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,

@@ -24,9 +24,10 @@ size_t shiftconv_packed_floats(int OUT, int Cin, int K);
 void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K);
 /* ni images one after the other: out [ni, OUT, H, W] (+)= conv(in [ni, Cin, H, W]) with
  * the packed weights Ap and padding (K-1)/2. beta 0: out is overwritten (+ bias[o] when
- * bias is not NULL); beta 1: added to. Calling thread only. */
+ * bias is not NULL); beta 1: added to. Then res (NULL, or shaped like out) is added and
+ * relu applied (kernels/epilogue.h). Calling thread only. */
 void shiftconv(float *out, const float *in, int ni, const float *Ap, const float *bias, float beta, int Cin, int H,
-                 int W, int K, int OUT);
+                 int W, int K, int OUT, const float *res, int relu);
 /* The weight gradient of a 3x3 layer of this kind (pad 1) over ni images, rows
  * [o_begin, o_end) and input channels [c_begin, c_end) of it: dw[o][c] = Σ_n dy[n, o] ⋆
  * in[n, c] (the correlation summed over positions and images), overwritten. o_begin is a

@@ -400,24 +400,34 @@ static void input_transforms(const Wino *g, int c, int b0, int nb) {
 }
 
 /* One output row: yr[m·tx + j] (+)= p[j][tx] for tiles tx < n, of which the last has
- * only last_cols columns inside the image; beta 0: overwrite, + bias */
-INLINE void spread_row(int m, float *restrict yr, const float *const p[4], int n, int last_cols, float bias,
-                       float beta) {
+ * only last_cols columns inside the image; beta 0: overwrite, + bias, then the ReLU if
+ * relu (kernels/relu.c's rule: v <= 0 -> +0, NaN kept; only with beta 0). */
+INLINE void spread_row(int m, float *restrict yr, const float *const p[4], int n, int last_cols, float bias, float beta,
+                       int relu) {
     int full = last_cols == m ? n : n - 1;
     if (beta != 0.0f)
         for (int tx = 0; tx < full; tx++)
             for (int j = 0; j < m; j++) yr[m * tx + j] += p[j][tx];
+    else if (relu)
+        for (int tx = 0; tx < full; tx++)
+            for (int j = 0; j < m; j++) {
+                float v = p[j][tx] + bias;
+                yr[m * tx + j] = v <= 0.0f ? 0.0f : v;
+            }
     else
         for (int tx = 0; tx < full; tx++)
             for (int j = 0; j < m; j++) yr[m * tx + j] = p[j][tx] + bias;
-    for (int j = 0; full < n && j < last_cols; j++)
-        yr[m * full + j] = beta != 0.0f ? yr[m * full + j] + p[j][full] : p[j][full] + bias;
+    for (int j = 0; full < n && j < last_cols; j++) {
+        float v = beta != 0.0f ? yr[m * full + j] + p[j][full] : p[j][full] + bias;
+        yr[m * full + j] = relu && v <= 0.0f ? 0.0f : v;
+    }
 }
 
 /* Output transforms of channel o for the block's tiles: Y = A^T M A, then each tile's
  * m x m outputs are written to y (beta 0, + bias) or added to it (beta 1); tiles that
  * stick out of the image (H or W not a multiple of m) drop their extra rows/columns. */
-INLINE void output_transforms_m(const Wino *g, int m, float *y, int o, int b0, int nb, float bias, float beta) {
+INLINE void output_transforms_m(const Wino *g, int m, float *y, int o, int b0, int nb, float bias, float beta,
+                                int relu) {
     const float *Mo = g->M + (size_t)o * g->Tb;
     float *Y = g->Y;
     size_t ms = (size_t)g->OC * g->Tb, ys = g->Tb;
@@ -430,17 +440,17 @@ INLINE void output_transforms_m(const Wino *g, int m, float *y, int o, int b0, i
             const float *p[4];
             for (int j = 0; j < m; j++) p[j] = g->Y + (size_t)(i * m + j) * g->Tb + t0;
             spread_row(m, y + (((size_t)n * g->OC + o) * g->H + oh + i) * g->W + m * txa, p, txb - txa, last_cols,
-                       bias, beta);
+                       bias, beta, relu);
         }
     }
 }
-static void output_transforms(const Wino *g, float *y, int o, int b0, int nb, float bias, float beta) {
-    if (g->m == 4) output_transforms_m(g, 4, y, o, b0, nb, bias, beta);
-    else output_transforms_m(g, 2, y, o, b0, nb, bias, beta);
+static void output_transforms(const Wino *g, float *y, int o, int b0, int nb, float bias, float beta, int relu) {
+    if (g->m == 4) output_transforms_m(g, 4, y, o, b0, nb, bias, beta, relu);
+    else output_transforms_m(g, 2, y, o, b0, nb, bias, beta, relu);
 }
 
 void winograd_images(int m, float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C,
-                     int H, int W, int OC, float *slot) {
+                     int H, int W, int OC, float *slot, int relu) {
     Wino g = wino_geometry(m, C, H, W, OC, ni, slot, NULL);
     split_image(&g, x);                                                  /* 1 */
     size_t packed = gemm_packed_a_floats(OC, C);
@@ -451,6 +461,6 @@ void winograd_images(int m, float *y, const float *x, int ni, const float *U, co
             gemm_packed(OC, nb, C, U + (size_t)xi * packed, g.V + (size_t)xi * C * g.Tb, 0.0f,
                         g.M + (size_t)xi * OC * g.Tb, g.Tb);
         for (int o = 0; o < OC; o++)                                     /* 4 */
-            output_transforms(&g, y, o, b0, nb, bias ? bias[o] : 0.0f, beta);
+            output_transforms(&g, y, o, b0, nb, bias ? bias[o] : 0.0f, beta, relu);
     }
 }

@@ -25,9 +25,9 @@ int winograd_images_per_call(int m, int N, int H, int W);
 /* Per-thread scratch of winograd_images for ni images, in floats. */
 size_t winograd_slot_floats(int m, int C, int H, int W, int OC, int ni);
 /* ni images, one after the other: y [ni, OC, H, W] (+)= conv3x3(x [ni, C, H, W]) with
- * padding 1 and the weights U. beta 0: y is overwritten (+ bias[o] if bias is not NULL);
- * beta 1: added to. Calling thread only. */
+ * padding 1 and the weights U. beta 0: y is overwritten (+ bias[o] if bias is not NULL),
+ * then relu applied if relu; beta 1: added to. Calling thread only. */
 void winograd_images(int m, float *y, const float *x, int ni, const float *U, const float *bias, float beta, int C, int H,
-                     int W, int OC, float *slot);
+                     int W, int OC, float *slot, int relu);
 
 #endif

@@ -1,6 +1,6 @@
 /* tests/test_fusion.c — the eval-mode fusion of net.c (BN folded into the conv before
- * it; relu applied by the conv, add or bn before it) against the same forward with
- * every node as written (Net.no_fuse = 1).
+ * it; relu applied by the conv, add or bn before it; a residual add done by the conv
+ * before it) against the same forward with every node as written (Net.no_fuse = 1).
  *
  * For every model, with BN parameters and running statistics moved away from their
  * initial 1/0 (else folding would be a no-op and prove nothing):
@@ -85,6 +85,9 @@ static void inference_net(const char *model) {
     int folded = 0;
     for (int i = 0; i < n->n_nodes; i++) folded += n->nodes[i].fold_bn >= 0;
     check(folded > 0, "%s: %d BatchNorms folded into convolutions", model, folded);
+    int adds = 0, conv_adds = 0;
+    for (int i = 0; i < n->n_nodes; i++) { adds += n->nodes[i].op == OP_ADD; conv_adds += n->nodes[i].fuse_add >= 0; }
+    check(adds == 0 || conv_adds > 0, "%s: %d of %d residual adds done by the conv before them", model, conv_adds, adds);
     check(n->wcache != NULL || strcmp(model, "vgg8") != 0, "%s: an eval weight cache of %zu floats", model,
           n->wcache_floats);
     check_fused(n, model, "inference net");

@@ -168,16 +168,38 @@ static void test_eval_cache(const ConvCase *c, const float *x, const float *w, c
     size_t nw = (size_t)c->OC * (c->C / c->G) * c->K * c->K;
     float *cache = ws_new(nc), *y1 = fnew(ny), *y2 = fnew(ny), *nanw = fnew(nw);
     for (size_t i = 0; i < nw; i++) nanw[i] = NAN;
-    conv2d_forward_eval_cpu(y1, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, cache, 0);
+    conv2d_forward_eval_cpu(y1, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, cache, 0, NULL, 0);
     check(memcmp(y1, ye, ny * sizeof(float)) == 0 && ws_guard_ok(cache, nc),
           "%s: eval forward filling its weight cache (%zu floats): same bits", name, nc);
     int filled = 0;   /* (the size is the largest of every instruction set's: this one's path may keep nothing) */
     for (size_t i = 0; i < nc && !filled; i++) filled = !isnan(cache[i]);
     if (filled) {
-        conv2d_forward_eval_cpu(y2, x, nanw, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, cache, 1);
+        conv2d_forward_eval_cpu(y2, x, nanw, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, cache, 1, NULL, 0);
         check(memcmp(y2, ye, ny * sizeof(float)) == 0, "%s: eval forward from the cache (weights NaN): same bits", name);
     }
     free(cache); free(y1); free(y2); free(nanw);
+}
+
+/* The eval forward's epilogue (kernels/epilogue.h): with a residual and/or the ReLU it
+ * equals the plain eval forward followed by the separate add and ReLU, bit for bit
+ * (NaN in the residual included: the ReLU keeps it). */
+static void test_eval_epilogue(const ConvCase *c, const float *x, const float *w, const float *b, float *ws,
+                               const float *ye, size_t ny, const char *name) {
+    float *res = frand(ny, 18, 1), *y = fnew(ny), *want = fnew(ny);
+    res[ny / 3] = NAN;
+    for (int mode = 1; mode < 4; mode++) {   /* 1: + res, 2: ReLU, 3: + res then ReLU */
+        const float *r = mode & 1 ? res : NULL;
+        int relu = mode >= 2;
+        for (size_t i = 0; i < ny; i++) {
+            float v = r ? ye[i] + r[i] : ye[i];
+            want[i] = relu && v <= 0.0f ? 0.0f : v;
+        }
+        conv2d_forward_eval_cpu(y, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, NULL, 0, r,
+                                relu);
+        check(memcmp(y, want, ny * sizeof(float)) == 0, "%s: eval forward with %s: = the separate ops, same bits", name,
+              mode == 1 ? "a residual" : mode == 2 ? "the ReLU" : "a residual and the ReLU");
+    }
+    free(res); free(y); free(want);
 }
 
 static void test_conv_case(const ConvCase *c) {
@@ -204,11 +226,12 @@ static void test_conv_case(const ConvCase *c) {
     /* the eval-mode forward (Winograd F(4x4) on wide layers from 8x8: a larger rounding
      * error, held to the same tolerance) */
     float *ye = fnew(ny);
-    conv2d_forward_eval_cpu(ye, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, NULL, 0);
+    conv2d_forward_eval_cpu(ye, x, w, b, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws, NULL, 0, NULL, 0);
     snprintf(lab, sizeof lab, "%s eval-mode forward vs direct loops", name);
     check_close(lab, ye, yr, ny, 1e-5 * (1 + fmaxabs(yr, ny)), 1e-5);
     check(ws_guard_ok(ws, nws), "%s: eval forward: workspace of %zu floats not overrun", name, nws);
     test_eval_cache(c, x, w, b, ws, ye, ny, name);
+    test_eval_epilogue(c, x, w, b, ws, ye, ny, name);
     free(ye);
 
     /* backward: dx accumulates onto dx0, dw and db overwrite a garbage fill */
