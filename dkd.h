@@ -163,6 +163,11 @@ int batchnorm_relu_backward_cpu(float *dx, float *dgamma, float *dbeta, const fl
 void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                             const float *save_mean, const float *save_invstd, const float *gamma,
                             int N, int C, int HW);
+/* The same, or of relu(bn(x)) when relu_y is not NULL, with dx written (=) instead of
+ * added to: for a BN that is the one reader of its input (net.c then never zeroes dx). */
+void batchnorm_backward_assign_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
+                                   const float *x, const float *save_mean, const float *save_invstd,
+                                   const float *gamma, int N, int C, int HW);
 
 /* relu over n elements; backward masks with y > 0 (relu'(0) = 0 as in PyTorch). */
 void relu_forward_cpu(float *y, const float *x, size_t n);
@@ -429,6 +434,8 @@ typedef struct {
     int fold_bn;        /* conv: the BN node folded into its weights (eval), -1 if none */
     int fuse_relu;      /* conv/add: applies the ReLU that follows it (eval) */
     int fuse_add;       /* conv: the other input of the add that follows it, added by the conv (eval), or -1 */
+    int dact_set;       /* CPU training: its output gradient is written (=), not added to, by its one reader,
+                           a BN, so the backward never zeroes it first */
     size_t fold;        /* conv with fold_bn: float offset of its folded weights + bias in n->fold */
     size_t wcache;      /* conv (CPU inference nets): float offset of its eval cache in n->wcache */
 } Node;

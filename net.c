@@ -472,6 +472,19 @@ static size_t plan_reuse(Net *n, int Bmax) {
     return total;
 }
 
+static int only_reader(const Net *n, int i, int j);   /* below */
+
+/* CPU training: a node whose one reader is a BN (every conv before its BN) gets its
+ * gradient from that BN's backward alone, so the BN writes it (batchnorm_backward_assign_cpu)
+ * and net_backward does not zero it first: two passes over the tensor fewer per BN. */
+static void plan_gradient_writes(Net *n) {
+    for (int i = 0; i < n->n_nodes; i++) n->nodes[i].dact_set = 0;
+    for (int j = 1; j < n->n_nodes; j++) {
+        int i = n->nodes[j].in[0];
+        if (n->nodes[j].op == OP_BN && i > 0 && only_reader(n, i, j)) n->nodes[i].dact_set = 1;
+    }
+}
+
 /* The eval cache of a CPU inference net (a teacher, a model being evaluated): every conv's
  * weights in the form its path multiplies with (Winograd's transformed U, shiftconv's
  * packing: conv2d_eval_cache_floats), made by the first forward and reused while the
@@ -522,6 +535,7 @@ int net_setup(Net *n, const Backend *be, int Bmax, int trainable) {
     n->ws = (float *)be->alloc((ws ? ws : 1) * sizeof(float));
     if (!be->on_device) { n->fold = (float *)be->alloc((fold ? fold : 1) * sizeof(float)); n->fold_floats = fold; }
     if (!be->on_device && !trainable) plan_weight_cache(n);
+    if (!be->on_device && trainable) plan_gradient_writes(n);
     if (trainable) {
         n->dact = (float *)be->alloc(act * sizeof(float));
         n->grads = (float *)be->alloc(n->n_params * sizeof(float));
@@ -742,6 +756,11 @@ static int backward_bn_relu_fused(Net *n, int i, int B) {
     const Node *bn = &n->nodes[i - 1];
     if (!be->batchnorm_relu_backward || bn->op != OP_BN || !relu_only_reader(n, i - 1)) return 0;
     float *dx = bn->in[0] > 0 ? DACT(bn->in[0]) : NULL;
+    if (dx && n->nodes[bn->in[0]].dact_set) {
+        batchnorm_backward_assign_cpu(dx, GRAD(bn->w), GRAD(bn->b), DACT(i), ACT(i), ACT(bn->in[0]), n->save + bn->save,
+                                      n->save + bn->save + bn->C, PARAM(bn->w), B, bn->C, bn->H * bn->W);
+        return 1;
+    }
     return be->batchnorm_relu_backward(dx, GRAD(bn->w), GRAD(bn->b), DACT(i), ACT(i), ACT(bn->in[0]),
                                        n->save + bn->save, n->save + bn->save + bn->C, PARAM(bn->w), B, bn->C,
                                        bn->H * bn->W);
@@ -857,8 +876,12 @@ static int backward_node(Net *n, int i, int B) {
                             B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
         break;
     case OP_BN:
-        be->batchnorm_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, n->save + nd->save,
-                               n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
+        if (dx && a->dact_set)   /* (CPU: dx written, not zeroed and added to) */
+            batchnorm_backward_assign_cpu(dx, GRAD(nd->w), GRAD(nd->b), dy, NULL, x, n->save + nd->save,
+                                          n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
+        else
+            be->batchnorm_backward(dx, GRAD(nd->w), GRAD(nd->b), dy, x, n->save + nd->save,
+                                   n->save + nd->save + nd->C, PARAM(nd->w), B, nd->C, HW);
         break;
     case OP_RELU:
         if (backward_bn_relu_fused(n, i, B)) return 2;
@@ -917,11 +940,12 @@ float *net_forward(Net *n, int B, int train) {
     return ACT(out);
 }
 
-/* Node i's output gradient is never written by the backward walk: the input image's
- * (nothing upstream learns), or, on the CPU, a BN's whose backward runs fused with its
- * ReLU's (backward_bn_relu_fused reads the ReLU's output gradient instead). */
-static int dact_unused(const Net *n, int i) {
-    if (i == 0) return 1;
+/* Node i's output gradient needs no zeroing before the backward walk: it is never written
+ * (the input image's: nothing upstream learns; on the CPU a BN's whose backward runs fused
+ * with its ReLU's, backward_bn_relu_fused reads the ReLU's output gradient instead), or
+ * it is written whole, not added to, by its one reader's backward (dact_set). */
+static int dact_needs_no_zero(const Net *n, int i) {
+    if (i == 0 || n->nodes[i].dact_set) return 1;
     return !n->be->on_device && n->be->batchnorm_relu_backward && n->nodes[i].op == OP_BN && relu_only_reader(n, i);
 }
 
@@ -929,10 +953,10 @@ void net_backward(Net *n, const float *dlogits, int B) {
     if (!n->trainable) dkd_die("net_backward: network was set up for inference only");
     const Backend *be = n->be;
     /* the gradients are accumulated (+=) into zeros: zero the B images' part of every
-     * output gradient the walk writes (a third of a CIFAR ResNet's are BN outputs that
-     * the CPU's fused BN+ReLU backward never needs) */
+     * output gradient the walk adds to (on the CPU not the BN outputs that the fused
+     * BN+ReLU backward never needs, nor the conv outputs that their BN writes whole) */
     for (int i = 0; i < n->n_nodes; i++)
-        if (!dact_unused(n, i)) be->zero(DACT(i), node_floats(&n->nodes[i], B) * sizeof(float));
+        if (!dact_needs_no_zero(n, i)) be->zero(DACT(i), node_floats(&n->nodes[i], B) * sizeof(float));
     be->copy(DACT(n->output), dlogits, node_floats(&n->nodes[n->output], B) * sizeof(float));
     for (int i = n->n_nodes - 1; i >= 1;)
         i -= net_profile ? profiled_node(n, i, B, 'B', 1, 0) : backward_node(n, i, B);

@@ -199,9 +199,12 @@ void batchnorm_relu_forward_eval_cpu(float *y, const float *x, const float *gamm
 
 /* The backward of BN, or of relu(BN(x)) when relu (the ReLU's output) is given: then dy
  * is the ReLU's output gradient and is masked on the fly, in both passes, so the BN's
- * own output gradient is never stored. */
+ * own output gradient is never stored. dx is added to, or with assign written: where the
+ * BN is the one reader of x, net.c skips zeroing dx before the backward and this pass
+ * skips reading it (two passes over the tensor fewer). */
 static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu, const float *x,
-                        const float *save_mean, const float *save_invstd, const float *gamma, int N, int C, int HW) {
+                        const float *save_mean, const float *save_invstd, const float *gamma, int N, int C, int HW,
+                        int assign) {
     double m = (double)N * HW;
     #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
@@ -221,10 +224,14 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
                 const float *r = relu + o;
                 for (int i = 0; i < HW; i++) {
                     float gi = r[i] <= 0.0f ? 0.0f : g[i];
-                    d[i] += (gi - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+                    float v = (gi - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+                    d[i] = assign ? v : d[i] + v;
                 }
             } else {
-                for (int i = 0; i < HW; i++) d[i] += (g[i] - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+                for (int i = 0; i < HW; i++) {
+                    float v = (g[i] - grad_mean - (xp[i] - mean) * k) * invstd * gc;
+                    d[i] = assign ? v : d[i] + v;
+                }
             }
         }
     }
@@ -233,12 +240,18 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
 void batchnorm_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                             const float *save_mean, const float *save_invstd, const float *gamma,
                             int N, int C, int HW) {
-    bn_backward(dx, dgamma, dbeta, dy, NULL, x, save_mean, save_invstd, gamma, N, C, HW);
+    bn_backward(dx, dgamma, dbeta, dy, NULL, x, save_mean, save_invstd, gamma, N, C, HW, 0);
 }
 
 int batchnorm_relu_backward_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
                                 const float *x, const float *save_mean, const float *save_invstd, const float *gamma,
                                 int N, int C, int HW) {
-    bn_backward(dx, dgamma, dbeta, dy, relu_y, x, save_mean, save_invstd, gamma, N, C, HW);
+    bn_backward(dx, dgamma, dbeta, dy, relu_y, x, save_mean, save_invstd, gamma, N, C, HW, 0);
     return 1;
+}
+
+void batchnorm_backward_assign_cpu(float *dx, float *dgamma, float *dbeta, const float *dy, const float *relu_y,
+                                   const float *x, const float *save_mean, const float *save_invstd,
+                                   const float *gamma, int N, int C, int HW) {
+    bn_backward(dx, dgamma, dbeta, dy, relu_y, x, save_mean, save_invstd, gamma, N, C, HW, 1);
 }

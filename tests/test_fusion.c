@@ -12,7 +12,11 @@
  *     after a change matches the unfused forward of the NEW weights;
  *   - a NaN in the input reaches the logits exactly where the unfused forward puts it
  *     (the fused relu keeps NaN, as kernels/relu.c);
- *   - a train-mode forward is bit for bit the same with and without fusion enabled.
+ *   - a train-mode forward is bit for bit the same with and without fusion enabled;
+ *   - the CPU backward where a BN writes its input's gradient (=) instead of adding to a
+ *     zeroed one (Node.dact_set): the same parameter gradients as with every gradient
+ *     zeroed and added to, and again on a second backward, whose buffers hold the first
+ *     one's values (a gradient that was neither zeroed nor written would show there).
  */
 #include "dkd.h"
 #include "test.h"
@@ -135,10 +139,51 @@ static void trainable_net(const char *model) {
     net_free(n);
 }
 
+/* Parameter gradients of a train forward + backward of the fixed input (BN statistics
+ * restored to stats0 first, so every call sees the same net), copied out. */
+static float *train_grads(Net *n, const float *stats0) {
+    memcpy(n->h_stats, stats0, n->n_stats * sizeof(float));
+    random_input(n, 7);
+    const float *logits = net_forward(n, B, 1);
+    size_t count = (size_t)B * net_num_classes(n);
+    float *dl = (float *)xmalloc(count * sizeof(float));
+    for (size_t i = 0; i < count; i++) dl[i] = logits[i] * 0.01f - (i % 7 == 0 ? 0.1f : 0.0f);
+    net_backward(n, dl, B);
+    float *g = (float *)xmalloc(n->n_params * sizeof(float));
+    memcpy(g, n->grads, n->n_params * sizeof(float));
+    free(dl);
+    return g;
+}
+
+static int same_values(const float *a, const float *b, size_t count) {   /* (-0 == +0) */
+    for (size_t i = 0; i < count; i++) if (!(a[i] == b[i])) return 0;
+    return 1;
+}
+
+static void gradient_writes(const char *model) {
+    Net *n = model_build(model);
+    net_init_params(n, 6);
+    perturb_bn(n, 14);
+    net_setup(n, &backend_cpu, B, 1);
+    float *stats0 = (float *)xmalloc(n->n_stats * sizeof(float));
+    memcpy(stats0, n->h_stats, n->n_stats * sizeof(float));
+    int set = 0;
+    for (int i = 0; i < n->n_nodes; i++) set += n->nodes[i].dact_set;
+    float *first = train_grads(n, stats0), *again = train_grads(n, stats0);
+    for (int i = 0; i < n->n_nodes; i++) n->nodes[i].dact_set = 0;   /* every gradient zeroed and added to */
+    float *added = train_grads(n, stats0);
+    check(set > 0 && same_values(first, added, n->n_params) && same_values(again, added, n->n_params),
+          "%s: %d gradients written by their BN, not zeroed: parameter gradients = the zero-and-add backward's, "
+          "twice", model, set);
+    free(stats0); free(first); free(again); free(added);
+    net_free(n);
+}
+
 int main(void) {
     for (size_t m = 0; m < sizeof MODELS / sizeof MODELS[0]; m++) {
         inference_net(MODELS[m]);
         trainable_net(MODELS[m]);
+        gradient_writes(MODELS[m]);
     }
     return test_summary();
 }
