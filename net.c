@@ -315,9 +315,8 @@ void net_free(Net *n) {
  * after a conv (conv [-> bn] -> add [-> relu], ResNet's blocks) is done by the conv
  * too, as it stores its output (plan_add_into_conv, kernels/epilogue.h): the block's
  * end costs no pass of its own. The skipped node gets "alias" = the node whose output
- * it shares. Only where the intermediate
- * tensor has no other reader; train mode never fuses, so training is bit for bit
- * what it was. The folded weights (computed in double, rounded once) cost a pass
+ * it shares. Only where the intermediate tensor has no other reader; train mode never
+ * fuses, so training is bit for bit what it was. The folded weights (computed in double, rounded once) cost a pass
  * over the weights: an inference-only net (the teacher) keeps them until
  * net_weights_changed (a load, an init, net_to_device, a train forward); a trainable
  * net refolds at every eval forward, so SGD can never leave them stale.
