@@ -172,6 +172,8 @@ void batchnorm_backward_assign_cpu(float *dx, float *dgamma, float *dbeta, const
 /* relu over n elements; backward masks with y > 0 (relu'(0) = 0 as in PyTorch). */
 void relu_forward_cpu(float *y, const float *x, size_t n);
 void relu_backward_cpu(float *dx, const float *dy, const float *y, size_t n);
+/* dx written (=), not added to */
+void relu_backward_assign_cpu(float *dx, const float *dy, const float *y, size_t n);
 
 /* max pool K×K stride S, no padding: x [N,C,H,W] -> y [N,C,OH,OW]; ties go to
  * the first element in row-major window order. Backward recomputes the argmax. */
@@ -191,6 +193,8 @@ void linear_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
 /* elementwise add y = a + b (n elements); backward: da += dy, db += dy */
 void add_forward_cpu(float *y, const float *a, const float *b, size_t n);
 void add_backward_cpu(float *da, float *db, const float *dy, size_t n);
+/* da, db written (=) where da_set, db_set, else added to (net.c's Node.dact_set) */
+void add_backward_assign_cpu(float *da, int da_set, float *db, int db_set, const float *dy, size_t n);
 
 /* concat along channels: a [N,Ca,HW], b [N,Cb,HW] -> y [N,Ca+Cb,HW] */
 void concat_forward_cpu(float *y, const float *a, const float *b, int N, int Ca, int Cb, int HW);
@@ -434,8 +438,8 @@ typedef struct {
     int fold_bn;        /* conv: the BN node folded into its weights (eval), -1 if none */
     int fuse_relu;      /* conv/add: applies the ReLU that follows it (eval) */
     int fuse_add;       /* conv: the other input of the add that follows it, added by the conv (eval), or -1 */
-    int dact_set;       /* CPU training: its output gradient is written (=), not added to, by its one reader,
-                           a BN, so the backward never zeroes it first */
+    int dact_set;       /* CPU training: its output gradient is written (=), not added to, by its one reader
+                           (a BN, ReLU or add), so the backward never zeroes it first */
     size_t fold;        /* conv with fold_bn: float offset of its folded weights + bias in n->fold */
     size_t wcache;      /* conv (CPU inference nets): float offset of its eval cache in n->wcache */
 } Node;

@@ -473,14 +473,19 @@ static size_t plan_reuse(Net *n, int Bmax) {
 
 static int only_reader(const Net *n, int i, int j);   /* below */
 
-/* CPU training: a node whose one reader is a BN (every conv before its BN) gets its
- * gradient from that BN's backward alone, so the BN writes it (batchnorm_backward_assign_cpu)
- * and net_backward does not zero it first: two passes over the tensor fewer per BN. */
+/* CPU training: a node whose one reader is a BN, a ReLU or an add (every conv before its
+ * BN, a residual branch's last BN, a ReLU's input) gets its gradient from that reader's
+ * backward alone, so the reader writes it (the *_assign_cpu kernels) and net_backward
+ * does not zero it first: two passes over the tensor fewer. */
 static void plan_gradient_writes(Net *n) {
     for (int i = 0; i < n->n_nodes; i++) n->nodes[i].dact_set = 0;
     for (int j = 1; j < n->n_nodes; j++) {
-        int i = n->nodes[j].in[0];
-        if (n->nodes[j].op == OP_BN && i > 0 && only_reader(n, i, j)) n->nodes[i].dact_set = 1;
+        int op = n->nodes[j].op;
+        if (op != OP_BN && op != OP_RELU && op != OP_ADD) continue;
+        for (int k = 0; k < (op == OP_ADD ? 2 : 1); k++) {
+            int i = n->nodes[j].in[k];
+            if (i > 0 && only_reader(n, i, j)) n->nodes[i].dact_set = 1;
+        }
     }
 }
 
@@ -884,7 +889,8 @@ static int backward_node(Net *n, int i, int B) {
         break;
     case OP_RELU:
         if (backward_bn_relu_fused(n, i, B)) return 2;
-        if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B));
+        if (dx && a->dact_set) relu_backward_assign_cpu(dx, dy, ACT(i), node_floats(nd, B));
+        else if (dx) be->relu_backward(dx, dy, ACT(i), node_floats(nd, B));
         break;
     case OP_MAXPOOL: if (dx) be->maxpool_backward(dx, dy, x, B, a->C, a->H, a->W, nd->K, nd->S); break;
     case OP_AVGPOOL: if (dx) be->avgpool_backward(dx, dy, B, a->C, a->H, a->W, nd->K, nd->S, nd->P); break;
@@ -893,7 +899,9 @@ static int backward_node(Net *n, int i, int B) {
         break;
     case OP_ADD: {
         float *db = nd->in[1] > 0 ? DACT(nd->in[1]) : NULL;
-        be->add_backward(dx, db, dy, node_floats(nd, B));
+        int da_set = dx && a->dact_set, db_set = db && n->nodes[nd->in[1]].dact_set;
+        if (da_set || db_set) add_backward_assign_cpu(dx, da_set, db, db_set, dy, node_floats(nd, B));
+        else be->add_backward(dx, db, dy, node_floats(nd, B));
         break;
     }
     case OP_CONCAT: {

@@ -38,6 +38,16 @@ void add_backward_cpu(float *da, float *db, const float *dy, size_t n) {
     }
 }
 
+/* The same where an input's gradient is written (=, its flag set), not added to: the add
+ * is that input's one reader (net.c's Node.dact_set; the buffer was not zeroed). */
+void add_backward_assign_cpu(float *da, int da_set, float *db, int db_set, const float *dy, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        if (da) da[i] = da_set ? dy[i] : da[i] + dy[i];
+        if (db) db[i] = db_set ? dy[i] : db[i] + dy[i];
+    }
+}
+
 /* dst[i] += src[i], i < n */
 static void add_into(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];

@@ -25,3 +25,10 @@ void relu_backward_cpu(float *dx, const float *dy, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++)   /* written as a select, not an if, so it vectorises */
         dx[i] += y[i] <= 0.0f ? 0.0f : dy[i];
 }
+
+/* The same with dx written (=), not added to: the ReLU is its input's one reader (net.c's
+ * Node.dact_set; the buffer was not zeroed). */
+void relu_backward_assign_cpu(float *dx, const float *dy, const float *y, size_t n) {
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] <= 0.0f ? 0.0f : dy[i];
+}

@@ -13,8 +13,8 @@
  *   - a NaN in the input reaches the logits exactly where the unfused forward puts it
  *     (the fused relu keeps NaN, as kernels/relu.c);
  *   - a train-mode forward is bit for bit the same with and without fusion enabled;
- *   - the CPU backward where a BN writes its input's gradient (=) instead of adding to a
- *     zeroed one (Node.dact_set): the same parameter gradients as with every gradient
+ *   - the CPU backward where a BN, ReLU or add writes its input's gradient (=) instead of
+ *     adding to a zeroed one, being that input's one reader (Node.dact_set): the same parameter gradients as with every gradient
  *     zeroed and added to, and again on a second backward, whose buffers hold the first
  *     one's values (a gradient that was neither zeroed nor written would show there).
  */
@@ -173,7 +173,7 @@ static void gradient_writes(const char *model) {
     for (int i = 0; i < n->n_nodes; i++) n->nodes[i].dact_set = 0;   /* every gradient zeroed and added to */
     float *added = train_grads(n, stats0);
     check(set > 0 && same_values(first, added, n->n_params) && same_values(again, added, n->n_params),
-          "%s: %d gradients written by their BN, not zeroed: parameter gradients = the zero-and-add backward's, "
+          "%s: %d gradients written by their one reader, not zeroed: parameter gradients = the zero-and-add backward's, "
           "twice", model, set);
     free(stats0); free(first); free(again); free(added);
     net_free(n);
