@@ -102,7 +102,7 @@ CUDA_ARCHS="${CUDA_ARCHS:-80 86 89 90}"
 LIB_SRC="$(ls *.c | grep -v '^main\.c$') $(ls kernels/*.c models/*.c 2>/dev/null)"
 # The kernels built once per instruction set (x86-64), and the names they export.
 ISA_SRC="kernels/gemm.c kernels/conv.c kernels/winograd.c kernels/shiftconv.c"
-ISA_EXPORTS="sgemm_cpu conv2d_workspace_floats conv2d_forward_cpu conv2d_forward_eval_cpu conv2d_eval_cache_floats conv2d_backward_cpu"
+ISA_EXPORTS="sgemm_cpu conv2d_workspace_floats conv2d_forward_cpu conv2d_forward_eval_cpu conv2d_eval_cache_floats conv2d_backward_cpu conv2d_backward_set_cpu"
 isa_flags() {
   case $1 in
     avx512) echo "-mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma -mf16c -mprefer-vector-width=512";;

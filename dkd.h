@@ -123,6 +123,10 @@ size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P
 /* dx [N,C,H,W] (+=, may be NULL), dw [OC,C/G,K,K] (=), db [OC] (=, may be NULL) */
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
                          int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
+/* The same with dx written (=), its old contents never read: for a conv that is its
+ * input's one reader (net.c's Node.dact_set). */
+void conv2d_backward_set_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws);
 /* The largest window, in taps (K*K), of the CPU's padded depthwise path
  * (kernels/conv.c, stride 1): its dW keeps one double sum per tap of a filter
  * in a stack array of this size. Every model here uses 3x3 (9 taps); a larger
@@ -439,7 +443,7 @@ typedef struct {
     int fuse_relu;      /* conv/add: applies the ReLU that follows it (eval) */
     int fuse_add;       /* conv: the other input of the add that follows it, added by the conv (eval), or -1 */
     int dact_set;       /* CPU training: its output gradient is written (=), not added to, by its one reader
-                           (a BN, ReLU or add), so the backward never zeroes it first */
+                           (a conv, BN, ReLU or add), so the backward never zeroes it first */
     size_t fold;        /* conv with fold_bn: float offset of its folded weights + bias in n->fold */
     size_t wcache;      /* conv (CPU inference nets): float offset of its eval cache in n->wcache */
 } Node;

@@ -473,15 +473,16 @@ static size_t plan_reuse(Net *n, int Bmax) {
 
 static int only_reader(const Net *n, int i, int j);   /* below */
 
-/* CPU training: a node whose one reader is a BN, a ReLU or an add (every conv before its
- * BN, a residual branch's last BN, a ReLU's input) gets its gradient from that reader's
- * backward alone, so the reader writes it (the *_assign_cpu kernels) and net_backward
- * does not zero it first: two passes over the tensor fewer. */
+/* CPU training: a node whose one reader is a conv, BN, ReLU or add (every conv before its
+ * BN, a ReLU before its conv, a residual branch's last BN) gets its gradient from that
+ * reader's backward alone, so the reader writes it (conv2d_backward_set_cpu, the
+ * *_assign_cpu kernels) and net_backward does not zero it first: two passes over the
+ * tensor fewer. */
 static void plan_gradient_writes(Net *n) {
     for (int i = 0; i < n->n_nodes; i++) n->nodes[i].dact_set = 0;
     for (int j = 1; j < n->n_nodes; j++) {
         int op = n->nodes[j].op;
-        if (op != OP_BN && op != OP_RELU && op != OP_ADD) continue;
+        if (op != OP_CONV && op != OP_BN && op != OP_RELU && op != OP_ADD) continue;
         for (int k = 0; k < (op == OP_ADD ? 2 : 1); k++) {
             int i = n->nodes[j].in[k];
             if (i > 0 && only_reader(n, i, j)) n->nodes[i].dact_set = 1;
@@ -876,8 +877,9 @@ static int backward_node(Net *n, int i, int B) {
     int HW = nd->H * nd->W;
     switch (nd->op) {
     case OP_CONV:
-        be->conv2d_backward(dx, GRAD(nd->w), nd->b >= 0 ? GRAD(nd->b) : NULL, dy, x, PARAM(nd->w),
-                            B, a->C, a->H, a->W, nd->OC, nd->K, nd->S, nd->P, nd->G, n->ws);
+        (dx && a->dact_set ? conv2d_backward_set_cpu : be->conv2d_backward)(
+            dx, GRAD(nd->w), nd->b >= 0 ? GRAD(nd->b) : NULL, dy, x, PARAM(nd->w), B, a->C, a->H, a->W, nd->OC, nd->K,
+            nd->S, nd->P, nd->G, n->ws);
         break;
     case OP_BN:
         if (dx && a->dact_set)   /* (CPU: dx written, not zeroed and added to) */

@@ -981,6 +981,16 @@ size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P
     return d.wino ? winograd_u_floats(d.wino, C, OC) : 0;
 }
 
+/* y[0..n) = 0, the threads taking equal parts. */
+static void zero_pass(float *y, size_t n) {
+    int threads = dkd_num_threads();
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int i = 0; i < threads; i++) {
+        size_t a = (size_t)part_begin((long)n, i, threads), z = (size_t)part_begin((long)n, i + 1, threads);
+        memset(y + a, 0, (z - a) * sizeof(float));
+    }
+}
+
 /* conv_epilogue over n floats of y (and res), the threads taking equal parts. */
 static void epilogue_pass(float *y, const float *res, int relu, size_t n) {
     if (!res && !relu) return;
@@ -1092,9 +1102,15 @@ void conv2d_forward_eval_cpu(float *y, const float *x, const float *w, const flo
     conv_forward(y, x, w, b, N, C, H, W, OC, K, S, P, G, ws, 1, cache, cached, res, relu);
 }
 
-void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
-                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+/* dx_set: dx is written, not added to (its old contents never read): shiftconv and
+ * Winograd store with beta 0; the paths that scatter-add (col2im, the GEMMs, the
+ * depthwise loops) add onto dx zeroed here first. */
+static void conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
+                          int C, int H, int W, int OC, int K, int S, int P, int G, float *ws, int dx_set) {
     Conv d = conv_geometry(N, C, H, W, OC, K, S, P, G, 0);
+    float dx_beta = dx_set ? 0.0f : 1.0f;   /* (shiftconv, Winograd) */
+    if (dx && dx_set && !(is_depthwise(C, OC, G) && dw_shift(&d)) && !d.shift && !d.wino)
+        zero_pass(dx, (size_t)N * C * H * W);
     if (N <= 0) {   /* an empty batch: the sums are 0 */
         memset(dw, 0, (size_t)OC * (C / G) * K * K * sizeof(float));
         if (db) memset(db, 0, (size_t)OC * sizeof(float));
@@ -1122,7 +1138,7 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
         for (int i = 0; i < threads; i++) {
             shiftconv_depthwise_dw(dw, dy, x, N, C, H, W, (int)part_begin(C, i, threads), (int)part_begin(C, i + 1, threads));
             if (dx)
-                shiftconv_depthwise(dx, dy, ws, NULL, 1.0f, C, H, W, part_begin((long)N * C, i, threads),
+                shiftconv_depthwise(dx, dy, ws, NULL, dx_beta, C, H, W, part_begin((long)N * C, i, threads),
                                     part_begin((long)N * C, i + 1, threads));
         }
         return;
@@ -1232,11 +1248,11 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
     }
     if (dx && d.shift) {   /* dx += conv(dy, wt) by shiftconv.c */
         shiftconv_pack_weights(shift_packed(ws, &d), wt, C, OC, K);
-        shift_batch(dx, dy, shift_packed(ws, &d), NULL, 1.0f, OC, C, &d, NULL, 0);
+        shift_batch(dx, dy, shift_packed(ws, &d), NULL, dx_beta, OC, C, &d, NULL, 0);
     }
     if (dx && d.wino) {   /* dx += conv(dy, wt) by Winograd, wino_n images per call */
         winograd_weights(d.wino, wino_u(ws, &d), wt, OC, C);
-        wino_batch(dx, dy, wino_u(ws, &d), NULL, 1.0f, OC, C, &d, ws, 0);
+        wino_batch(dx, dy, wino_u(ws, &d), NULL, dx_beta, OC, C, &d, ws, 0);
     }
     if (d.chunks > 1 && !dw_done) {   /* dw = Σ_k partial_k, in chunk order */
         #pragma omp parallel for schedule(static)
@@ -1246,4 +1262,13 @@ void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const
             dw[e] = s;
         }
     }
+}
+
+void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                         int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    conv_backward(dx, dw, db, dy, x, w, N, C, H, W, OC, K, S, P, G, ws, 0);
+}
+void conv2d_backward_set_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                             int N, int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    conv_backward(dx, dw, db, dy, x, w, N, C, H, W, OC, K, S, P, G, ws, 1);
 }

@@ -41,7 +41,10 @@ static int isa_current = -1;
     size_t conv2d_eval_cache_floats_##sfx(int C, int H, int W, int OC, int K, int S, int P, int G);           \
     void conv2d_backward_cpu_##sfx(float *dx, float *dw, float *db, const float *dy, const float *x,          \
                                    const float *w, int N, int C, int H, int W, int OC, int K, int S, int P,  \
-                                   int G, float *ws);
+                                   int G, float *ws);                                                         \
+    void conv2d_backward_set_cpu_##sfx(float *dx, float *dw, float *db, const float *dy, const float *x,      \
+                                       const float *w, int N, int C, int H, int W, int OC, int K, int S,     \
+                                       int P, int G, float *ws);
 ISA_DECLARE(scalar)
 ISA_DECLARE(avx2)
 ISA_DECLARE(avx512)
@@ -56,15 +59,17 @@ typedef struct {
     void (*conv_bwd)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int,
                      int, int, int, int, int, float *);
     size_t (*conv_cache)(int, int, int, int, int, int, int, int);
+    void (*conv_bwd_set)(float *, float *, float *, const float *, const float *, const float *, int, int, int, int,
+                         int, int, int, int, int, float *);
 } IsaKernels;
 
 static const IsaKernels isa_table[DKD_ISA_COUNT] = {
     {sgemm_cpu_scalar, conv2d_workspace_floats_scalar, conv2d_forward_cpu_scalar, conv2d_forward_eval_cpu_scalar,
-     conv2d_backward_cpu_scalar, conv2d_eval_cache_floats_scalar},
+     conv2d_backward_cpu_scalar, conv2d_eval_cache_floats_scalar, conv2d_backward_set_cpu_scalar},
     {sgemm_cpu_avx2, conv2d_workspace_floats_avx2, conv2d_forward_cpu_avx2, conv2d_forward_eval_cpu_avx2,
-     conv2d_backward_cpu_avx2, conv2d_eval_cache_floats_avx2},
+     conv2d_backward_cpu_avx2, conv2d_eval_cache_floats_avx2, conv2d_backward_set_cpu_avx2},
     {sgemm_cpu_avx512, conv2d_workspace_floats_avx512, conv2d_forward_cpu_avx512, conv2d_forward_eval_cpu_avx512,
-     conv2d_backward_cpu_avx512, conv2d_eval_cache_floats_avx512},
+     conv2d_backward_cpu_avx512, conv2d_eval_cache_floats_avx512, conv2d_backward_set_cpu_avx512},
 };
 
 int dkd_isa_available(int isa) {
@@ -160,6 +165,10 @@ size_t conv2d_eval_cache_floats(int C, int H, int W, int OC, int K, int S, int P
 void conv2d_backward_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
                          int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
     isa_table[dkd_isa()].conv_bwd(dx, dw, db, dy, x, w, N, C, H, W, OC, K, S, P, G, ws);
+}
+void conv2d_backward_set_cpu(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int N,
+                             int C, int H, int W, int OC, int K, int S, int P, int G, float *ws) {
+    isa_table[dkd_isa()].conv_bwd_set(dx, dw, db, dy, x, w, N, C, H, W, OC, K, S, P, G, ws);
 }
 #endif
 

@@ -250,6 +250,16 @@ static void test_conv_case(const ConvCase *c) {
     conv2d_backward_cpu(NULL, dw2, NULL, r, x, w, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws);
     check(memcmp(dw, dw2, nw * sizeof(float)) == 0, "%s: dx=NULL, db=NULL give the same dw", name);
 
+    /* dx written (conv2d_backward_set_cpu) over a NaN fill = dx added onto zeros; the same dw */
+    float *dxz = fnew(nx), *dxs = fnew(nx), *dw3 = fnew(nw);
+    for (size_t i = 0; i < nx; i++) { dxz[i] = 0.0f; dxs[i] = NAN; }
+    conv2d_backward_cpu(dxz, dw2, NULL, r, x, w, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws);
+    conv2d_backward_set_cpu(dxs, dw3, NULL, r, x, w, c->N, c->C, c->H, c->W, c->OC, c->K, c->S, c->P, c->G, ws);
+    int same = memcmp(dw, dw3, nw * sizeof(float)) == 0;
+    for (size_t i = 0; i < nx; i++) same &= dxs[i] == dxz[i];   /* (-0 == +0) */
+    check(same, "%s: dx written over NaN = dx added onto zeros, same dw", name);
+    free(dxz); free(dxs); free(dw3);
+
     free(x); free(w); free(b); free(r); free(ws); free(y); free(yr); free(dx0); free(dx); free(dw); free(db); free(gx); free(dw2);
     free(t.x); free(t.w); free(t.b); free(t.r); free(t.y);
 }
