@@ -250,16 +250,21 @@ cat >> "$OUT" <<'EOF'
   net's convolutions kept transformed between forwards (net.c's eval cache); 1x1 layers with
   their weights packed once per call; dW of the wide 4x4-map layers as one GEMM over the
   batch; a 12x32 AVX-512 GEMM micro-kernel; BN+ReLU and add+ReLU fused in the training
-  forward, BN+ReLU in the backward, BN folded into the convolutions in eval.
+  forward, BN+ReLU in the backward, BN folded into the convolutions in eval, and in eval
+  the residual add and the ReLU done by the conv as it stores its output
+  (kernels/epilogue.h); in the training backward, a gradient with one reader written by
+  that reader instead of zeroed and added to (net.c's Node.dact_set).
 - Tried and dropped: F(4x4, 3x3) in training (resnet8x4's gradients moved from 5e-7 to
   2e-3 relative L2 against PyTorch's: fidelity first); Winograd for the 16- and 32-channel
   layers (its transforms cost more than the multiply-adds it saves: shiftconv is faster);
   a 1x1 layer's image read in place as the GEMM's B on 16x16 and 32x32 maps (its rows fall
-  into the same L1 sets: slower than packing it).
+  into the same L1 sets: slower than packing it); the residual read inside Winograd's
+  output transform (resnet32x4 inference -10%: it is added in a pass of its own).
 - Where the rest of the gap is (see the profiles above): shiftconv runs at 55-70% of the
   FMA peak (masks, and its tile setup on small channel counts), the backward convolutions
-  (dW + dx) at 35-55%, the strided layers by im2col + GEMM at 30-60%, and batch norm, ReLU
-  and the residual adds in training are still memory passes of their own. Not done: blocked
+  (dW + dx) at 35-55% (dW on 8x8 maps the slowest part), the strided layers by im2col +
+  GEMM at 20-40%, and batch norm and the residual adds in training are still memory passes
+  of their own (their statistics are not taken in the conv's store). Not done: blocked
   channel layouts (nChw16c), the strided layers through shiftconv (phase decomposition),
   Winograd for dW.
 - Threads: `./dkd bench --threads 1,2` measures the scaling on this 2-core machine only;
