@@ -14,18 +14,25 @@
 #   DKD_NO_CUDA=1       do not use nvcc even if it is installed
 #   DKD_ASAN=1          build with AddressSanitizer + UBSan (debugging)
 #   DKD_NO_STB=1        build without stb even if installed (PNG output off, SVG only)
+#   DKD_BUILD_DIR=DIR   ./build.sh (build mode only) in DIR instead of build/, the binary as
+#                       DIR/dkd; ./dkd is left as it is (scripts/qemu_isa_check.sh uses build/qemu)
 #   CC=clang            another C compiler
 #   CUDA_ARCHS="80 86 89 90"  GPU architectures compiled by nvcc (PTX of the last one is embedded too)
 set -u
 cd "$(dirname "$0")"
 mode="${1:-build}"
 if [ "$mode" = "clean" ]; then rm -rf build build-asan dkd; echo "cleaned"; exit 0; fi
-if [ "$mode" = "-h" ] || [ "$mode" = "--help" ] || [ "$mode" = "help" ]; then sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
+if [ "$mode" = "-h" ] || [ "$mode" = "--help" ] || [ "$mode" = "help" ]; then sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 case "$mode" in build|test|asan-test) ;; *) echo "build.sh: unknown mode '$mode' (build, test, asan-test, clean, help)" >&2; exit 2;; esac
 
 CC="${CC:-gcc}"
 CXX="${CXX:-g++}"
 B=build; BIN=./dkd
+if [ -n "${DKD_BUILD_DIR:-}" ] && [ "$DKD_BUILD_DIR" != build ]; then
+  # (the tests run ./dkd and build/'s objects: another dir is for building only)
+  [ "$mode" = build ] || { echo "build.sh: DKD_BUILD_DIR is for ./build.sh (build mode) only" >&2; exit 2; }
+  B=$DKD_BUILD_DIR; BIN=$B/dkd
+fi
 if [ "$mode" = "asan-test" ]; then
   # A separate build dir and binary: the sanitized objects never mix with the optimised ones.
   B=build-asan; BIN=$B/dkd; DKD_ASAN=1; DKD_NO_CUDA=1

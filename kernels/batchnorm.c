@@ -49,6 +49,8 @@ enum { LANES = 8 };
  * extension: plain C on any target, one AVX-512 register or two AVX ones here): the
  * same sums as 8 scalar lanes, but gcc vectorised the scalar-lane form only in some of
  * the three modes, and the others ran one element at a time. */
+/* (baseline x86-64 builds: gcc warns a 32-byte vector return changes the ABI; harmless, load8 is static) */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef double lanes8 __attribute__((vector_size(LANES * sizeof(double))));
 typedef float floats8 __attribute__((vector_size(LANES * sizeof(float))));
 typedef int ints8 __attribute__((vector_size(LANES * sizeof(int))));

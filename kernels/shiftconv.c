@@ -44,7 +44,11 @@
  *
  * AVX2 + FMA (e.g. AMD Zen 1): the same code, through the vector macros below. 8-lane ymm
  * vectors; no mask registers: _mm256_maskload_ps takes the mask as a vector of int32 (all
- * ones: load the lane) and, like the AVX-512 load, never touches a masked lane's memory.
+ * ones: load the lane). Unlike the AVX-512 load it may read a masked lane's memory: Intel's
+ * manual promises no fault from one, AMD's calls it implementation dependent, and qemu 7.2
+ * reads all 32 bytes (a SIGSEGV before the first plane of a page-aligned tensor, found by
+ * scripts/qemu_isa_check.sh). So the AVX2 V_LOADZ is given an address known to lie inside
+ * the tensor and loads lane by lane the rare vectors whose 32 bytes leave that one's page.
  * The masks are kept as bits and expanded through a 256-row table (lane_mask), or once per
  * call into a table of vectors (Taps3). Only 16 ymm registers, so the tiles are halved:
  * forward 4 output channels x 3 vectors (12 accumulators + 3 inputs + 1 broadcast = 16;
@@ -73,8 +77,9 @@
 /* ---- the vector vocabulary: every algorithm below is written once with these -------
  * Vec: SHIFT_V floats. A lane mask is kept as bits (Bits, bit l = lane l: the tables
  * border_masks fills) and turned into the ISA's form where a load or store uses it:
- * LANES(bits); the 3x3 layers keep a table of them (Taps3). V_LOADZ(lanes, p): the
- * lanes of p, 0 in the masked ones (whose memory is never touched); V_STOREM: the lanes
+ * LANES(bits); the 3x3 layers keep a table of them (Taps3). V_LOADZ(lanes, p, near): the
+ * lanes of p, 0 in the masked ones (their memory never faults), near: an element of the
+ * tensor within a page of p (the vector's own position; AVX2 needs it); V_STOREM: the lanes
  * only. SHIFT_R: output channels of the forward tile (x SHIFT_NV vectors); SHIFT_DR: rows
  * of the weight-gradient tile (x 3 columns). */
 #if defined(__AVX512F__)
@@ -89,7 +94,7 @@ typedef __mmask16 Lanes;
 #define V_FMADD(a, b, c)  _mm512_fmadd_ps(a, b, c)
 #define V_REDUCE(v)       _mm512_reduce_add_ps(v)
 #define LANES(bits)       ((__mmask16)(bits))
-#define V_LOADZ(m, p)     _mm512_maskz_loadu_ps(m, p)
+#define V_LOADZ(m, p, near) _mm512_maskz_loadu_ps(m, p)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define V_RELU(v)         _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, V_ZERO(), _CMP_LE_OQ), v)
 #else
@@ -107,6 +112,20 @@ typedef __m256i Lanes;
 #define LANE_MASK64(m) LANE_MASK16(m), LANE_MASK16((m) + 16), LANE_MASK16((m) + 32), LANE_MASK16((m) + 48)
 static const int32_t lane_mask[256][8] __attribute__((aligned(32))) = {
     LANE_MASK64(0), LANE_MASK64(64), LANE_MASK64(128), LANE_MASK64(192)};
+/* The masked load (see the top): one vmaskmovps when its 32 bytes lie in the 4 KiB page of near
+ * (an element of the tensor, so that page is mapped; x86's smallest page), else lane by lane. */
+static __attribute__((noinline, cold)) __m256 v_loadz_lanes(__m256i m, const float *p) {
+    int32_t k[8];
+    float v[8];
+    _mm256_storeu_si256((__m256i *)k, m);
+    for (int l = 0; l < 8; l++) v[l] = k[l] < 0 ? p[l] : 0.0f;
+    return _mm256_loadu_ps(v);
+}
+static inline __attribute__((always_inline)) __m256 v_loadz(__m256i m, const float *p, const float *near) {
+    uintptr_t a = (uintptr_t)p, page = (uintptr_t)near >> 12;
+    if (a >> 12 == page && (a + 31) >> 12 == page) return _mm256_maskload_ps(p, m);
+    return v_loadz_lanes(m, p);
+}
 static inline float v_reduce(__m256 v) {   /* the two halves, then pairs, then the last two */
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -120,7 +139,7 @@ static inline float v_reduce(__m256 v) {   /* the two halves, then pairs, then t
 #define V_FMADD(a, b, c)  _mm256_fmadd_ps(a, b, c)
 #define V_REDUCE(v)       v_reduce(v)
 #define LANES(bits)       _mm256_load_si256((const __m256i *)lane_mask[bits])
-#define V_LOADZ(m, p)     _mm256_maskload_ps(p, m)
+#define V_LOADZ(m, p, near) v_loadz(m, p, near)
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define V_RELU(v)         _mm256_andnot_ps(_mm256_cmp_ps(v, V_ZERO(), _CMP_LE_OQ), v)
 #endif
@@ -193,7 +212,7 @@ static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step,
             if (s->whole) {
                 UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADU(in[j] + s->shift);
             } else {
-                UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADZ(s->lanes[j], in[j] + s->shift);
+                UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADZ(s->lanes[j], in[j] + s->shift, in[j]);
             }
             UNROLL for (int j = 0; j < SHIFT_NV; j++) IN_REGISTER(b[j]);
             UNROLL for (int r = 0; r < SHIFT_R; r++) {
@@ -216,8 +235,11 @@ static void tile_store(int nv, const Lane *v, float sum[SHIFT_R][SHIFT_NV * SHIF
             float *o = v[j].out + (size_t)r * plane;
             Vec s = V_LOADU(&sum[r][j * SHIFT_V]);
             if (bias) s = V_ADD(s, V_SET1(bias[r]));
-            if (beta != 0.0f) s = V_ADD(s, V_LOADZ(LANES(v[j].store), o));
-            if (v[j].res) s = V_ADD(s, V_LOADZ(LANES(v[j].store), v[j].res + (size_t)r * plane));
+            if (beta != 0.0f) s = V_ADD(s, V_LOADZ(LANES(v[j].store), o, o));
+            if (v[j].res) {
+                const float *res = v[j].res + (size_t)r * plane;
+                s = V_ADD(s, V_LOADZ(LANES(v[j].store), res, res));
+            }
             if (relu) s = V_RELU(s);
             V_STOREM(o, LANES(v[j].store), s);
         }
@@ -337,11 +359,14 @@ enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
 /* The tile's 3 columns are 3 inputs xstep floats apart: the 3 taps of a kernel row
  * (xstep 1), or 3 channels of a 1x1 layer (xstep = the plane); nk < 3 at a last edge.
  * lanes [nvec][9]: the lanes of x to load per vector, column j at [q][j]; NULL: all of them
- * (plain loads: 1x1 layers on whole vectors). last: the lanes of the map's last vector. */
+ * (plain loads: 1x1 layers on whole vectors). last: the lanes of the map's last vector.
+ * xnear (xstep 1): xn + xnear is the vector's own position, inside the map (V_LOADZ's near;
+ * with 3 channels, each column's own start is). */
 static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, size_t xstep, const float *dy,
                                                            size_t dy_row, size_t dy_image, const float *x,
-                                                           size_t x_image, int ng, int nvec, const Lanes *lanes,
-                                                           Bits last, float beta, float *dw, size_t ldw) {
+                                                           size_t x_image, ptrdiff_t xnear, int ng, int nvec,
+                                                           const Lanes *lanes, Bits last, float beta, float *dw,
+                                                           size_t ldw) {
     Vec acc[SHIFT_DR][3];
     UNROLL for (int r = 0; r < SHIFT_DR; r++)
         UNROLL for (int j = 0; j < 3; j++) acc[r][j] = V_ZERO();
@@ -350,11 +375,13 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
         for (int q = 0; q < nvec; q++, g += SHIFT_V, xn += SHIFT_V) {
             Vec b[3];
             UNROLL for (int j = 0; j < 3; j++)
-                b[j] = j >= nk ? V_ZERO() : lanes ? V_LOADZ(lanes[q * 9 + j], xn + j * xstep) : V_LOADU(xn + j * xstep);
+                b[j] = j >= nk ? V_ZERO()
+                       : lanes ? V_LOADZ(lanes[q * 9 + j], xn + j * xstep, xstep == 1 ? xn + xnear : xn + j * xstep)
+                               : V_LOADU(xn + j * xstep);
             UNROLL for (int r = 0; r < SHIFT_DR; r++) {
                 if (r >= nr) break;
                 Vec gr = whole ? V_LOADU(g + r * dy_row)
-                               : V_LOADZ(LANES(q == nvec - 1 ? last : SHIFT_ALL), g + r * dy_row);
+                               : V_LOADZ(LANES(q == nvec - 1 ? last : SHIFT_ALL), g + r * dy_row, g + r * dy_row);
                 IN_REGISTER(gr);
                 UNROLL for (int j = 0; j < 3; j++) acc[r][j] = V_FMADD(gr, b[j], acc[r][j]);
             }
@@ -370,19 +397,20 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
 /* whole: SHIFT_DR rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4);
  * the 1x1 one loads x without masks */
 static __attribute__((noinline)) void dw_tile_taps(const float *dy, size_t dy_row, size_t dy_image, const float *x,
-                                                   size_t x_image, int ng, int nvec, const Lanes *lanes, float beta,
-                                                   float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
+                                                   size_t x_image, ptrdiff_t xnear, int ng, int nvec,
+                                                   const Lanes *lanes, float beta, float *dw, size_t ldw) {
+    dw_tile(1, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, xnear, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_channels(size_t xstep, const float *dy, size_t dy_row, size_t dy_image,
                                                        const float *x, size_t x_image, int ng, int nvec, float beta,
                                                        float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, NULL, SHIFT_ALL, beta, dw, ldw);
+    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, 0, ng, nvec, NULL, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, size_t xstep, const float *dy, size_t dy_row,
-                                                   size_t dy_image, const float *x, size_t x_image, int ng, int nvec,
-                                                   const Lanes *lanes, Bits last, float beta, float *dw, size_t ldw) {
-    dw_tile(0, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, ng, nvec, lanes, last, beta, dw, ldw);
+                                                   size_t dy_image, const float *x, size_t x_image, ptrdiff_t xnear,
+                                                   int ng, int nvec, const Lanes *lanes, Bits last, float beta,
+                                                   float *dw, size_t ldw) {
+    dw_tile(0, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, xnear, ng, nvec, lanes, last, beta, dw, ldw);
 }
 
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
@@ -403,12 +431,13 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
                     /* tap (kh, kw) of output q reads x[q + (kh-1)·W + kw-1]: x + kw from here */
                     const float *x = in + ((size_t)n0 * Cin + c) * plane + (kh - 1) * W - 1;
                     float *w = dw + (size_t)o0 * KK + (size_t)c * 9 + kh * 3;
+                    ptrdiff_t xnear = (ptrdiff_t)(1 - kh) * W + 1;   /* x + xnear: the plane's position 0 */
                     if (nr == SHIFT_DR && T.last == SHIFT_ALL)
-                        dw_tile_taps(g, plane, OUT * plane, x, Cin * plane, ng, T.nvec, &T.lanes[0][kh * 3], beta, w,
-                                     KK);
+                        dw_tile_taps(g, plane, OUT * plane, x, Cin * plane, xnear, ng, T.nvec, &T.lanes[0][kh * 3],
+                                     beta, w, KK);
                     else
-                        dw_tile_edge(nr, 3, 1, g, plane, OUT * plane, x, Cin * plane, ng, T.nvec, &T.lanes[0][kh * 3],
-                                     T.last, beta, w, KK);
+                        dw_tile_edge(nr, 3, 1, g, plane, OUT * plane, x, Cin * plane, xnear, ng, T.nvec,
+                                     &T.lanes[0][kh * 3], T.last, beta, w, KK);
                 }
         }
     }
@@ -439,8 +468,8 @@ void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg,
                 if (nr == SHIFT_DR && nk == 3 && last == SHIFT_ALL)
                     dw_tile_channels(plane, g, plane, dy_image, xc, x_image, ng, nvec, beta, w, Cg);
                 else
-                    dw_tile_edge(nr, nk, plane, g, plane, dy_image, xc, x_image, ng, nvec, &lanes[0][0], last, beta, w,
-                                 Cg);
+                    dw_tile_edge(nr, nk, plane, g, plane, dy_image, xc, x_image, 0, ng, nvec, &lanes[0][0], last, beta,
+                                 w, Cg);
             }
         }
     }
@@ -466,9 +495,9 @@ static void dw_plane(float *out, const float *in, const float *w, float bias, fl
     for (int q = 0; q < nvec; q++) {
         const float *x = in + q * SHIFT_V;
         Vec acc = V_SET1(bias);
-        UNROLL for (int t = 0; t < 9; t++) acc = V_FMADD(wv[t], V_LOADZ(lanes[q][t], x + shift[t]), acc);
+        UNROLL for (int t = 0; t < 9; t++) acc = V_FMADD(wv[t], V_LOADZ(lanes[q][t], x + shift[t], x), acc);
         Bits m = q == nvec - 1 ? last : SHIFT_ALL;
-        if (beta != 0.0f) acc = V_ADD(acc, V_LOADZ(LANES(m), out + q * SHIFT_V));
+        if (beta != 0.0f) acc = V_ADD(acc, V_LOADZ(LANES(m), out + q * SHIFT_V, out + q * SHIFT_V));
         V_STOREM(out + q * SHIFT_V, LANES(m), acc);
     }
 }
@@ -496,10 +525,10 @@ void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, 
         for (int n = 0; n < N; n++) {
             const float *g = dy + ((size_t)n * C + c) * plane, *x = in + ((size_t)n * C + c) * plane;
             for (int q = 0; q < T.nvec; q++, g += SHIFT_V, x += SHIFT_V) {
-                Vec gv = V_LOADZ(LANES(q == T.nvec - 1 ? T.last : SHIFT_ALL), g);
+                Vec gv = V_LOADZ(LANES(q == T.nvec - 1 ? T.last : SHIFT_ALL), g, g);
                 IN_REGISTER(gv);
                 UNROLL for (int t = 0; t < 9; t++)
-                    acc[t] = V_FMADD(gv, V_LOADZ(T.lanes[q][t], x + T.shift[t]), acc[t]);
+                    acc[t] = V_FMADD(gv, V_LOADZ(T.lanes[q][t], x + T.shift[t], x), acc[t]);
             }
         }
         UNROLL for (int t = 0; t < 9; t++) dw[(size_t)c * 9 + t] = V_REDUCE(acc[t]);

@@ -7,6 +7,11 @@
  * small maps (several images per GEMM), stride 2, 1x1, grouped and depthwise, and
  * shiftconv.c's stride-1 "same" layers (the avx512 and avx2 paths) on maps that end in a
  * partial vector.
+ * Each convolution runs three times: its tensors (x, y, dy, dx) from malloc, then each
+ * starting right after an inaccessible page, then each ending right before one: a masked
+ * load that reads a masked lane's memory past a tensor's edge faults there (AVX2's
+ * vmaskmovps may: qemu 7.2 reads all 32 bytes, AMD leaves it implementation dependent; see
+ * kernels/shiftconv.c; scripts/qemu_isa_check.sh runs this under an emulated AVX2 CPU).
  * A path the CPU lacks is a SKIP that names it. The tolerances are those of float32 sums
  * of a few hundred terms; tests/test_golden.c runs under DKD_ISA in ./build.sh test too.
  */
@@ -18,6 +23,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static void fill(float *p, size_t n, uint32_t seed) {
     for (size_t i = 0; i < n; i++) p[i] = (float)((dkd_rand32(seed, 7, 3, (uint32_t)i) >> 8) * (2.0 / 16777216.0) - 1.0);
@@ -89,12 +96,32 @@ static void conv_ref(const Shape *d, const float *x, const float *w, const float
     free(gx); free(gw);
 }
 
-static void check_conv(const char *isa, const Shape *d) {
+/* A tensor of n floats: guard 0 from malloc, 1 starting right after an inaccessible page, 2
+ * ending right before one (its own mapping, unmapped by tensor_free). */
+static const char *const guard_names[3] = {"", " [after a guard page]", " [before a guard page]"};
+static float *tensor_new(size_t n, int guard) {
+    if (!guard) return malloc(n * 4);
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), data = (n * 4 + pg - 1) / pg * pg;
+    char *m = mmap(NULL, data + 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED || mprotect(m, pg, PROT_NONE) || mprotect(m + pg + data, pg, PROT_NONE)) {
+        perror("test_isa: mmap");
+        exit(1);
+    }
+    return guard == 1 ? (float *)(m + pg) : (float *)(m + pg + data) - n;
+}
+static void tensor_free(float *p, size_t n, int guard) {
+    if (!guard) { free(p); return; }
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), data = (n * 4 + pg - 1) / pg * pg;
+    char *m = guard == 1 ? (char *)p - pg : (char *)(p + n) - data - pg;
+    munmap(m, data + 2 * pg);
+}
+
+static void check_conv(const char *isa, const Shape *d, int guard) {
     int OH = out_size(d->H, d->K, d->S, d->P), OW = out_size(d->W, d->K, d->S, d->P);
     size_t nx = (size_t)d->N * d->C * d->H * d->W, ny = (size_t)d->N * d->OC * OH * OW;
     size_t nw = (size_t)d->OC * (d->C / d->G) * d->K * d->K;
-    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(d->OC * 4), *dy = malloc(ny * 4);
-    float *y = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4), *db = malloc(d->OC * 4);
+    float *x = tensor_new(nx, guard), *w = malloc(nw * 4), *b = malloc(d->OC * 4), *dy = tensor_new(ny, guard);
+    float *y = tensor_new(ny, guard), *dx = tensor_new(nx, guard), *dw = malloc(nw * 4), *db = malloc(d->OC * 4);
     float *ry = malloc(ny * 4), *rdx = malloc(nx * 4), *rdw = malloc(nw * 4), *rdb = malloc(d->OC * 4);
     fill(x, nx, 3); fill(w, nw, 4); fill(b, d->OC, 5); fill(dy, ny, 6);
     size_t wsf = conv2d_workspace_floats(d->N, d->C, d->H, d->W, d->OC, d->K, d->S, d->P, d->G);
@@ -104,8 +131,8 @@ static void check_conv(const char *isa, const Shape *d) {
     conv2d_backward_cpu(dx, dw, db, dy, x, w, d->N, d->C, d->H, d->W, d->OC, d->K, d->S, d->P, d->G, ws);
     conv_ref(d, x, w, b, dy, ry, rdx, rdw, rdb);
     char name[160];
-    snprintf(name, sizeof name, "%s conv %d->%d %dx%d @%dx%d s%d g%d batch %d", isa, d->C, d->OC, d->K, d->K, d->H,
-             d->W, d->S, d->G, d->N);
+    snprintf(name, sizeof name, "%s conv %d->%d %dx%d @%dx%d s%d g%d batch %d%s", isa, d->C, d->OC, d->K, d->K, d->H,
+             d->W, d->S, d->G, d->N, guard_names[guard]);
     int ok = 1;
     char part[200];
     snprintf(part, sizeof part, "%s: y", name);   ok &= check_close(part, y, ry, ny, 1e-4, 1e-4);
@@ -113,7 +140,8 @@ static void check_conv(const char *isa, const Shape *d) {
     snprintf(part, sizeof part, "%s: dw", name);  ok &= check_close(part, dw, rdw, nw, 2e-4, 1e-4);
     snprintf(part, sizeof part, "%s: db", name);  ok &= check_close(part, db, rdb, d->OC, 1e-4, 1e-4);
     (void)ok;
-    free(x); free(w); free(b); free(dy); free(y); free(dx); free(dw); free(db);
+    tensor_free(x, nx, guard); tensor_free(dy, ny, guard); tensor_free(y, ny, guard); tensor_free(dx, nx, guard);
+    free(w); free(b); free(dw); free(db);
     free(ry); free(rdx); free(rdw); free(rdb); free(ws);
 }
 
@@ -179,7 +207,9 @@ int main(void) {
         }
         check(dkd_set_isa(isa) == 0 && dkd_isa() == isa, "switch to path %s", dkd_isa_name(isa));
         check_gemm(dkd_isa_name(isa));
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) check_conv(dkd_isa_name(isa), &shapes[s]);
+        for (int guard = 0; guard < 3; guard++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_conv(dkd_isa_name(isa), &shapes[s], guard);
     }
     /* an unknown name is refused; a path the CPU lacks is refused with a message */
     check(dkd_isa_parse("sse9") == -1, "unknown instruction-set name refused");
