@@ -95,6 +95,7 @@ typedef __mmask16 Lanes;
 #define V_REDUCE(v)       _mm512_reduce_add_ps(v)
 #define LANES(bits)       ((__mmask16)(bits))
 #define V_LOADZ(m, p, near) _mm512_maskz_loadu_ps(m, p)
+#define V_MASKLOAD(m, p)  _mm512_maskz_loadu_ps(m, p)
 #define V_STOREM(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define V_RELU(v)         _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(v, V_ZERO(), _CMP_LE_OQ), v)
 #else
@@ -113,7 +114,11 @@ typedef __m256i Lanes;
 static const int32_t lane_mask[256][8] __attribute__((aligned(32))) = {
     LANE_MASK64(0), LANE_MASK64(64), LANE_MASK64(128), LANE_MASK64(192)};
 /* The masked load (see the top): one vmaskmovps when its 32 bytes lie in the 4 KiB page of near
- * (an element of the tensor, so that page is mapped; x86's smallest page), else lane by lane. */
+ * (an element of the tensor, so that page is mapped; x86's smallest page), else lane by lane.
+ * (The forward's tile decides once whether all its loads stay inside the input tensor's
+ * pages and then loads with V_MASKLOAD, tile_sums: checked per load, on 32x32 maps, where
+ * each plane is a page and every top-row tap reaches into the previous one, resnet20's
+ * 16-channel layers ran 20-34% slower.) */
 static __attribute__((noinline, cold)) __m256 v_loadz_lanes(__m256i m, const float *p) {
     int32_t k[8];
     float v[8];
@@ -140,6 +145,7 @@ static inline float v_reduce(__m256 v) {   /* the two halves, then pairs, then t
 #define V_REDUCE(v)       v_reduce(v)
 #define LANES(bits)       _mm256_load_si256((const __m256i *)lane_mask[bits])
 #define V_LOADZ(m, p, near) v_loadz(m, p, near)
+#define V_MASKLOAD(m, p)  _mm256_maskload_ps(p, m)   /* (only where every lane's page is mapped) */
 #define V_STOREM(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define V_RELU(v)         _mm256_andnot_ps(_mm256_cmp_ps(v, V_ZERO(), _CMP_LE_OQ), v)
 #endif
@@ -170,6 +176,12 @@ void shiftconv_pack_weights(float *Ap, const float *w, int OUT, int Cin, int K) 
                 Ap[k * SHIFT_R + r] = o0 + r < OUT ? w[(size_t)(o0 + r) * KK + k] : 0.0f;
 }
 
+/* 1 if the floats lo .. hi lie in the pages of the tensor base[0 .. n): those are mapped
+ * (for V_MASKLOAD, whose masked-off lanes may be read on AVX2). */
+static int in_pages(const float *lo, const float *hi, const float *base, size_t n) {
+    return (uintptr_t)lo >> 12 >= (uintptr_t)base >> 12 && (uintptr_t)hi >> 12 <= (uintptr_t)(base + n - 1) >> 12;
+}
+
 /* One vector of the tile: where its SHIFT_V inputs (channel 0) and outputs (channel 0)
  * start, its border masks per tap, and which lanes are real outputs. */
 typedef struct {
@@ -198,8 +210,10 @@ typedef struct {
  * array stayed in memory and all 24 accumulators were stored on every step (75 instead
  * of ~180 GFLOP/s). */
 #define UNROLL _Pragma("GCC unroll 16")
-static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step, const float *restrict ap, int Cin,
-                                                int T, size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+static inline __attribute__((always_inline)) void tile_sums_body(int edge, const Lane *v, const Step *step,
+                                                                  const float *restrict ap, int Cin, int T,
+                                                                  size_t plane,
+                                                                  float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
     Vec acc[SHIFT_R][SHIFT_NV];
     const float *in[SHIFT_NV];
     UNROLL for (int j = 0; j < SHIFT_NV; j++) in[j] = v[j].in;
@@ -211,6 +225,8 @@ static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step,
             Vec b[SHIFT_NV];
             if (s->whole) {
                 UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADU(in[j] + s->shift);
+            } else if (!edge) {
+                UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_MASKLOAD(s->lanes[j], in[j] + s->shift);
             } else {
                 UNROLL for (int j = 0; j < SHIFT_NV; j++) b[j] = V_LOADZ(s->lanes[j], in[j] + s->shift, in[j]);
             }
@@ -224,6 +240,18 @@ static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step,
     }
     UNROLL for (int r = 0; r < SHIFT_R; r++)
         UNROLL for (int j = 0; j < SHIFT_NV; j++) V_STOREU(&sum[r][j * SHIFT_V], acc[r][j]);
+}
+/* The tiles whose masked loads all lie in the input tensor's pages (all but those at its
+ * first and last rows), and the others, whose AVX2 loads check their pages (V_LOADZ: a call
+ * in its rare case, and a call anywhere in the loop made gcc keep accumulators in memory:
+ * resnet20's 16-channel layers 9% slower). */
+static __attribute__((noinline)) void tile_sums(const Lane *v, const Step *step, const float *restrict ap, int Cin,
+                                                int T, size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+    tile_sums_body(0, v, step, ap, Cin, T, plane, sum);
+}
+static __attribute__((noinline)) void tile_sums_edge(const Lane *v, const Step *step, const float *restrict ap, int Cin,
+                                                     int T, size_t plane, float sum[SHIFT_R][SHIFT_NV * SHIFT_V]) {
+    tile_sums_body(1, v, step, ap, Cin, T, plane, sum);
 }
 
 /* out rows [0, rows) of the tile's vectors (+)= sum (+ bias) (+ the residual, then the
@@ -286,12 +314,15 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
             v[j].store = first_lanes(HW - q0);
         }
         Step step[SHIFT_TAPS];
+        int inside = 1;   /* (every load of the tile, every channel, in the input tensor's pages) */
         for (int t = 0; t < T; t++) {
             step[t].shift = shift[t];
             step[t].whole = 1;
             for (int j = 0; j < SHIFT_NV; j++) {
                 step[t].lanes[j] = LANES(v[j].mask[t]);
                 step[t].whole &= v[j].mask[t] == SHIFT_ALL;
+                const float *lo = v[j].in + shift[t], *hi = lo + (size_t)(Cin - 1) * plane + SHIFT_V - 1;
+                inside &= in_pages(lo, hi, in, (size_t)ni * Cin * plane);
             }
         }
         const float *ap = Ap;
@@ -304,7 +335,7 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
                 if (w[j].res) w[j].res += (size_t)o0 * plane;
             }
             float sum[SHIFT_R][SHIFT_NV * SHIFT_V];
-            tile_sums(w, step, ap, Cin, T, plane, sum);
+            (inside ? tile_sums : tile_sums_edge)(w, step, ap, Cin, T, plane, sum);
             tile_store(nv, w, sum, rows, plane, bias ? bias + o0 : NULL, beta, relu);
         }
     }
@@ -314,7 +345,7 @@ void shiftconv(float *out, const float *in, int ni, const float *Ap, const float
  * per (vector, tap) of a layer on H x W (with AVX2 36 KiB: one vmovdqa per masked load),
  * the last vector's lanes. */
 typedef struct {
-    int nvec, shift[9];
+    int nvec, plane, shift[9];
     Bits last;
     Lanes lanes[SHIFT_MAX_VECS][9];
 } Taps3;
@@ -322,6 +353,7 @@ static void taps3(Taps3 *T, int H, int W) {
     int HW = H * W;
     Bits mask[SHIFT_MAX_VECS][SHIFT_TAPS];
     T->nvec = (HW + SHIFT_V - 1) / SHIFT_V;
+    T->plane = HW;
     for (int t = 0; t < 9; t++) T->shift[t] = (t / 3 - 1) * W + (t % 3 - 1);
     border_masks(mask, T->nvec, H, W, 3);
     for (int q = 0; q < T->nvec; q++)
@@ -362,7 +394,8 @@ enum { SHIFT_DW_GROUP = 1024 };   /* positions per group of images */
  * (plain loads: 1x1 layers on whole vectors). last: the lanes of the map's last vector.
  * xnear (xstep 1): xn + xnear is the vector's own position, inside the map (V_LOADZ's near;
  * with 3 channels, each column's own start is). */
-static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int nk, size_t xstep, const float *dy,
+static inline __attribute__((always_inline)) void dw_tile(int whole, int checked, int nr, int nk, size_t xstep,
+                                                           const float *dy,
                                                            size_t dy_row, size_t dy_image, const float *x,
                                                            size_t x_image, ptrdiff_t xnear, int ng, int nvec,
                                                            const Lanes *lanes, Bits last, float beta, float *dw,
@@ -376,6 +409,7 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
             Vec b[3];
             UNROLL for (int j = 0; j < 3; j++)
                 b[j] = j >= nk ? V_ZERO()
+                       : lanes && !checked ? V_MASKLOAD(lanes[q * 9 + j], xn + j * xstep)
                        : lanes ? V_LOADZ(lanes[q * 9 + j], xn + j * xstep, xstep == 1 ? xn + xnear : xn + j * xstep)
                                : V_LOADU(xn + j * xstep);
             UNROLL for (int r = 0; r < SHIFT_DR; r++) {
@@ -394,23 +428,25 @@ static inline __attribute__((always_inline)) void dw_tile(int whole, int nr, int
                 *w = beta == 0.0f ? s : *w + s;
             }
 }
-/* whole: SHIFT_DR rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4);
- * the 1x1 one loads x without masks */
+/* whole: SHIFT_DR rows, 3 columns and maps of whole vectors (the CIFAR maps: 32x32 down to 4x4),
+ * every load inside the input tensor's pages (V_MASKLOAD); the 1x1 one loads x without masks;
+ * the edge one checks its loads' pages (checked: V_LOADZ), for the tiles at a tensor's first
+ * and last rows and partial tiles (see tile_sums for why the two are kept apart) */
 static __attribute__((noinline)) void dw_tile_taps(const float *dy, size_t dy_row, size_t dy_image, const float *x,
                                                    size_t x_image, ptrdiff_t xnear, int ng, int nvec,
                                                    const Lanes *lanes, float beta, float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, xnear, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
+    dw_tile(1, 0, SHIFT_DR, 3, 1, dy, dy_row, dy_image, x, x_image, xnear, ng, nvec, lanes, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_channels(size_t xstep, const float *dy, size_t dy_row, size_t dy_image,
                                                        const float *x, size_t x_image, int ng, int nvec, float beta,
                                                        float *dw, size_t ldw) {
-    dw_tile(1, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, 0, ng, nvec, NULL, SHIFT_ALL, beta, dw, ldw);
+    dw_tile(1, 0, SHIFT_DR, 3, xstep, dy, dy_row, dy_image, x, x_image, 0, ng, nvec, NULL, SHIFT_ALL, beta, dw, ldw);
 }
 static __attribute__((noinline)) void dw_tile_edge(int nr, int nk, size_t xstep, const float *dy, size_t dy_row,
                                                    size_t dy_image, const float *x, size_t x_image, ptrdiff_t xnear,
                                                    int ng, int nvec, const Lanes *lanes, Bits last, float beta,
                                                    float *dw, size_t ldw) {
-    dw_tile(0, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, xnear, ng, nvec, lanes, last, beta, dw, ldw);
+    dw_tile(0, 1, nr, nk, xstep, dy, dy_row, dy_image, x, x_image, xnear, ng, nvec, lanes, last, beta, dw, ldw);
 }
 
 void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, int H, int W, int OUT, int o_begin,
@@ -432,7 +468,8 @@ void shiftconv_dw(float *dw, const float *dy, const float *in, int ni, int Cin, 
                     const float *x = in + ((size_t)n0 * Cin + c) * plane + (kh - 1) * W - 1;
                     float *w = dw + (size_t)o0 * KK + (size_t)c * 9 + kh * 3;
                     ptrdiff_t xnear = (ptrdiff_t)(1 - kh) * W + 1;   /* x + xnear: the plane's position 0 */
-                    if (nr == SHIFT_DR && T.last == SHIFT_ALL)
+                    const float *x_end = x + (size_t)(ng - 1) * Cin * plane + (size_t)T.nvec * SHIFT_V + 1;
+                    if (nr == SHIFT_DR && T.last == SHIFT_ALL && in_pages(x, x_end, in, (size_t)ni * Cin * plane))
                         dw_tile_taps(g, plane, OUT * plane, x, Cin * plane, xnear, ng, T.nvec, &T.lanes[0][kh * 3],
                                      beta, w, KK);
                     else
@@ -488,18 +525,39 @@ void shiftconv_dw_1x1(float *dw, const float *dy, const float *x, int N, int Cg,
  * gradient keeps one vector of partial sums per tap (9) over the whole batch and adds
  * the lanes once. Work items are planes (forward) or channels (dW): one thread each,
  * fixed order. */
-static void dw_plane(float *out, const float *in, const float *w, float bias, float beta, int nvec, Bits last,
-                     const int *shift, const Lanes lanes[][9]) {
-    Vec wv[9];
-    UNROLL for (int t = 0; t < 9; t++) wv[t] = V_SET1(w[t]);
-    for (int q = 0; q < nvec; q++) {
-        const float *x = in + q * SHIFT_V;
-        Vec acc = V_SET1(bias);
-        UNROLL for (int t = 0; t < 9; t++) acc = V_FMADD(wv[t], V_LOADZ(lanes[q][t], x + shift[t], x), acc);
-        Bits m = q == nvec - 1 ? last : SHIFT_ALL;
-        if (beta != 0.0f) acc = V_ADD(acc, V_LOADZ(LANES(m), out + q * SHIFT_V, out + q * SHIFT_V));
-        V_STOREM(out + q * SHIFT_V, LANES(m), acc);
+/* Planes p0 .. p1-1 of the depthwise forward (channel p mod C). checked: the loads check
+ * their pages (V_LOADZ); else every load lies in mapped pages (V_MASKLOAD): two functions,
+ * as tile_sums explains, each over a range of planes (a call per 4x4 plane cost 15%). */
+static inline __attribute__((always_inline)) void dw_planes_body(int checked, float *out, const float *in,
+                                                                 const float *w, const float *bias, float beta,
+                                                                 int C, long p0, long p1, const Taps3 *T) {
+    size_t plane = (size_t)T->plane;
+    for (long p = p0; p < p1; p++) {
+        int c = (int)(p % C);
+        const float *xp = in + p * plane;
+        float *op = out + p * plane;
+        Vec wv[9];
+        UNROLL for (int t = 0; t < 9; t++) wv[t] = V_SET1(w[(size_t)c * 9 + t]);
+        for (int q = 0; q < T->nvec; q++) {
+            const float *x = xp + q * SHIFT_V;
+            Vec acc = V_SET1(bias ? bias[c] : 0.0f);
+            UNROLL for (int t = 0; t < 9; t++)
+                acc = V_FMADD(wv[t], checked ? V_LOADZ(T->lanes[q][t], x + T->shift[t], x)
+                                             : V_MASKLOAD(T->lanes[q][t], x + T->shift[t]), acc);
+            Bits m = q == T->nvec - 1 ? T->last : SHIFT_ALL;
+            float *o = op + q * SHIFT_V;
+            if (beta != 0.0f) acc = V_ADD(acc, checked ? V_LOADZ(LANES(m), o, o) : V_MASKLOAD(LANES(m), o));
+            V_STOREM(o, LANES(m), acc);
+        }
     }
+}
+static __attribute__((noinline)) void dw_planes(float *out, const float *in, const float *w, const float *bias,
+                                                float beta, int C, long p0, long p1, const Taps3 *T) {
+    dw_planes_body(0, out, in, w, bias, beta, C, p0, p1, T);
+}
+static __attribute__((noinline)) void dw_planes_checked(float *out, const float *in, const float *w, const float *bias,
+                                                        float beta, int C, long p0, long p1, const Taps3 *T) {
+    dw_planes_body(1, out, in, w, bias, beta, C, p0, p1, T);
 }
 
 void shiftconv_depthwise(float *out, const float *in, const float *w, const float *bias, float beta, int C, int H,
@@ -507,32 +565,56 @@ void shiftconv_depthwise(float *out, const float *in, const float *w, const floa
     Taps3 T;
     taps3(&T, H, W);
     size_t plane = (size_t)H * W;
-    for (long p = p_begin; p < p_end; p++) {
-        int c = (int)(p % C);
-        dw_plane(out + p * plane, in + p * plane, w + (size_t)c * 9, bias ? bias[c] : 0.0f, beta, T.nvec, T.last,
-                 T.shift, T.lanes);
+    /* the first and last plane check their loads' pages, the ones between need not
+     * (their shifted reads stay within the planes next to them) */
+    size_t n = (size_t)(p_end - p_begin) * plane;
+    long m0 = p_begin + 1, m1 = p_end - 1;
+    int inside = m1 > m0 && in_pages(in + m0 * plane - W - 1, in + m1 * plane + W + SHIFT_V, in + p_begin * plane, n) &&
+                 in_pages(out + m0 * plane, out + m1 * plane + SHIFT_V - 1, out + p_begin * plane, n);
+    if (!inside) m0 = m1 = p_end;
+    dw_planes_checked(out, in, w, bias, beta, C, p_begin, m0, &T);
+    dw_planes(out, in, w, bias, beta, C, m0, m1, &T);
+    dw_planes_checked(out, in, w, bias, beta, C, m1, p_end, &T);
+}
+
+/* Channel c of the depthwise dW over the N images: dw[c·9 + t] = Σ_n Σ_q dy[n,c,q] ·
+ * x[n,c, q + shift(t)] (checked: as dw_planes_body) */
+static inline __attribute__((always_inline)) void dwdw_channel_body(int checked, float *dw, const float *dy,
+                                                                    const float *in, int N, int C, int c,
+                                                                    const Taps3 *T) {
+    size_t plane = (size_t)T->plane;
+    Vec acc[9];
+    UNROLL for (int t = 0; t < 9; t++) acc[t] = V_ZERO();
+    for (int n = 0; n < N; n++) {
+        const float *g = dy + ((size_t)n * C + c) * plane, *x = in + ((size_t)n * C + c) * plane;
+        for (int q = 0; q < T->nvec; q++, g += SHIFT_V, x += SHIFT_V) {
+            Lanes m = LANES(q == T->nvec - 1 ? T->last : SHIFT_ALL);
+            Vec gv = checked ? V_LOADZ(m, g, g) : V_MASKLOAD(m, g);
+            IN_REGISTER(gv);
+            UNROLL for (int t = 0; t < 9; t++)
+                acc[t] = V_FMADD(gv, checked ? V_LOADZ(T->lanes[q][t], x + T->shift[t], x)
+                                             : V_MASKLOAD(T->lanes[q][t], x + T->shift[t]), acc[t]);
+        }
     }
+    UNROLL for (int t = 0; t < 9; t++) dw[(size_t)c * 9 + t] = V_REDUCE(acc[t]);
+}
+static __attribute__((noinline)) void dwdw_channel(float *dw, const float *dy, const float *in, int N, int C, int c,
+                                                   const Taps3 *T) {
+    dwdw_channel_body(0, dw, dy, in, N, C, c, T);
+}
+static __attribute__((noinline)) void dwdw_channel_checked(float *dw, const float *dy, const float *in, int N, int C,
+                                                           int c, const Taps3 *T) {
+    dwdw_channel_body(1, dw, dy, in, N, C, c, T);
 }
 
 void shiftconv_depthwise_dw(float *dw, const float *dy, const float *in, int N, int C, int H, int W, int c_begin,
                             int c_end) {
     Taps3 T;
     taps3(&T, H, W);
-    size_t plane = (size_t)H * W;
-    for (int c = c_begin; c < c_end; c++) {
-        Vec acc[9];
-        UNROLL for (int t = 0; t < 9; t++) acc[t] = V_ZERO();
-        for (int n = 0; n < N; n++) {
-            const float *g = dy + ((size_t)n * C + c) * plane, *x = in + ((size_t)n * C + c) * plane;
-            for (int q = 0; q < T.nvec; q++, g += SHIFT_V, x += SHIFT_V) {
-                Vec gv = V_LOADZ(LANES(q == T.nvec - 1 ? T.last : SHIFT_ALL), g, g);
-                IN_REGISTER(gv);
-                UNROLL for (int t = 0; t < 9; t++)
-                    acc[t] = V_FMADD(gv, V_LOADZ(T.lanes[q][t], x + T.shift[t], x), acc[t]);
-            }
-        }
-        UNROLL for (int t = 0; t < 9; t++) dw[(size_t)c * 9 + t] = V_REDUCE(acc[t]);
-    }
+    /* channels 0 and C-1 hold the tensors' first and last planes: their loads check their
+     * pages; every other plane's shifted reads stay within the planes next to it */
+    for (int c = c_begin; c < c_end; c++)
+        (c == 0 || c == C - 1 ? dwdw_channel_checked : dwdw_channel)(dw, dy, in, N, C, c, &T);
 }
 
 #else /* neither AVX-512 nor AVX2 + FMA in this build of the kernels: conv.c never calls the others */
