@@ -47,8 +47,10 @@
  * ones: load the lane). Unlike the AVX-512 load it may read a masked lane's memory: Intel's
  * manual promises no fault from one, AMD's calls it implementation dependent, and qemu 7.2
  * reads all 32 bytes (a SIGSEGV before the first plane of a page-aligned tensor, found by
- * scripts/qemu_isa_check.sh). So the AVX2 V_LOADZ is given an address known to lie inside
- * the tensor and loads lane by lane the rare vectors whose 32 bytes leave that one's page.
+ * scripts/qemu_isa_check.sh). So a tile (or dW tile, or range of depthwise planes) whose
+ * loads all lie in the input tensor's pages uses the plain load (V_MASKLOAD), and the few
+ * at a tensor's first and last rows the checked one (V_LOADZ: given an address known to
+ * lie inside the tensor, it loads lane by lane a vector whose 32 bytes leave that page).
  * The masks are kept as bits and expanded through a 256-row table (lane_mask), or once per
  * call into a table of vectors (Taps3). Only 16 ymm registers, so the tiles are halved:
  * forward 4 output channels x 3 vectors (12 accumulators + 3 inputs + 1 broadcast = 16;
